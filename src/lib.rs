@@ -1,0 +1,11 @@
+//! flowsketch: find the suspicious hosts in flow data with memory-efficient streaming sketches.
+//!
+//! Layers, each usable on its own: [`formats`] turns bytes into [`record::FlowRecord`]s, [`sketch`] counts distinct
+//! values per key, [`rules`] says what to count and what is suspicious, [`engine`] runs rules over inputs on worker
+//! threads, [`report`] writes findings. The command-line tool in `src/main.rs` is glue over these.
+
+pub mod formats;
+pub mod hash;
+pub mod record;
+pub mod rules;
+pub mod sketch;

@@ -7,6 +7,15 @@ pub mod nfcapd;
 
 use crate::record::FlowRecord;
 use std::fmt;
+use std::sync::Arc;
+
+/// The bytes of one input, shared by the chunks decoded from it on several threads: a memory map or a buffer.
+pub type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Wrap an owned buffer as [`Bytes`].
+pub fn bytes_from_vec(v: Vec<u8>) -> Bytes {
+    Arc::new(v)
+}
 
 /// A decoding error with the byte offset where it was found and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +55,8 @@ pub struct ChunkStats {
 }
 
 /// A file opened by a reader: a header that was validated, and chunks that decode independently.
-pub trait Decoder: Sync {
+/// A decoder owns its input ([`Bytes`]), so chunk jobs can outlive the code that opened the file.
+pub trait Decoder: Send + Sync {
     /// Short name of the format, as `--input-format` spells it.
     fn format(&self) -> &'static str;
     /// Number of independently decodable chunks.
@@ -81,15 +91,16 @@ pub fn decode_all(
 }
 
 /// Open `bytes` with the reader its magic names.
-pub fn open(bytes: &[u8]) -> Result<Box<dyn Decoder + '_>, FormatError> {
-    if nfcapd::is_nfcapd(bytes) {
+pub fn open(bytes: Bytes) -> Result<Box<dyn Decoder>, FormatError> {
+    let b: &[u8] = (*bytes).as_ref();
+    if nfcapd::is_nfcapd(b) {
         return Ok(Box::new(nfcapd::NfcapdFile::open(bytes)?));
     }
     Err(FormatError::new(
         0,
         format!(
             "unknown file format (first bytes {:02x?}); expected one of: {}",
-            &bytes[..bytes.len().min(4)],
+            &b[..b.len().min(4)],
             SUPPORTED.join(", ")
         ),
     ))

@@ -19,7 +19,9 @@ pub struct FilterError {
 impl Filter {
     /// Parse `text`, resolving `@name` list references through `lists`.
     pub fn parse(text: &str, _lists: &super::lists::ListSet) -> Result<Filter, FilterError> {
-        Ok(Filter { text: text.to_string() })
+        Ok(Filter {
+            text: text.to_string(),
+        })
     }
 
     /// The filter that matches every flow.

@@ -43,7 +43,11 @@ impl DistinctCounter for Exact {
         self.set.extend(other.set.iter().copied());
     }
     fn estimate(&mut self) -> Estimate {
-        Estimate { value: self.set.len() as u64, exact: true, rel_std_error: 0.0 }
+        Estimate {
+            value: self.set.len() as u64,
+            exact: true,
+            rel_std_error: 0.0,
+        }
     }
     fn heap_bytes(&self) -> usize {
         self.set.capacity() * 17

@@ -1,6 +1,6 @@
 //! nfdump's nfcapd files: layout 2 (nfdump 1.7) and layout 1 (nfdump 1.6). STUB: being implemented.
 
-use super::{ChunkStats, Decoder, FormatError};
+use super::{Bytes, ChunkStats, Decoder, FormatError};
 use crate::record::FlowRecord;
 
 /// True when `bytes` start with the nfcapd magic (either layout).
@@ -9,17 +9,21 @@ pub fn is_nfcapd(bytes: &[u8]) -> bool {
 }
 
 /// An nfcapd file whose header was validated.
-pub struct NfcapdFile<'a> {
-    bytes: &'a [u8],
+pub struct NfcapdFile {
+    bytes: Bytes,
 }
 
-impl<'a> NfcapdFile<'a> {
-    pub fn open(bytes: &'a [u8]) -> Result<NfcapdFile<'a>, FormatError> {
-        Err(FormatError::new(0, format!("nfcapd reader not implemented ({} bytes)", bytes.len())))
+impl NfcapdFile {
+    pub fn open(bytes: Bytes) -> Result<NfcapdFile, FormatError> {
+        let n = (*bytes).as_ref().len();
+        Err(FormatError::new(
+            0,
+            format!("nfcapd reader not implemented ({n} bytes)"),
+        ))
     }
 }
 
-impl Decoder for NfcapdFile<'_> {
+impl Decoder for NfcapdFile {
     fn format(&self) -> &'static str {
         "nfcapd"
     }
@@ -32,7 +36,7 @@ impl Decoder for NfcapdFile<'_> {
         _scratch: &mut Vec<u8>,
         _out: &mut dyn FnMut(&[FlowRecord]),
     ) -> Result<ChunkStats, FormatError> {
-        let _ = self.bytes;
+        let _ = &self.bytes;
         Ok(ChunkStats::default())
     }
 }

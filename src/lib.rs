@@ -4,8 +4,13 @@
 //! values per key, [`rules`] says what to count and what is suspicious, [`engine`] runs rules over inputs on worker
 //! threads, [`report`] writes findings. The command-line tool in `src/main.rs` is glue over these.
 
+pub mod engine;
 pub mod formats;
+pub mod gen;
 pub mod hash;
+pub mod input;
+pub mod mem;
 pub mod record;
+pub mod report;
 pub mod rules;
 pub mod sketch;

@@ -3,6 +3,7 @@
 //! A reader splits its input into chunks that decode independently (nfcapd blocks), so the engine can decode them
 //! in parallel; a format that must be read in order (a zlib stream) is one chunk that hands out records in batches.
 
+pub mod memory;
 pub mod nfcapd;
 
 use crate::record::FlowRecord;

@@ -1,4 +1,11 @@
 //! Definitions: rules, lists and filters that say what makes a host worth investigating.
 
+pub mod definitions;
 pub mod filter;
 pub mod lists;
+pub mod rule;
+pub mod source_error;
+
+pub use definitions::Definitions;
+pub use rule::{AddrField, CountSpec, DistinctField, KeyExtra, KeySpec, Rule, Severity};
+pub use source_error::{SourceError, SourceErrors};

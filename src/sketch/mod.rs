@@ -53,3 +53,8 @@ impl DistinctCounter for Exact {
         self.set.capacity() * 17
     }
 }
+
+/// Placeholder until the compact counter lands.
+pub type Compact = Exact;
+/// Placeholder until the hyperloglogplus backend lands.
+pub type Hllpp = Exact;

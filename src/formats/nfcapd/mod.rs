@@ -1,5 +1,7 @@
 //! nfdump's nfcapd files: layout 2 (nfdump 1.7) and layout 1 (nfdump 1.6). STUB: being implemented.
 
+pub mod writer;
+
 use super::{Bytes, ChunkStats, Decoder, FormatError};
 use crate::record::FlowRecord;
 

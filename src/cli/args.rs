@@ -1,0 +1,95 @@
+//! The command line, as clap reads it. Nothing here does work: `main` turns these into the library's types.
+
+use clap::{Args, Parser, Subcommand};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flowsketch",
+    version,
+    about = "Find the suspicious hosts in flow data (nfdump, flow-tools, NetFlow/IPFIX, CSV) with memory-efficient sketches",
+    after_help = "Exit codes: 0 nothing found, 1 findings, 2 errors (as anti-virus scanners use them)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan flow files and folders and report the hosts the definitions flag.
+    Scan(ScanArgs),
+    /// Write a small capture with planted scanners to a temporary folder, scan it, and show the findings.
+    Demo(DemoArgs),
+    /// Print or check definitions files.
+    Rules(RulesArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScanArgs {
+    /// Files and folders to scan; folders are read recursively, `-` is standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Definitions file (TOML); the built-in defaults when not given.
+    #[arg(short = 'r', long = "rules", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'f', long, value_name = "FORMAT", default_value = "text",
+          value_parser = ["text", "json", "csv"])]
+    pub format: String,
+
+    /// Worker threads.
+    #[arg(short = 'j', long, value_name = "N",
+          long_help = "Worker threads: each decodes its share of the input and owns the per-host state of the hosts \
+                       whose hash routes to it. Defaults to the number of CPUs.")]
+    pub threads: Option<NonZeroUsize>,
+
+    /// Count exactly (same as --counter exact).
+    #[arg(long, conflicts_with = "counter")]
+    pub exact: bool,
+
+    /// Distinct-count backend: compact (exact while small, then HyperLogLog), exact, or hllpp (hyperloglogplus).
+    #[arg(long, value_name = "KIND", value_parser = ["compact", "exact", "hllpp"])]
+    pub counter: Option<String>,
+
+    /// Read files into memory instead of memory-mapping them.
+    #[arg(long)]
+    pub no_mmap: bool,
+
+    /// No progress display and no summary; findings and errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Keep the generated capture in this folder instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+
+    /// Background flows to generate.
+    #[arg(long, default_value_t = 200_000)]
+    pub flows: u64,
+
+    /// Seed of the generator (the same seed gives the same capture).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Worker threads for the scan.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RulesArgs {
+    /// Print the built-in default definitions (a starting point for a site's file).
+    #[arg(long, conflicts_with = "check")]
+    pub print: bool,
+
+    /// Check a definitions file: exit 0 when valid, 2 with one message per error when not.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+}

@@ -1,0 +1,226 @@
+//! Keys a rule counts per, packed small: the table for a `src` rule holds millions of them.
+//!
+//! Addresses are stored as two `u64` halves rather than a `u128` so a key aligns to 8 bytes, not 16: an address
+//! key with its window is 24 bytes instead of 32.
+
+use crate::hash::{combine, hash128, hash64};
+use crate::record::{Addr, FlowRecord};
+use crate::rules::{AddrField, KeyExtra, KeySpec};
+
+/// A key type of a rule table.
+pub trait TableKey: Copy + Eq + Send + Sync + 'static {
+    /// Build the key of `rec`; `side` is 0 for the flow's source end, 1 for its destination end (`host` keys).
+    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self;
+    /// The fixed-seed hash shards and tables agree on.
+    fn hash(&self) -> u64;
+    /// The key's parts, for reports.
+    fn parts(&self) -> KeyParts;
+}
+
+/// A key taken apart for reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyParts {
+    pub addr: Addr,
+    pub extra: KeyValue,
+    /// Window index (flow start / window length); 0 without windows.
+    pub window: u32,
+}
+
+/// The second field of a key, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyValue {
+    None,
+    Addr(Addr),
+    Port(u16),
+    Proto(u8),
+}
+
+#[inline]
+fn split(a: Addr) -> [u64; 2] {
+    [a.0 as u64, (a.0 >> 64) as u64]
+}
+
+#[inline]
+fn join(a: [u64; 2]) -> Addr {
+    Addr((a[1] as u128) << 64 | a[0] as u128)
+}
+
+/// The key's own address: source, destination, or the end named by `side`.
+#[inline]
+pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
+    match spec.addr {
+        AddrField::Src => rec.src,
+        AddrField::Dst => rec.dst,
+        AddrField::Host => {
+            if side == 0 {
+                rec.src
+            } else {
+                rec.dst
+            }
+        }
+    }
+}
+
+/// An address alone (`src`, `dst`, `host`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AddrKey {
+    a: [u64; 2],
+    window: u32,
+}
+
+impl TableKey for AddrKey {
+    #[inline]
+    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
+        AddrKey {
+            a: split(key_addr(spec, rec, side)),
+            window,
+        }
+    }
+    #[inline]
+    fn hash(&self) -> u64 {
+        let h = hash128(join(self.a).0);
+        if self.window == 0 {
+            h
+        } else {
+            combine(h, self.window as u64)
+        }
+    }
+    fn parts(&self) -> KeyParts {
+        KeyParts {
+            addr: join(self.a),
+            extra: KeyValue::None,
+            window: self.window,
+        }
+    }
+}
+
+/// An address with a port or protocol (`src,dport`, `dst,dport`, `src,proto`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AddrPortKey {
+    a: [u64; 2],
+    /// Port, or protocol for `proto` keys.
+    x: u16,
+    proto_key: bool,
+    window: u32,
+}
+
+impl TableKey for AddrPortKey {
+    #[inline]
+    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
+        let (x, proto_key) = match spec.extra {
+            KeyExtra::Sport => (rec.src_port, false),
+            KeyExtra::Dport => (rec.dst_port, false),
+            KeyExtra::Proto => (rec.proto as u16, true),
+            KeyExtra::None | KeyExtra::Src | KeyExtra::Dst => (0, false),
+        };
+        AddrPortKey {
+            a: split(key_addr(spec, rec, side)),
+            x,
+            proto_key,
+            window,
+        }
+    }
+    #[inline]
+    fn hash(&self) -> u64 {
+        combine(
+            hash128(join(self.a).0),
+            hash64((self.x as u64) << 32 | self.window as u64),
+        )
+    }
+    fn parts(&self) -> KeyParts {
+        KeyParts {
+            addr: join(self.a),
+            extra: if self.proto_key {
+                KeyValue::Proto(self.x as u8)
+            } else {
+                KeyValue::Port(self.x)
+            },
+            window: self.window,
+        }
+    }
+}
+
+/// A pair of addresses (`src,dst`, `dst,src`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AddrPairKey {
+    a: [u64; 2],
+    b: [u64; 2],
+    window: u32,
+}
+
+impl TableKey for AddrPairKey {
+    #[inline]
+    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
+        let b = match spec.extra {
+            KeyExtra::Src => rec.src,
+            _ => rec.dst,
+        };
+        AddrPairKey {
+            a: split(key_addr(spec, rec, side)),
+            b: split(b),
+            window,
+        }
+    }
+    #[inline]
+    fn hash(&self) -> u64 {
+        let h = combine(hash128(join(self.a).0), hash128(join(self.b).0));
+        if self.window == 0 {
+            h
+        } else {
+            combine(h, self.window as u64)
+        }
+    }
+    fn parts(&self) -> KeyParts {
+        KeyParts {
+            addr: join(self.a),
+            extra: KeyValue::Addr(join(self.b)),
+            window: self.window,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> FlowRecord {
+        FlowRecord {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "2001:db8::7".parse().unwrap(),
+            src_port: 1234,
+            dst_port: 80,
+            proto: 6,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keys_take_the_fields_their_spec_names() {
+        let r = rec();
+        let k = AddrKey::extract("host".parse().unwrap(), &r, 1, 0);
+        assert_eq!(k.parts().addr, r.dst);
+        let k = AddrPortKey::extract("src,dport".parse().unwrap(), &r, 0, 3);
+        assert_eq!(k.parts(), KeyParts { addr: r.src, extra: KeyValue::Port(80), window: 3 });
+        let k = AddrPairKey::extract("dst,src".parse().unwrap(), &r, 0, 0);
+        assert_eq!(k.parts().addr, r.dst);
+        assert_eq!(k.parts().extra, KeyValue::Addr(r.src));
+    }
+
+    #[test]
+    fn windows_and_extras_change_the_hash() {
+        let r = rec();
+        let spec: KeySpec = "src".parse().unwrap();
+        assert_ne!(
+            AddrKey::extract(spec, &r, 0, 0).hash(),
+            AddrKey::extract(spec, &r, 0, 1).hash()
+        );
+        let spec: KeySpec = "src,dport".parse().unwrap();
+        let mut r2 = r;
+        r2.dst_port = 81;
+        assert_ne!(
+            AddrPortKey::extract(spec, &r, 0, 0).hash(),
+            AddrPortKey::extract(spec, &r2, 0, 0).hash()
+        );
+        assert_eq!(std::mem::size_of::<AddrKey>(), 24);
+    }
+}

@@ -1,0 +1,189 @@
+//! The engine: runs rules over inputs on worker threads and returns per-rule counts.
+//!
+//! Inputs are opened in order on the calling thread (opening is cheap: a header and a block index) and their
+//! chunks are handed to `threads` workers, which decode in parallel. Each key lives in exactly one worker's shard,
+//! chosen by its fixed-seed hash, so no table is ever locked or merged on the hot path; shards are combined only
+//! when results from several runs must be added up ([`Shard::merge`]).
+
+pub mod key;
+pub mod shard;
+pub mod table;
+mod worker;
+
+pub use key::{KeyParts, KeyValue};
+pub use shard::Shard;
+pub use table::{CompiledRule, Counted, Seen};
+
+use crate::formats::Decoder;
+use crate::rules::Rule;
+use crate::sketch::DistinctCounter;
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use worker::{Job, Msg, Wiring};
+
+/// An opened input: its name for messages, and the decoder over its bytes.
+pub struct Input {
+    pub name: String,
+    pub decoder: Box<dyn Decoder>,
+}
+
+/// A problem with one input; the scan goes on with the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub name: String,
+    /// What went wrong, with the offset where the format knows it.
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+/// How to run a scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Jobs queued ahead of the workers; bounds memory when inputs are read into buffers.
+    pub queue: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            queue: 64,
+        }
+    }
+}
+
+/// Totals of a scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Inputs given, and those that had at least one error.
+    pub inputs: u64,
+    pub inputs_failed: u64,
+    pub flows: u64,
+    /// Records read that are not flows (exporter info, extension maps, unknown types).
+    pub skipped: u64,
+}
+
+/// The result of a scan: one shard per worker, totals, and the problems met.
+pub struct ScanResult<C: DistinctCounter> {
+    pub shards: Vec<Shard<C>>,
+    pub stats: ScanStats,
+    pub errors: Vec<InputError>,
+}
+
+impl<C: DistinctCounter> ScanResult<C> {
+    /// Keys tracked over all rules and shards.
+    pub fn keys(&self) -> usize {
+        self.shards.iter().map(Shard::keys).sum()
+    }
+
+    /// The counts of rule `rule` above `above`, over all shards.
+    pub fn over(&mut self, rule: usize, above: u64) -> Vec<Counted> {
+        self.shards
+            .iter_mut()
+            .flat_map(|s| s.over(rule, above))
+            .collect()
+    }
+
+    /// Every count of rule `rule`, over all shards.
+    pub fn all(&mut self, rule: usize) -> Vec<Counted> {
+        self.shards.iter_mut().flat_map(|s| s.all(rule)).collect()
+    }
+
+    /// Fold all shards into one (each key lives in one shard, so this only concatenates tables).
+    pub fn into_single(self, rules: &[CompiledRule]) -> Shard<C> {
+        let mut acc = Shard::new(rules);
+        for s in self.shards {
+            acc.merge(s);
+        }
+        acc
+    }
+}
+
+/// Scan `inputs` with `rules`. `progress` counts flows routed so far, for a progress display.
+pub fn scan<C, I>(
+    rules: &[Rule],
+    inputs: I,
+    options: &ScanOptions,
+    progress: &AtomicU64,
+) -> ScanResult<C>
+where
+    C: DistinctCounter,
+    I: IntoIterator<Item = Result<Input, InputError>>,
+{
+    let threads = options.threads.max(1);
+    let compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
+    let (job_tx, job_rx) = crossbeam::channel::bounded::<Job>(options.queue.max(1));
+    let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..threads)
+        .map(|_| crossbeam::channel::bounded::<Msg>(16))
+        .unzip();
+    let wiring = Wiring {
+        rules,
+        compiled: &compiled,
+        jobs: job_rx,
+        inboxes: &inbox_tx,
+        progress,
+    };
+    let mut stats = ScanStats::default();
+    let mut errors = Vec::new();
+    let outputs = std::thread::scope(|scope| {
+        let handles: Vec<_> = inbox_rx
+            .into_iter()
+            .enumerate()
+            .map(|(me, inbox)| {
+                let wiring = &wiring;
+                scope.spawn(move || worker::run::<C>(me, wiring, inbox))
+            })
+            .collect();
+        for input in inputs {
+            stats.inputs += 1;
+            match input {
+                Ok(input) => {
+                    let input = Arc::new(input);
+                    for chunk in 0..input.decoder.chunks() {
+                        let job = Job {
+                            input: input.clone(),
+                            chunk,
+                        };
+                        if job_tx.send(job).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        drop(job_tx);
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut shards = Vec::with_capacity(outputs.len());
+    for out in outputs {
+        stats.flows += out.stats.flows;
+        stats.skipped += out.stats.skipped;
+        errors.extend(out.errors);
+        shards.push(out.shard);
+    }
+    // Errors arrive from several workers in any order; sort so runs print the same thing.
+    errors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.message.cmp(&b.message)));
+    let mut failed: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
+    failed.dedup();
+    stats.inputs_failed = failed.len() as u64;
+    ScanResult {
+        shards,
+        stats,
+        errors,
+    }
+}

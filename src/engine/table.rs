@@ -1,0 +1,342 @@
+//! Per-rule tables: key to counter state, hashed with the key's fixed-seed hash (computed once, when the record
+//! is routed) so a lookup never hashes twice.
+
+use super::key::{AddrKey, AddrPairKey, AddrPortKey, KeyParts, TableKey};
+use crate::hash::hash128;
+use crate::record::FlowRecord;
+use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
+use crate::sketch::{DistinctCounter, Estimate};
+use hashbrown::HashTable;
+
+/// What a rule's state keeps besides its count: how many flows matched and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub flows: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen {
+            flows: 0,
+            first_ms: u64::MAX,
+            last_ms: 0,
+        }
+    }
+}
+
+impl Seen {
+    #[inline]
+    fn add(&mut self, rec: &FlowRecord) {
+        self.flows += 1;
+        self.first_ms = self.first_ms.min(rec.first_ms);
+        self.last_ms = self.last_ms.max(rec.last_ms.max(rec.first_ms));
+    }
+
+    fn merge(&mut self, o: &Seen) {
+        self.flows += o.flows;
+        self.first_ms = self.first_ms.min(o.first_ms);
+        self.last_ms = self.last_ms.max(o.last_ms);
+    }
+}
+
+/// A counter state: a sum (flows, packets, bytes) or a distinct counter.
+pub trait State: Default + Send + 'static {
+    fn add(&mut self, count: CountSpec, key_side: u8, rec: &FlowRecord, addr_field: AddrField);
+    fn merge(&mut self, other: &Self);
+    fn value(&mut self) -> Estimate;
+    fn seen(&self) -> Seen;
+    fn heap_bytes(&self) -> usize;
+}
+
+/// Flows, packets or bytes: an exact sum.
+#[derive(Default)]
+pub struct SumState {
+    sum: u64,
+    seen: Seen,
+}
+
+impl State for SumState {
+    #[inline]
+    fn add(&mut self, count: CountSpec, _side: u8, rec: &FlowRecord, _addr: AddrField) {
+        self.sum = self.sum.saturating_add(match count {
+            CountSpec::Packets => rec.packets,
+            CountSpec::Bytes => rec.bytes,
+            _ => 1,
+        });
+        self.seen.add(rec);
+    }
+    fn merge(&mut self, o: &Self) {
+        self.sum = self.sum.saturating_add(o.sum);
+        self.seen.merge(&o.seen);
+    }
+    fn value(&mut self) -> Estimate {
+        Estimate {
+            value: self.sum,
+            exact: true,
+            rel_std_error: 0.0,
+        }
+    }
+    fn seen(&self) -> Seen {
+        self.seen
+    }
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Distinct values of a field, in the chosen counter backend.
+#[derive(Default)]
+pub struct DistinctState<C> {
+    counter: C,
+    seen: Seen,
+}
+
+/// The value a `distinct` count counts, as a 128-bit number.
+#[inline]
+pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: AddrField) -> u128 {
+    match field {
+        DistinctField::Src => rec.src.0,
+        DistinctField::Dst => rec.dst.0,
+        DistinctField::Peer => {
+            let key_is_src = match addr {
+                AddrField::Src => true,
+                AddrField::Dst => false,
+                AddrField::Host => side == 0,
+            };
+            if key_is_src {
+                rec.dst.0
+            } else {
+                rec.src.0
+            }
+        }
+        DistinctField::Sport => rec.src_port as u128,
+        DistinctField::Dport => rec.dst_port as u128,
+    }
+}
+
+impl<C: DistinctCounter> State for DistinctState<C> {
+    #[inline]
+    fn add(&mut self, count: CountSpec, side: u8, rec: &FlowRecord, addr: AddrField) {
+        if let CountSpec::Distinct(field) = count {
+            let v = distinct_value(field, rec, side, addr);
+            self.counter.insert(hash128(v), v);
+        }
+        self.seen.add(rec);
+    }
+    fn merge(&mut self, o: &Self) {
+        self.counter.merge(&o.counter);
+        self.seen.merge(&o.seen);
+    }
+    fn value(&mut self) -> Estimate {
+        self.counter.estimate()
+    }
+    fn seen(&self) -> Seen {
+        self.seen
+    }
+    fn heap_bytes(&self) -> usize {
+        self.counter.heap_bytes()
+    }
+}
+
+/// One rule's table for one key type and state type.
+pub struct Table<K, S> {
+    entries: HashTable<(K, S)>,
+}
+
+impl<K: TableKey, S: State> Default for Table<K, S> {
+    fn default() -> Self {
+        Table {
+            entries: HashTable::new(),
+        }
+    }
+}
+
+impl<K: TableKey, S: State> Table<K, S> {
+    #[inline]
+    fn slot(&mut self, hash: u64, key: K) -> &mut S {
+        let entry = self
+            .entries
+            .entry(hash, |(k, _)| *k == key, |(k, _)| k.hash());
+        &mut entry.or_insert_with(|| (key, S::default())).into_mut().1
+    }
+
+    #[inline]
+    fn add(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
+        let key = K::extract(rule.key, rec, side, rule.window_of(rec));
+        self.slot(hash, key)
+            .add(rule.count, side, rec, rule.key.addr);
+    }
+
+    fn merge(&mut self, other: Table<K, S>) {
+        for (k, s) in other.entries {
+            self.slot(k.hash(), k).merge(&s);
+        }
+    }
+
+    fn over(&mut self, above: u64, out: &mut Vec<Counted>) {
+        for (k, s) in self.entries.iter_mut() {
+            let v = s.value();
+            if v.value > above {
+                out.push(Counted {
+                    key: k.parts(),
+                    value: v,
+                    seen: s.seen(),
+                });
+            }
+        }
+    }
+
+    fn all(&mut self, out: &mut Vec<Counted>) {
+        for (k, s) in self.entries.iter_mut() {
+            out.push(Counted {
+                key: k.parts(),
+                value: s.value(),
+                seen: s.seen(),
+            });
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.entries.capacity() * (std::mem::size_of::<(K, S)>() + 1)
+            + self.entries.iter().map(|(_, s)| s.heap_bytes()).sum::<usize>()
+    }
+}
+
+/// A key's count, taken out of a table for reporting.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted {
+    pub key: KeyParts,
+    pub value: Estimate,
+    pub seen: Seen,
+}
+
+/// The parts of a rule the per-record path needs, copied out so a table never reaches into the definitions.
+#[derive(Debug, Clone, Copy)]
+pub struct CompiledRule {
+    pub key: crate::rules::KeySpec,
+    pub count: CountSpec,
+    pub window_ms: u64,
+}
+
+impl CompiledRule {
+    pub fn new(r: &Rule) -> CompiledRule {
+        CompiledRule {
+            key: r.key,
+            count: r.count,
+            window_ms: r.window_ms.unwrap_or(0),
+        }
+    }
+
+    #[inline]
+    pub fn window_of(&self, rec: &FlowRecord) -> u32 {
+        if self.window_ms == 0 {
+            0
+        } else {
+            (rec.first_ms / self.window_ms) as u32
+        }
+    }
+
+    /// The routing hash of the key this rule builds from `rec` (must equal the table key's own hash).
+    #[inline]
+    pub fn key_hash(&self, rec: &FlowRecord, side: u8) -> u64 {
+        let w = self.window_of(rec);
+        match self.key.extra {
+            KeyExtra::None => AddrKey::extract(self.key, rec, side, w).hash(),
+            KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).hash(),
+            KeyExtra::Sport | KeyExtra::Dport | KeyExtra::Proto => {
+                AddrPortKey::extract(self.key, rec, side, w).hash()
+            }
+        }
+    }
+
+    /// How many keys one flow updates: two for `host` keys (both ends), else one.
+    #[inline]
+    pub fn sides(&self) -> u8 {
+        if self.key.addr == AddrField::Host {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// A rule's table, whichever key and state types it needs.
+pub enum RuleTable<C: DistinctCounter> {
+    AddrSum(Table<AddrKey, SumState>),
+    AddrDistinct(Table<AddrKey, DistinctState<C>>),
+    PortSum(Table<AddrPortKey, SumState>),
+    PortDistinct(Table<AddrPortKey, DistinctState<C>>),
+    PairSum(Table<AddrPairKey, SumState>),
+    PairDistinct(Table<AddrPairKey, DistinctState<C>>),
+}
+
+macro_rules! each_table {
+    ($self:expr, $t:ident => $body:expr) => {
+        match $self {
+            RuleTable::AddrSum($t) => $body,
+            RuleTable::AddrDistinct($t) => $body,
+            RuleTable::PortSum($t) => $body,
+            RuleTable::PortDistinct($t) => $body,
+            RuleTable::PairSum($t) => $body,
+            RuleTable::PairDistinct($t) => $body,
+        }
+    };
+}
+
+impl<C: DistinctCounter> RuleTable<C> {
+    pub fn new(rule: &CompiledRule) -> RuleTable<C> {
+        let distinct = rule.count.is_distinct();
+        match (rule.key.extra, distinct) {
+            (KeyExtra::None, false) => RuleTable::AddrSum(Table::default()),
+            (KeyExtra::None, true) => RuleTable::AddrDistinct(Table::default()),
+            (KeyExtra::Src | KeyExtra::Dst, false) => RuleTable::PairSum(Table::default()),
+            (KeyExtra::Src | KeyExtra::Dst, true) => RuleTable::PairDistinct(Table::default()),
+            (_, false) => RuleTable::PortSum(Table::default()),
+            (_, true) => RuleTable::PortDistinct(Table::default()),
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
+        each_table!(self, t => t.add(rule, hash, rec, side))
+    }
+
+    /// Union with the same rule's table from another shard, file, run or machine.
+    pub fn merge(&mut self, other: RuleTable<C>) {
+        match (self, other) {
+            (RuleTable::AddrSum(a), RuleTable::AddrSum(b)) => a.merge(b),
+            (RuleTable::AddrDistinct(a), RuleTable::AddrDistinct(b)) => a.merge(b),
+            (RuleTable::PortSum(a), RuleTable::PortSum(b)) => a.merge(b),
+            (RuleTable::PortDistinct(a), RuleTable::PortDistinct(b)) => a.merge(b),
+            (RuleTable::PairSum(a), RuleTable::PairSum(b)) => a.merge(b),
+            (RuleTable::PairDistinct(a), RuleTable::PairDistinct(b)) => a.merge(b),
+            // Tables are built from the same rule list, so kinds always agree.
+            _ => unreachable!("merging tables of different rules"),
+        }
+    }
+
+    /// Keys whose count is above the threshold.
+    pub fn over(&mut self, above: u64, out: &mut Vec<Counted>) {
+        each_table!(self, t => t.over(above, out))
+    }
+
+    /// Every key with its count (for comparisons of backends).
+    pub fn all(&mut self, out: &mut Vec<Counted>) {
+        each_table!(self, t => t.all(out))
+    }
+
+    pub fn len(&self) -> usize {
+        each_table!(self, t => t.entries.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate bytes held, for the memory summary.
+    pub fn bytes(&self) -> usize {
+        each_table!(self, t => t.bytes())
+    }
+}

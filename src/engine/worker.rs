@@ -1,0 +1,191 @@
+//! Worker threads: each decodes chunks, routes every matching record to the shard that owns its key, and applies
+//! the updates routed to its own shard.
+//!
+//! Records are copied once per batch into a shared buffer; what travels between workers is 16-byte [`Ref`]s
+//! pointing into it. Channels are bounded, and a worker that finds a peer's inbox full applies its own inbox while
+//! it waits, so no two workers can block on each other.
+
+use super::shard::{shard_of, Ref, Shard};
+use super::table::CompiledRule;
+use super::{Input, InputError};
+use crate::formats::{ChunkStats, Decoder};
+use crate::record::FlowRecord;
+use crate::rules::Rule;
+use crate::sketch::DistinctCounter;
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A chunk of an input to decode.
+pub struct Job {
+    pub input: Arc<Input>,
+    pub chunk: usize,
+}
+
+/// What travels between workers.
+pub enum Msg {
+    Batch(Arc<Vec<FlowRecord>>, Vec<Ref>),
+    /// The sender has decoded its last chunk and will send nothing more.
+    Done,
+}
+
+/// What a worker hands back when all input is consumed.
+pub struct WorkerOutput<C: DistinctCounter> {
+    pub shard: Shard<C>,
+    pub stats: ChunkStats,
+    pub errors: Vec<InputError>,
+}
+
+/// Everything a worker shares with the others.
+pub struct Wiring<'a> {
+    pub rules: &'a [Rule],
+    pub compiled: &'a [CompiledRule],
+    pub jobs: Receiver<Job>,
+    pub inboxes: &'a [Sender<Msg>],
+    pub progress: &'a AtomicU64,
+}
+
+struct Worker<'a, C: DistinctCounter> {
+    me: usize,
+    wiring: &'a Wiring<'a>,
+    inbox: Receiver<Msg>,
+    shard: Shard<C>,
+    outboxes: Vec<Vec<Ref>>,
+    dones: usize,
+}
+
+impl<C: DistinctCounter> Worker<'_, C> {
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Batch(records, refs) => self.shard.apply(self.wiring.compiled, &records, &refs),
+            Msg::Done => self.dones += 1,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            self.handle(msg);
+        }
+    }
+
+    fn send(&mut self, to: usize, mut msg: Msg) {
+        loop {
+            match self.wiring.inboxes[to].try_send(msg) {
+                Ok(()) => return,
+                Err(TrySendError::Full(m)) => {
+                    msg = m;
+                    self.drain();
+                    std::thread::yield_now();
+                }
+                // Receivers live until every worker is done, so this cannot happen; dropping is the only option.
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+
+    /// Route one decoded batch: matching rules produce refs, grouped by owning shard.
+    fn route(&mut self, batch: &[FlowRecord]) {
+        let n = self.wiring.inboxes.len();
+        let rules = self.wiring.rules;
+        let compiled = self.wiring.compiled;
+        for (i, rec) in batch.iter().enumerate() {
+            for (ri, rule) in rules.iter().enumerate() {
+                if !rule.filter.matches(rec) {
+                    continue;
+                }
+                let c = &compiled[ri];
+                for side in 0..c.sides() {
+                    let hash = c.key_hash(rec, side);
+                    self.outboxes[shard_of(hash, n)].push(Ref {
+                        hash,
+                        idx: i as u32,
+                        rule: ri as u16,
+                        side,
+                    });
+                }
+            }
+        }
+        let mut shared: Option<Arc<Vec<FlowRecord>>> = None;
+        for to in 0..n {
+            if self.outboxes[to].is_empty() {
+                continue;
+            }
+            if to == self.me {
+                let refs = std::mem::take(&mut self.outboxes[to]);
+                self.shard.apply(compiled, batch, &refs);
+                self.outboxes[to] = refs;
+                self.outboxes[to].clear();
+            } else {
+                let records = shared
+                    .get_or_insert_with(|| Arc::new(batch.to_vec()))
+                    .clone();
+                let refs = std::mem::take(&mut self.outboxes[to]);
+                self.send(to, Msg::Batch(records, refs));
+            }
+        }
+        self.wiring
+            .progress
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Run worker `me` until every input is consumed and every peer is done.
+pub fn run<C: DistinctCounter>(
+    me: usize,
+    wiring: &Wiring<'_>,
+    inbox: Receiver<Msg>,
+) -> WorkerOutput<C> {
+    let n = wiring.inboxes.len();
+    let mut w = Worker::<C> {
+        me,
+        wiring,
+        inbox,
+        shard: Shard::new(wiring.compiled),
+        outboxes: vec![Vec::new(); n],
+        dones: 0,
+    };
+    let mut stats = ChunkStats::default();
+    let mut errors = Vec::new();
+    let mut scratch = Vec::new();
+    loop {
+        let job = crossbeam::channel::select! {
+            recv(w.inbox) -> msg => {
+                if let Ok(msg) = msg {
+                    w.handle(msg);
+                }
+                continue;
+            }
+            recv(wiring.jobs) -> job => match job {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
+        let decoder: &dyn Decoder = job.input.decoder.as_ref();
+        match decoder.decode_chunk(job.chunk, &mut scratch, &mut |batch| w.route(batch)) {
+            Ok(s) => {
+                stats.flows += s.flows;
+                stats.skipped += s.skipped;
+            }
+            Err(e) => errors.push(InputError {
+                name: job.input.name.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    for to in 0..n {
+        if to != me {
+            w.send(to, Msg::Done);
+        }
+    }
+    while w.dones < n - 1 {
+        match w.inbox.recv() {
+            Ok(msg) => w.handle(msg),
+            Err(_) => break,
+        }
+    }
+    WorkerOutput {
+        shard: w.shard,
+        stats,
+        errors,
+    }
+}

@@ -1,0 +1,4 @@
+//! Synthetic flow traffic with planted events and their ground truth, for the demo, tests and benchmarks.
+
+pub mod demo;
+pub mod rng;

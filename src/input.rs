@@ -1,0 +1,170 @@
+//! Turning the paths a user gives into opened inputs: folders walked recursively (like `nfdump -R`), files
+//! memory-mapped (or read, with `--no-mmap`), `-` read from standard input.
+
+use crate::engine::{Input, InputError};
+use crate::formats::{self, Bytes};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// How inputs are read.
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    /// Read files into memory instead of mapping them.
+    pub no_mmap: bool,
+}
+
+/// One input to scan: a file, or standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "<stdin>".to_string(),
+        }
+    }
+}
+
+/// Expand `paths` into files: folders are walked recursively in name order; hidden files and files nfcapd is
+/// still writing (`nfcapd.current.*`) are skipped inside folders, as nfdump skips them. Unreadable folders are
+/// errors; the rest is still returned.
+pub fn expand(paths: &[PathBuf]) -> (Vec<Source>, Vec<InputError>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            files.push(Source::Stdin);
+        } else if p.is_dir() {
+            walk(p, &mut files, &mut errors);
+        } else {
+            // Missing files are reported when opened, in their place in the order.
+            files.push(Source::File(p.clone()));
+        }
+    }
+    (files, errors)
+}
+
+fn walk(dir: &Path, files: &mut Vec<Source>, errors: &mut Vec<InputError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(InputError {
+                name: dir.display().to_string(),
+                message: format!("cannot read folder: {e}"),
+            });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') || name.starts_with("nfcapd.current") {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, files, errors);
+        } else {
+            files.push(Source::File(p));
+        }
+    }
+}
+
+/// Read or map a source's bytes.
+pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError> {
+    let err = |message: String| InputError {
+        name: source.name(),
+        message,
+    };
+    match source {
+        Source::Stdin => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .map_err(|e| err(format!("cannot read standard input: {e}")))?;
+            Ok(formats::bytes_from_vec(buf))
+        }
+        Source::File(path) => {
+            let mut file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+            if !options.no_mmap {
+                // SAFETY: the map is read-only. If another process truncates the file while it is mapped, reads
+                // past the new end fault (SIGBUS); nfcapd writes rotated files under a temporary name and renames
+                // them when complete, so finished captures are not truncated under us. `--no-mmap` avoids the risk.
+                if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+                    return Ok(std::sync::Arc::new(map));
+                }
+            }
+            let mut buf = Vec::new();
+            file.read_to_end(&mut buf)
+                .map_err(|e| err(format!("cannot read: {e}")))?;
+            Ok(formats::bytes_from_vec(buf))
+        }
+    }
+}
+
+/// Load and open one source with the reader its content calls for.
+pub fn open(source: &Source, options: &InputOptions) -> Result<Input, InputError> {
+    let bytes = load(source, options)?;
+    let decoder = formats::open(bytes).map_err(|e| InputError {
+        name: source.name(),
+        message: e.to_string(),
+    })?;
+    Ok(Input {
+        name: source.name(),
+        decoder,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_walked_in_order_skipping_hidden_and_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("2026/11/26");
+        std::fs::create_dir_all(&sub).unwrap();
+        for name in ["nfcapd.202611260305", "nfcapd.202611260300", ".hidden", "nfcapd.current.1234"] {
+            std::fs::write(sub.join(name), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("a"), b"x").unwrap();
+        let (files, errors) = expand(&[dir.path().to_path_buf()]);
+        assert!(errors.is_empty());
+        let names: Vec<String> = files
+            .iter()
+            .map(|s| match s {
+                Source::File(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
+                Source::Stdin => "-".into(),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["2026/11/26/nfcapd.202611260300", "2026/11/26/nfcapd.202611260305", "a"]
+        );
+    }
+
+    #[test]
+    fn missing_files_fail_when_opened_with_their_name() {
+        let (files, _) = expand(&[PathBuf::from("/no/such/file")]);
+        let e = open(&files[0], &InputOptions::default()).err().unwrap();
+        assert_eq!(e.name, "/no/such/file");
+        assert!(e.message.contains("cannot open"), "{}", e.message);
+    }
+
+    #[test]
+    fn mmap_and_read_give_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello flows").unwrap();
+        let s = Source::File(p);
+        let a = load(&s, &InputOptions { no_mmap: false }).unwrap();
+        let b = load(&s, &InputOptions { no_mmap: true }).unwrap();
+        assert_eq!((*a).as_ref(), (*b).as_ref());
+    }
+}

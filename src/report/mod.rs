@@ -1,0 +1,152 @@
+//! Findings and the writers that print them: aligned text for people, JSON lines for machines, CSV for
+//! spreadsheets. One file per format; all take the same [`Finding`]s.
+
+mod csv;
+mod json;
+mod text;
+pub mod time;
+
+use crate::engine::{Counted, KeyParts, KeyValue, ScanResult};
+use crate::rules::{CountSpec, Definitions, KeySpec, Severity};
+use crate::sketch::DistinctCounter;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+/// A host (or host and port, or pair) whose count went over a rule's threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub rule: String,
+    pub name: String,
+    pub severity: Severity,
+    pub key_spec: KeySpec,
+    pub key: KeyParts,
+    pub count_spec: CountSpec,
+    /// The counted value (an estimate unless `exact`).
+    pub count: u64,
+    pub exact: bool,
+    /// Relative standard error of the estimate (one sigma); 0 when exact.
+    pub rel_std_error: f64,
+    pub above: u64,
+    /// The window's length, when the rule has one (`key.window` is its index).
+    pub window_ms: Option<u64>,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Flows that matched the rule for this key.
+    pub flows: u64,
+}
+
+impl Finding {
+    fn from_counted(rule: &crate::rules::Rule, c: &Counted) -> Finding {
+        Finding {
+            rule: rule.id.clone(),
+            name: rule.name.clone(),
+            severity: rule.severity,
+            key_spec: rule.key,
+            key: c.key,
+            count_spec: rule.count,
+            count: c.value.value,
+            exact: c.value.exact,
+            rel_std_error: c.value.rel_std_error,
+            above: rule.above,
+            window_ms: rule.window_ms,
+            first_ms: c.seen.first_ms,
+            last_ms: c.seen.last_ms,
+            flows: c.seen.flows,
+        }
+    }
+
+    /// The key as people read it: `10.0.0.128`, `10.0.0.128 port 80`, `10.0.0.128 > 10.0.0.1`.
+    pub fn key_text(&self) -> String {
+        let a = self.key.addr;
+        match self.key.extra {
+            KeyValue::None => a.to_string(),
+            KeyValue::Port(p) => format!("{a} port {p}"),
+            KeyValue::Proto(p) => format!("{a} proto {p}"),
+            KeyValue::Addr(b) => format!("{a} > {b}"),
+        }
+    }
+
+    /// The count as people read it: `256` when exact, `~10230 (+-1.6%)` when estimated.
+    pub fn count_text(&self) -> String {
+        if self.exact {
+            self.count.to_string()
+        } else {
+            format!("~{} (+-{:.1}%)", self.count, self.rel_std_error * 100.0)
+        }
+    }
+
+    /// Start and end of the finding's window in ms, when the rule has one.
+    pub fn window_bounds(&self) -> Option<(u64, u64)> {
+        self.window_ms.map(|w| {
+            let start = self.key.window as u64 * w;
+            (start, start + w)
+        })
+    }
+}
+
+/// Every finding of a scan, most severe first, then by rule, then by count.
+pub fn findings<C: DistinctCounter>(defs: &Definitions, result: &mut ScanResult<C>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, rule) in defs.rules.iter().enumerate() {
+        for c in result.over(i, rule.above) {
+            out.push(Finding::from_counted(rule, &c));
+        }
+    }
+    sort(&mut out);
+    out
+}
+
+/// The order findings are printed in, the same on every run and thread count.
+pub fn sort(findings: &mut [Finding]) {
+    let rule_order = |f: &Finding| f.rule.clone();
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| rule_order(a).cmp(&rule_order(b)))
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// What every report says about where its findings came from.
+#[derive(Debug, Clone)]
+pub struct ReportMeta {
+    pub definitions_version: String,
+    pub definitions_origin: String,
+    /// The counter backend: `compact`, `exact` or `hllpp`.
+    pub counter: String,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            _ => Err(format!("expected text, json or csv; found '{s}'")),
+        }
+    }
+}
+
+/// Write `findings` in `format`.
+pub fn write(
+    out: &mut dyn Write,
+    format: Format,
+    meta: &ReportMeta,
+    findings: &[Finding],
+) -> io::Result<()> {
+    match format {
+        Format::Text => text::write(out, meta, findings),
+        Format::Json => json::write(out, meta, findings),
+        Format::Csv => csv::write(out, meta, findings),
+    }
+}

@@ -130,7 +130,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("2026/11/26");
         std::fs::create_dir_all(&sub).unwrap();
-        for name in ["nfcapd.202611260305", "nfcapd.202611260300", ".hidden", "nfcapd.current.1234"] {
+        for name in [
+            "nfcapd.202611260305",
+            "nfcapd.202611260300",
+            ".hidden",
+            "nfcapd.current.1234",
+        ] {
             std::fs::write(sub.join(name), b"x").unwrap();
         }
         std::fs::write(dir.path().join("a"), b"x").unwrap();
@@ -145,7 +150,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["2026/11/26/nfcapd.202611260300", "2026/11/26/nfcapd.202611260305", "a"]
+            [
+                "2026/11/26/nfcapd.202611260300",
+                "2026/11/26/nfcapd.202611260305",
+                "a"
+            ]
         );
     }
 

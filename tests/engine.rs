@@ -78,7 +78,11 @@ fn input(name: &str, recs: Vec<FlowRecord>, chunk: usize) -> Result<Input, Input
     })
 }
 
-fn run<C: DistinctCounter>(defs: &Definitions, recs: &[FlowRecord], threads: usize) -> Vec<Finding> {
+fn run<C: DistinctCounter>(
+    defs: &Definitions,
+    recs: &[FlowRecord],
+    threads: usize,
+) -> Vec<Finding> {
     let inputs = vec![
         input("a", recs[..recs.len() / 2].to_vec(), 1_000),
         input("b", recs[recs.len() / 2..].to_vec(), 777),
@@ -95,9 +99,17 @@ fn findings_do_not_depend_on_the_thread_count() {
     let defs = Definitions::parse(RULES, "test", None).unwrap();
     let recs = records(1, 60_000);
     let one = run::<Exact>(&defs, &recs, 1);
-    assert!(one.len() > 10, "the test data must produce findings: {}", one.len());
+    assert!(
+        one.len() > 10,
+        "the test data must produce findings: {}",
+        one.len()
+    );
     for threads in [2, 3, 5] {
-        assert_eq!(run::<Exact>(&defs, &recs, threads), one, "threads={threads}");
+        assert_eq!(
+            run::<Exact>(&defs, &recs, threads),
+            one,
+            "threads={threads}"
+        );
     }
 }
 
@@ -211,7 +223,10 @@ fn a_failing_input_does_not_stop_the_others() {
     let mut result = engine::scan::<Exact, _>(
         &defs.rules,
         inputs,
-        &ScanOptions { threads: 2, queue: 2 },
+        &ScanOptions {
+            threads: 2,
+            queue: 2,
+        },
         &AtomicU64::new(0),
     );
     assert_eq!(result.stats.inputs, 2);

@@ -42,9 +42,13 @@ pub struct ScanArgs {
     pub format: String,
 
     /// Worker threads.
-    #[arg(short = 'j', long, value_name = "N",
-          long_help = "Worker threads: each decodes its share of the input and owns the per-host state of the hosts \
-                       whose hash routes to it. Defaults to the number of CPUs.")]
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        long_help = "Worker threads: each decodes its share of the input and owns the per-host state of the hosts \
+                       whose hash routes to it. Defaults to the number of CPUs."
+    )]
     pub threads: Option<NonZeroUsize>,
 
     /// Count exactly (same as --counter exact).

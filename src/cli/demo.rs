@@ -40,7 +40,10 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     let files = match write_rotated(&dir, &flows) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("flowsketch: cannot write the demo capture in {}: {e}", dir.display());
+            eprintln!(
+                "flowsketch: cannot write the demo capture in {}: {e}",
+                dir.display()
+            );
             return ExitCode::Error;
         }
     };
@@ -64,7 +67,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         quiet: false,
     };
     eprintln!("flowsketch demo: flowsketch scan {}", dir.display());
-    let outcome = execute(&plan, &[dir.clone()]);
+    let outcome = execute(&plan, std::slice::from_ref(&dir));
     let meta = ReportMeta {
         definitions_version: plan.definitions.version.clone(),
         definitions_origin: plan.definitions.origin.clone(),

@@ -44,7 +44,11 @@ impl Progress {
                 }
             })
         });
-        Progress { flows, stop, thread }
+        Progress {
+            flows,
+            stop,
+            thread,
+        }
     }
 
     pub fn finish(mut self) {

@@ -31,7 +31,9 @@ impl ScanPlan {
         let counter = if args.exact {
             "exact".to_string()
         } else {
-            args.counter.clone().unwrap_or_else(|| "compact".to_string())
+            args.counter
+                .clone()
+                .unwrap_or_else(|| "compact".to_string())
         };
         let mut options = ScanOptions::default();
         if let Some(n) = args.threads {
@@ -145,7 +147,11 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
 fn summary(o: &Outcome) {
     let stats = &o.stats;
     let peak = peak_rss_bytes().map_or_else(|| "unknown".to_string(), human_bytes);
-    let rate = if o.secs > 0.0 { stats.flows as f64 / o.secs } else { 0.0 };
+    let rate = if o.secs > 0.0 {
+        stats.flows as f64 / o.secs
+    } else {
+        0.0
+    };
     let errors = o.errors.len();
     eprintln!(
         "flowsketch: {} input{} ({} with errors, {errors} error{}), {} flows, {} records skipped, {} keys tracked, peak memory {peak}, {:.2} s, {:.2} M flows/s",

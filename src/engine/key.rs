@@ -200,7 +200,14 @@ mod tests {
         let k = AddrKey::extract("host".parse().unwrap(), &r, 1, 0);
         assert_eq!(k.parts().addr, r.dst);
         let k = AddrPortKey::extract("src,dport".parse().unwrap(), &r, 0, 3);
-        assert_eq!(k.parts(), KeyParts { addr: r.src, extra: KeyValue::Port(80), window: 3 });
+        assert_eq!(
+            k.parts(),
+            KeyParts {
+                addr: r.src,
+                extra: KeyValue::Port(80),
+                window: 3
+            }
+        );
         let k = AddrPairKey::extract("dst,src".parse().unwrap(), &r, 0, 0);
         assert_eq!(k.parts().addr, r.dst);
         assert_eq!(k.parts().extra, KeyValue::Addr(r.src));

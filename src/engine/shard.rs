@@ -16,7 +16,7 @@ pub struct Ref {
 /// Which of `n` shards owns a key hash. Uses bits the tables do not use for buckets (low) or tags (top 7).
 #[inline]
 pub fn shard_of(hash: u64, n: usize) -> usize {
-    (((hash >> 24) & 0xffff_ffff) * n as u64 >> 32) as usize
+    ((((hash >> 24) & 0xffff_ffff) * n as u64) >> 32) as usize
 }
 
 /// All rule tables of one worker.

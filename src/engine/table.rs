@@ -200,7 +200,11 @@ impl<K: TableKey, S: State> Table<K, S> {
 
     fn bytes(&self) -> usize {
         self.entries.capacity() * (std::mem::size_of::<(K, S)>() + 1)
-            + self.entries.iter().map(|(_, s)| s.heap_bytes()).sum::<usize>()
+            + self
+                .entries
+                .iter()
+                .map(|(_, s)| s.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -231,11 +235,7 @@ impl CompiledRule {
 
     #[inline]
     pub fn window_of(&self, rec: &FlowRecord) -> u32 {
-        if self.window_ms == 0 {
-            0
-        } else {
-            (rec.first_ms / self.window_ms) as u32
-        }
+        rec.first_ms.checked_div(self.window_ms).unwrap_or(0) as u32
     }
 
     /// The routing hash of the key this rule builds from `rec` (must equal the table key's own hash).

@@ -35,9 +35,10 @@ impl Decoder for RecordsDecoder {
     ) -> Result<ChunkStats, FormatError> {
         let start = index * self.chunk;
         let end = (start + self.chunk).min(self.records.len());
-        let part = self.records.get(start..end).ok_or_else(|| {
-            FormatError::new(0, format!("chunk {index} does not exist"))
-        })?;
+        let part = self
+            .records
+            .get(start..end)
+            .ok_or_else(|| FormatError::new(0, format!("chunk {index} does not exist")))?;
         for batch in part.chunks(BATCH) {
             out(batch);
         }

@@ -125,7 +125,11 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
     // A SYN flood from 1,500 spoofed sources at one web server.
     let victim = Addr::v4(0x0a14_0050);
     for i in 0..1_500u32 {
-        let mut f = base_flow(&mut rng, Addr::v4(0xcb00_0000 | (i * 2_654_435_761u32 >> 8)), victim);
+        let mut f = base_flow(
+            &mut rng,
+            Addr::v4(0xcb00_0000 | (i.wrapping_mul(2_654_435_761) >> 8)),
+            victim,
+        );
         syn_probe(&mut f, 80);
         flows.push(f);
     }

@@ -61,9 +61,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        let a: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
-        let c: Vec<u64> = (0..5).scan(Rng::new(8), |r, _| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..5)
+            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
+        let c: Vec<u64> = (0..5)
+            .scan(Rng::new(8), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -75,7 +81,10 @@ mod tests {
         for _ in 0..100_000 {
             hist[r.below(10) as usize] += 1;
         }
-        assert!(hist.iter().all(|&h| (9_400..10_600).contains(&h)), "{hist:?}");
+        assert!(
+            hist.iter().all(|&h| (9_400..10_600).contains(&h)),
+            "{hist:?}"
+        );
         let mut z = [0u32; 100];
         for _ in 0..100_000 {
             z[r.zipf(100, 1.1) as usize] += 1;

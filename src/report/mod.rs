@@ -85,7 +85,10 @@ impl Finding {
 }
 
 /// Every finding of a scan, most severe first, then by rule, then by count.
-pub fn findings<C: DistinctCounter>(defs: &Definitions, result: &mut ScanResult<C>) -> Vec<Finding> {
+pub fn findings<C: DistinctCounter>(
+    defs: &Definitions,
+    result: &mut ScanResult<C>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, rule) in defs.rules.iter().enumerate() {
         for c in result.over(i, rule.above) {

@@ -31,12 +31,26 @@ pub fn write(out: &mut dyn Write, meta: &ReportMeta, findings: &[Finding]) -> io
         }
     }
     let windowed = findings.iter().any(|f| f.window_ms.is_some());
-    print_row(out, &HEADERS.map(String::from), &widths, windowed.then_some("WINDOW"))?;
+    print_row(
+        out,
+        &HEADERS.map(String::from),
+        &widths,
+        windowed.then_some("WINDOW"),
+    )?;
     for (r, f) in rows.iter().zip(findings) {
-        let window = f
-            .window_bounds()
-            .map(|(s, _)| format!("{} +{}", iso8601_ms(s), format_window(f.window_ms.unwrap_or(0))));
-        print_row(out, r, &widths, window.as_deref().or(windowed.then_some("-")))?;
+        let window = f.window_bounds().map(|(s, _)| {
+            format!(
+                "{} +{}",
+                iso8601_ms(s),
+                format_window(f.window_ms.unwrap_or(0))
+            )
+        });
+        print_row(
+            out,
+            r,
+            &widths,
+            window.as_deref().or(windowed.then_some("-")),
+        )?;
     }
     Ok(())
 }

@@ -383,10 +383,8 @@ fn positive_list_refs(text: &str) -> Vec<String> {
                 negated.push(outer ^ pending_not);
                 pending_not = false;
             }
-            ")" => {
-                if negated.len() > 1 {
-                    negated.pop();
-                }
+            ")" if negated.len() > 1 => {
+                negated.pop();
             }
             "not" | "!" => pending_not = !pending_not,
             "and" | "or" | "&&" | "||" => pending_not = false,
@@ -452,7 +450,10 @@ mod tests {
         assert!(positive_list_refs("not ip in @trusted").is_empty());
         assert!(positive_list_refs("not (proto udp or src in @x)").is_empty());
         assert_eq!(positive_list_refs("!(!(src in @x))"), ["x"]);
-        assert_eq!(positive_list_refs("src in @p and not dst port in @ports"), ["p"]);
+        assert_eq!(
+            positive_list_refs("src in @p and not dst port in @ports"),
+            ["p"]
+        );
     }
 
     #[test]
@@ -479,7 +480,8 @@ severity = "urgent"
 
     #[test]
     fn unknown_fields_and_duplicate_ids_are_errors() {
-        let text = "[[rule]]\nid = \"A\"\nkey = \"src\"\ncount = \"flows\"\nabove = 1\nthreshold = 3\n";
+        let text =
+            "[[rule]]\nid = \"A\"\nkey = \"src\"\ncount = \"flows\"\nabove = 1\nthreshold = 3\n";
         let errs = Definitions::parse(text, "f.toml", None).unwrap_err().0;
         assert_eq!(errs[0].line, 6, "{errs:?}");
         assert!(errs[0].message.contains("threshold"), "{errs:?}");

@@ -21,14 +21,20 @@ impl AddrList {
         self.ranges.is_empty()
     }
     pub fn parse_entry(s: &str) -> Result<AddrList, String> {
-        let a: Addr = s.parse().map_err(|_| format!("expected an address; found '{s}'"))?;
-        Ok(AddrList { ranges: vec![(a.0, a.0)] })
+        let a: Addr = s
+            .parse()
+            .map_err(|_| format!("expected an address; found '{s}'"))?;
+        Ok(AddrList {
+            ranges: vec![(a.0, a.0)],
+        })
     }
     pub fn from_file(path: &Path) -> Result<AddrList, String> {
         Err(format!("{}: list files not implemented", path.display()))
     }
     pub fn builtin(name: &str) -> Option<AddrList> {
-        (name == "bogons").then(|| AddrList { ranges: vec![(Addr::v4(0xf000_0000).0, Addr::v4(0xffff_ffff).0)] })
+        (name == "bogons").then(|| AddrList {
+            ranges: vec![(Addr::v4(0xf000_0000).0, Addr::v4(0xffff_ffff).0)],
+        })
     }
     pub fn extend(&mut self, other: &AddrList) {
         self.ranges.extend_from_slice(&other.ranges);
@@ -45,7 +51,10 @@ impl PortList {
     pub fn parse_entries(entries: &[String]) -> Result<PortList, (usize, String)> {
         let mut ports = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            ports.push(e.parse().map_err(|_| (i, format!("expected a port; found '{e}'")))?);
+            ports.push(
+                e.parse()
+                    .map_err(|_| (i, format!("expected a port; found '{e}'")))?,
+            );
         }
         Ok(PortList { ports })
     }

@@ -243,9 +243,7 @@ pub struct Rule {
 /// Parse a window length such as `300`, `300s`, `5m`, `1h`, `1d` into milliseconds.
 pub fn parse_window(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
@@ -271,7 +269,12 @@ pub fn parse_window(s: &str) -> Result<u64, String> {
 
 /// Format milliseconds as the shortest window spelling (`5m`, `1h`).
 pub fn format_window(ms: u64) -> String {
-    for (unit, scale) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, scale) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms % scale == 0 {
             return format!("{}{unit}", ms / scale);
         }
@@ -285,19 +288,37 @@ mod tests {
 
     #[test]
     fn keys_parse_and_print_back() {
-        for k in ["src", "dst", "host", "src,dport", "src,dst", "dst,dport", "dst,src"] {
+        for k in [
+            "src",
+            "dst",
+            "host",
+            "src,dport",
+            "src,dst",
+            "dst,dport",
+            "dst,src",
+        ] {
             let spec: KeySpec = k.parse().unwrap();
             assert_eq!(spec.to_string(), k);
         }
         assert!("src,src".parse::<KeySpec>().is_err());
         assert!("host,dport".parse::<KeySpec>().is_err());
-        assert!("peer".parse::<KeySpec>().unwrap_err().contains("src, dst or host"));
+        assert!("peer"
+            .parse::<KeySpec>()
+            .unwrap_err()
+            .contains("src, dst or host"));
         assert!("src,dport,proto".parse::<KeySpec>().is_err());
     }
 
     #[test]
     fn counts_parse_and_print_back() {
-        for c in ["flows", "packets", "bytes", "distinct dst", "distinct peer", "distinct dport"] {
+        for c in [
+            "flows",
+            "packets",
+            "bytes",
+            "distinct dst",
+            "distinct peer",
+            "distinct dport",
+        ] {
             let spec: CountSpec = c.parse().unwrap();
             assert_eq!(spec.to_string(), c);
         }

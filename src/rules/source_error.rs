@@ -108,7 +108,10 @@ mod tests {
         assert_eq!((e.line, e.column), (3, 7));
         let shown = e.to_string();
         assert!(shown.starts_with("site.toml:3:7: expected src, dst or host"));
-        assert!(shown.ends_with("3 | key = \"peer\"\n  |       ^"), "{shown}");
+        assert!(
+            shown.ends_with("3 | key = \"peer\"\n  |       ^"),
+            "{shown}"
+        );
     }
 
     #[test]

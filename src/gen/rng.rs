@@ -43,15 +43,16 @@ impl Rng {
 
     /// Index in `0..n` drawn with Zipf-like weights 1/(i+1)^s, by inverting the continuous approximation.
     pub fn zipf(&mut self, n: u64, s: f64) -> u64 {
-        let n = n.max(1) as f64;
+        // Continuous density proportional to (x+1)^-s on [0, n), floored: index n-1 is reachable.
+        let top = n.max(1) as f64 + 1.0;
         let u = self.unit();
         let i = if (s - 1.0).abs() < 1e-9 {
-            n.powf(u) - 1.0
+            top.powf(u) - 1.0
         } else {
             let a = 1.0 - s;
-            ((u * (n.powf(a) - 1.0) + 1.0).powf(1.0 / a)) - 1.0
+            ((u * (top.powf(a) - 1.0) + 1.0).powf(1.0 / a)) - 1.0
         };
-        (i as u64).min(n as u64 - 1)
+        (i as u64).min(n.max(1) - 1)
     }
 }
 

@@ -8,36 +8,67 @@ use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
 use crate::sketch::{DistinctCounter, Estimate};
 use hashbrown::HashTable;
 
-/// What a rule's state keeps besides its count: how many flows matched and when.
+/// What a rule's state keeps besides its count: how many flows matched and when. 16 bytes, because a table
+/// holds millions: the span is kept in milliseconds up to 49 days (a month of captures fits), flows saturate at
+/// 2^32 - 1 (the count itself, for `count = "flows"`, is a separate 64-bit sum).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen {
-    pub flows: u64,
-    pub first_ms: u64,
-    pub last_ms: u64,
+    first_ms: u64,
+    span_ms: u32,
+    flows: u32,
 }
 
 impl Default for Seen {
     fn default() -> Seen {
         Seen {
-            flows: 0,
             first_ms: u64::MAX,
-            last_ms: 0,
+            span_ms: 0,
+            flows: 0,
         }
     }
 }
 
 impl Seen {
+    pub fn flows(&self) -> u64 {
+        self.flows as u64
+    }
+
+    pub fn first_ms(&self) -> u64 {
+        if self.flows == 0 {
+            0
+        } else {
+            self.first_ms
+        }
+    }
+
+    pub fn last_ms(&self) -> u64 {
+        self.first_ms() + self.span_ms as u64
+    }
+
+    #[inline]
+    fn cover(&mut self, first: u64, last: u64) {
+        let lo = self.first_ms.min(first);
+        let hi = if self.flows == 0 {
+            last
+        } else {
+            self.last_ms().max(last)
+        };
+        self.first_ms = lo;
+        self.span_ms = hi.saturating_sub(lo).min(u32::MAX as u64) as u32;
+    }
+
     #[inline]
     fn add(&mut self, rec: &FlowRecord) {
-        self.flows += 1;
-        self.first_ms = self.first_ms.min(rec.first_ms);
-        self.last_ms = self.last_ms.max(rec.last_ms.max(rec.first_ms));
+        self.cover(rec.first_ms, rec.last_ms.max(rec.first_ms));
+        self.flows = self.flows.saturating_add(1);
     }
 
     fn merge(&mut self, o: &Seen) {
-        self.flows += o.flows;
-        self.first_ms = self.first_ms.min(o.first_ms);
-        self.last_ms = self.last_ms.max(o.last_ms);
+        if o.flows == 0 {
+            return;
+        }
+        self.cover(o.first_ms, o.last_ms());
+        self.flows = self.flows.saturating_add(o.flows);
     }
 }
 
@@ -338,5 +369,44 @@ impl<C: DistinctCounter> RuleTable<C> {
     /// Approximate bytes held, for the memory summary.
     pub fn bytes(&self) -> usize {
         each_table!(self, t => t.bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(first: u64, last: u64) -> FlowRecord {
+        FlowRecord {
+            first_ms: first,
+            last_ms: last,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn seen_covers_every_flow_in_any_order() {
+        let mut a = Seen::default();
+        a.add(&rec(5_000, 6_000));
+        a.add(&rec(1_000, 2_000));
+        // An exporter wrote an end before the start: the flow still counts at its start.
+        a.add(&rec(9_000, 8_000));
+        assert_eq!((a.first_ms(), a.last_ms(), a.flows()), (1_000, 9_000, 3));
+        let mut b = Seen::default();
+        b.add(&rec(500, 700));
+        b.merge(&a);
+        assert_eq!((b.first_ms(), b.last_ms(), b.flows()), (500, 9_000, 4));
+        let mut e = Seen::default();
+        e.merge(&Seen::default());
+        assert_eq!((e.first_ms(), e.last_ms(), e.flows()), (0, 0, 0));
+        assert_eq!(std::mem::size_of::<Seen>(), 16);
+    }
+
+    #[test]
+    fn spans_past_49_days_saturate() {
+        let mut a = Seen::default();
+        a.add(&rec(0, 0));
+        a.add(&rec(60 * 86_400_000, 60 * 86_400_000));
+        assert_eq!(a.last_ms(), u32::MAX as u64);
     }
 }

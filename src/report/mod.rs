@@ -49,9 +49,9 @@ impl Finding {
             rel_std_error: c.value.rel_std_error,
             above: rule.above,
             window_ms: rule.window_ms,
-            first_ms: c.seen.first_ms,
-            last_ms: c.seen.last_ms,
-            flows: c.seen.flows,
+            first_ms: c.seen.first_ms(),
+            last_ms: c.seen.last_ms(),
+            flows: c.seen.flows(),
         }
     }
 

@@ -11,6 +11,7 @@ fn main() {
         Command::Scan(a) => cli::scan::run(a),
         Command::Demo(a) => cli::demo::run(a),
         Command::Rules(a) => cli::rules_cmd::run(a),
+        Command::Gen(a) => cli::gen::run(a),
     };
     std::process::exit(code as i32);
 }

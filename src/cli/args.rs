@@ -24,6 +24,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print or check definitions files.
     Rules(RulesArgs),
+    /// Generate synthetic traffic with planted events as rotated nfcapd files, with the truth beside them.
+    Gen(GenArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,4 +98,43 @@ pub struct RulesArgs {
     /// Check a definitions file: exit 0 when valid, 2 with one message per error when not.
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// Folder to write the capture files and truth.json into (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// Background flows (planted events add a little over 80,000 of their own).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub flows: u64,
+
+    /// Size of the source population.
+    #[arg(long, default_value_t = 100_000)]
+    pub sources: u64,
+
+    /// Seed (the same seed and sizes give the same files).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Share of IPv6 sources, 0 to 1.
+    #[arg(long, default_value_t = 0.1)]
+    pub v6: f64,
+
+    /// Time the capture spans (like 1h, 30m, 1d).
+    #[arg(long, default_value = "1h")]
+    pub span: String,
+
+    /// Start a new file every this long, as nfcapd rotates (0 = one file).
+    #[arg(long, default_value = "5m")]
+    pub rotate: String,
+
+    /// Block compression of the files.
+    #[arg(long, default_value = "lz4", value_parser = ["none", "lz4"])]
+    pub compression: String,
+
+    /// Background traffic only, no planted events.
+    #[arg(long)]
+    pub no_plant: bool,
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod demo;
+pub mod gen;
 mod progress;
 pub mod rules_cmd;
 pub mod scan;

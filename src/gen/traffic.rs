@@ -84,10 +84,9 @@ impl Traffic {
         self.total
     }
 
-    fn now(&mut self) -> u64 {
-        let base = self.cfg.start_ms
-            + (self.emitted as u128 * self.cfg.span_ms as u128 / self.total.max(1) as u128) as u64;
-        base
+    fn now(&self) -> u64 {
+        self.cfg.start_ms
+            + (self.emitted as u128 * self.cfg.span_ms as u128 / self.total.max(1) as u128) as u64
     }
 
     fn background(&mut self, now: u64) -> FlowRecord {

@@ -1,25 +1,128 @@
-//! nfdump's nfcapd files: layout 2 (nfdump 1.7) and layout 1 (nfdump 1.6). STUB: being implemented.
+//! nfdump's nfcapd files: layout 2 (nfdump 1.7) and layout 1 (nfdump 1.6), every block codec nfdump writes.
+//!
+//! A file is a header followed by data blocks that are compressed and decoded independently: each data block is
+//! one chunk. Layout 2 ends with an appendix (ident and stat record) that is not a chunk. See docs/FORMATS.md.
+
+mod appendix;
+mod block;
+mod bytes;
+mod codec;
+mod header;
+mod records;
+mod v1;
+mod v3;
+mod writer;
+
+pub use codec::{Codec, MAX_BLOCK};
+pub use header::{StatRecord, LAYOUT_1, LAYOUT_2, MAGIC};
+pub use writer::{Compression, NfcapdWriter, BLOCK_FLUSH};
 
 use super::{Bytes, ChunkStats, Decoder, FormatError};
 use crate::record::FlowRecord;
+use block::{BlockRef, BLOCK_TYPE_V1, BLOCK_TYPE_V3};
+use header::FileHeader;
+use records::{Maps, Origin, Sink};
+use std::sync::OnceLock;
+use v1::ExtMap;
 
 /// True when `bytes` start with the nfcapd magic (either layout).
 pub fn is_nfcapd(bytes: &[u8]) -> bool {
-    bytes.len() >= 2 && u16::from_le_bytes([bytes[0], bytes[1]]) == 0xA50C
+    bytes.len() >= 2 && u16::from_le_bytes([bytes[0], bytes[1]]) == MAGIC
 }
 
-/// An nfcapd file whose header was validated.
+/// An nfcapd file whose header was validated and whose data blocks were located.
 pub struct NfcapdFile {
     bytes: Bytes,
+    header: FileHeader,
+    blocks: Vec<BlockRef>,
+    /// A block that could not be located (truncated file): reported as the error of the last chunk.
+    tail_error: Option<FormatError>,
+    ident: Option<String>,
+    stat: Option<StatRecord>,
+    /// A broken appendix does not stop the flows from being read; it is kept here.
+    appendix_error: Option<FormatError>,
+    /// Layout 1: the extension maps each block defines, scanned only when a block uses a map it does not define.
+    maps_by_block: OnceLock<Vec<Vec<ExtMap>>>,
 }
 
 impl NfcapdFile {
+    /// Validate the header, locate the data blocks and read the appendix. Fails on a bad header; a data block that
+    /// cannot be located becomes the error of the last chunk, so the blocks before it still decode.
     pub fn open(bytes: Bytes) -> Result<NfcapdFile, FormatError> {
-        let n = (*bytes).as_ref().len();
-        Err(FormatError::new(
-            0,
-            format!("nfcapd reader not implemented ({n} bytes)"),
-        ))
+        let b: &[u8] = (*bytes).as_ref();
+        let header = FileHeader::parse(b)?;
+        let (blocks, tail_error) = block::index_blocks(b, header.first_block, header.num_blocks);
+        let (mut ident, mut stat, mut appendix_error) = (header.ident.clone(), header.stat, None);
+        if header.appendix_blocks > 0 {
+            match appendix::read(b, header.off_appendix, header.appendix_blocks, header.codec) {
+                Ok(a) => {
+                    ident = a.ident;
+                    stat = a.stat;
+                }
+                Err(e) => appendix_error = Some(e),
+            }
+        }
+        Ok(NfcapdFile {
+            bytes,
+            header,
+            blocks,
+            tail_error,
+            ident,
+            stat,
+            appendix_error,
+            maps_by_block: OnceLock::new(),
+        })
+    }
+
+    /// 1 for nfdump 1.6 files, 2 for nfdump 1.7 files.
+    pub fn layout(&self) -> u16 {
+        self.header.layout
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.header.codec
+    }
+
+    /// The ident string (layout 1: header; layout 2: appendix), e.g. the collector's name.
+    pub fn ident(&self) -> Option<&str> {
+        self.ident.as_deref()
+    }
+
+    /// The stat record the file carries (`nfdump -I`).
+    pub fn stat(&self) -> Option<&StatRecord> {
+        self.stat.as_ref()
+    }
+
+    /// Why the appendix could not be read, when it could not.
+    pub fn appendix_error(&self) -> Option<&FormatError> {
+        self.appendix_error.as_ref()
+    }
+
+    /// Number of data blocks located (without a trailing unlocatable one).
+    pub fn data_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn file(&self) -> &[u8] {
+        (*self.bytes).as_ref()
+    }
+
+    /// Maps defined by blocks before `index`, latest first.
+    fn earlier_map(&self, index: usize, id: u16) -> Option<ExtMap> {
+        let all = self.maps_by_block.get_or_init(|| {
+            let mut scratch = Vec::new();
+            self.blocks
+                .iter()
+                .map(|b| match appendix::payload(self.file(), b, self.header.codec, &mut scratch) {
+                    Ok(data) => records::scan_maps(data, b.num_records),
+                    Err(_) => Vec::new(),
+                })
+                .collect()
+        });
+        all.get(..index)?
+            .iter()
+            .rev()
+            .find_map(|maps| maps.iter().rev().find(|m| m.id == id).copied())
     }
 }
 
@@ -27,16 +130,45 @@ impl Decoder for NfcapdFile {
     fn format(&self) -> &'static str {
         "nfcapd"
     }
+
     fn chunks(&self) -> usize {
-        0
+        self.blocks.len() + usize::from(self.tail_error.is_some())
     }
+
     fn decode_chunk(
         &self,
-        _index: usize,
-        _scratch: &mut Vec<u8>,
-        _out: &mut dyn FnMut(&[FlowRecord]),
+        index: usize,
+        scratch: &mut Vec<u8>,
+        out: &mut dyn FnMut(&[FlowRecord]),
     ) -> Result<ChunkStats, FormatError> {
-        let _ = &self.bytes;
-        Ok(ChunkStats::default())
+        let Some(block) = self.blocks.get(index) else {
+            return Err(match (&self.tail_error, index == self.blocks.len()) {
+                (Some(e), true) => e.clone(),
+                _ => FormatError::new(
+                    0,
+                    format!("chunk {index} requested, the file has {} chunks", self.chunks()),
+                ),
+            });
+        };
+        // Array blocks (type 4) and unknown block types hold no flows: nfdump skips them too.
+        if block.kind != BLOCK_TYPE_V1 && block.kind != BLOCK_TYPE_V3 {
+            return Ok(ChunkStats::default());
+        }
+        let data = appendix::payload(self.file(), block, self.header.codec, scratch)?;
+        let origin = Origin {
+            block,
+            in_file: self.header.codec == Codec::None || block.stored_uncompressed(),
+        };
+        let earlier = |id: u16| self.earlier_map(index, id);
+        let mut maps = Maps::new(&earlier);
+        let mut sink = Sink::new(out);
+        let walked = records::walk(data, origin, &mut maps, &mut sink);
+        // Flows before a corrupt record are handed out, as nfdump prints them before it stops.
+        sink.flush();
+        walked.map(|()| sink.stats)
+    }
+
+    fn declared_flows(&self) -> Option<u64> {
+        self.stat.map(|s| s.flows)
     }
 }

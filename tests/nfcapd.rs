@@ -50,7 +50,8 @@ fn decode_chunks(f: &NfcapdFile) -> (Vec<FlowRecord>, Vec<FormatError>) {
 }
 
 fn read_flows(path: &Path) -> Vec<FlowRecord> {
-    let f = open(std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let f =
+        open(std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (flows, errors) = decode_chunks(&f);
     assert!(errors.is_empty(), "{}: {errors:?}", path.display());
     flows
@@ -61,7 +62,9 @@ type Tuple = (Addr, Addr, u16, u16, u8, u8, u64, u64);
 
 fn tuple(f: &FlowRecord) -> Tuple {
     let flags = if f.proto == 6 { f.tcp_flags } else { 0 };
-    (f.src, f.dst, f.src_port, f.dst_port, f.proto, flags, f.packets, f.bytes)
+    (
+        f.src, f.dst, f.src_port, f.dst_port, f.proto, flags, f.packets, f.bytes,
+    )
 }
 
 fn parse_flags(s: &str) -> u8 {
@@ -146,7 +149,10 @@ fn figures(flows: &[FlowRecord]) -> Figures {
         if r.proto == 6 && (flags == 0x02 || flags == 0x06) {
             *f.syn_only.entry(r.src).or_default() += 1;
         }
-        f.dports.entry((r.src, r.dst)).or_default().insert(r.dst_port);
+        f.dports
+            .entry((r.src, r.dst))
+            .or_default()
+            .insert(r.dst_port);
     }
     f
 }
@@ -172,17 +178,29 @@ fn real_files_match_truth_json_and_nfdump() {
         if let Ok(text) = std::fs::read_to_string(&truth_path) {
             truth_checked += 1;
             let t: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(flows.len() as u64, t["flows"].as_u64().unwrap(), "{name}: flows");
+            assert_eq!(
+                flows.len() as u64,
+                t["flows"].as_u64().unwrap(),
+                "{name}: flows"
+            );
             let fig = figures(&flows);
             let sources = fig.distinct_dst.len() as u64;
             assert_eq!(sources, t["sources"].as_u64().unwrap(), "{name}: sources");
             for (n, a) in top_list(&t, "top_distinct_dst") {
                 let a: Addr = a.parse().unwrap();
-                assert_eq!(fig.distinct_dst[&a].len() as u64, n, "{name}: distinct dst of {a}");
+                assert_eq!(
+                    fig.distinct_dst[&a].len() as u64,
+                    n,
+                    "{name}: distinct dst of {a}"
+                );
             }
             for (n, a) in top_list(&t, "top_distinct_peers") {
                 let a: Addr = a.parse().unwrap();
-                assert_eq!(fig.distinct_peers[&a].len() as u64, n, "{name}: peers of {a}");
+                assert_eq!(
+                    fig.distinct_peers[&a].len() as u64,
+                    n,
+                    "{name}: peers of {a}"
+                );
             }
             for (n, a) in top_list(&t, "top_syn_only_flows") {
                 let a: Addr = a.parse().unwrap();
@@ -199,7 +217,10 @@ fn real_files_match_truth_json_and_nfdump() {
             let theirs = sorted(nfdump_tuples(&path));
             assert_eq!(ours.len(), theirs.len(), "{name}: flow count vs nfdump");
             let diff = ours.iter().zip(&theirs).find(|(a, b)| a != b);
-            assert!(diff.is_none(), "{name}: first difference with nfdump {diff:?}");
+            assert!(
+                diff.is_none(),
+                "{name}: first difference with nfdump {diff:?}"
+            );
         }
         println!("{name}: {} flows", flows.len());
     }
@@ -228,7 +249,11 @@ fn every_codec_variant_of_the_sample_gives_the_same_records() {
     let Some(data) = data_dir() else { return };
     let base = read_flows(&data.join("nfcapd/nfcapd.sample"));
     assert!(!base.is_empty());
-    for v in ["nfcapd.sample-lzo", "nfcapd.sample-lz4", "nfcapd.sample-bz2"] {
+    for v in [
+        "nfcapd.sample-lzo",
+        "nfcapd.sample-lz4",
+        "nfcapd.sample-bz2",
+    ] {
         let flows = read_flows(&data.join("nfcapd").join(v));
         assert_eq!(flows, base, "{v}");
     }
@@ -255,7 +280,9 @@ fn corrupt_file_names_the_offset_and_empty_file_has_no_flows() {
         println!("nfcapd-corrupt: {e}");
     }
     assert!(
-        errors.iter().any(|e| e.message.contains("below header size")),
+        errors
+            .iter()
+            .any(|e| e.message.contains("below header size")),
         "{errors:?}"
     );
 }
@@ -289,16 +316,32 @@ fn synthetic_flows(n: usize) -> Vec<FlowRecord> {
                 dst,
                 first_ms: first,
                 // some exporters write an end before the start: keep one in the set
-                last_ms: if i % 97 == 0 { first - 5 } else { first + (r >> 50) },
+                last_ms: if i % 97 == 0 {
+                    first - 5
+                } else {
+                    first + (r >> 50)
+                },
                 packets: 1 + (next() % 100_000),
                 bytes: 40 + (next() % 10_000_000_000),
                 src_port: if icmp { 0 } else { next() as u16 },
-                dst_port: if icmp { ((r >> 8) as u16 & 0x0f00) | (r as u16 & 3) } else { next() as u16 },
+                dst_port: if icmp {
+                    ((r >> 8) as u16 & 0x0f00) | (r as u16 & 3)
+                } else {
+                    next() as u16
+                },
                 proto,
                 tcp_flags: if proto == 6 { next() as u8 } else { 0 },
                 src_tos: (r >> 20) as u8,
-                input: if i % 4 == 0 { 0 } else { (r >> 24) as u32 & 0xffff },
-                output: if i % 4 == 0 { 0 } else { (r >> 32) as u32 & 0xffff },
+                input: if i % 4 == 0 {
+                    0
+                } else {
+                    (r >> 24) as u32 & 0xffff
+                },
+                output: if i % 4 == 0 {
+                    0
+                } else {
+                    (r >> 32) as u32 & 0xffff
+                },
                 exporter: (r >> 60) as u32,
                 sampling: 1,
             }
@@ -348,7 +391,12 @@ fn nfdump_reads_what_the_writer_writes() {
         assert_eq!(theirs.len(), ours.len(), "{c:?}");
         assert!(theirs == ours, "{c:?}: nfdump prints other flows");
 
-        let info = Command::new("nfdump").arg("-r").arg(&path).arg("-I").output().unwrap();
+        let info = Command::new("nfdump")
+            .arg("-r")
+            .arg(&path)
+            .arg("-I")
+            .output()
+            .unwrap();
         let info = String::from_utf8_lossy(&info.stdout).to_string();
         let field = |k: &str| -> String {
             info.lines()
@@ -392,7 +440,10 @@ fn damaged_inputs_give_errors_not_panics() {
     for cut in [41, 52, 1000, good.len() / 2, good.len() - 200] {
         let f = open(good[..cut].to_vec()).unwrap();
         let (_, errors) = decode_chunks(&f);
-        assert!(!errors.is_empty(), "truncated at {cut} decoded without error");
+        assert!(
+            !errors.is_empty(),
+            "truncated at {cut} decoded without error"
+        );
         assert!(errors.iter().all(|e| e.offset < cut as u64), "{errors:?}");
     }
 
@@ -421,5 +472,116 @@ fn damaged_inputs_give_errors_not_panics() {
     let (_, errors) = decode_chunks(&f);
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].offset, 52, "{}", errors[0]);
-    assert!(errors[0].message.contains("below header size"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("below header size"),
+        "{}",
+        errors[0]
+    );
+}
+
+/// The fuzz target's body (fuzz/fuzz_targets/nfcapd.rs): open, then decode every chunk; errors allowed.
+fn fuzz_body(data: &[u8]) -> usize {
+    let mut flows = 0usize;
+    if let Ok(f) = open(data.to_vec()) {
+        let mut scratch = Vec::new();
+        for i in 0..f.chunks() {
+            let _ = f.decode_chunk(i, &mut scratch, &mut |b| flows += b.len());
+        }
+    }
+    flows
+}
+
+#[test]
+fn mutated_real_files_never_panic() {
+    let Some(data) = data_dir() else { return };
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (name, rounds) in [
+        ("nfcapd/nfcapd.sample", 150),
+        ("nfcapd/nfcapd-small-lzo", 150),
+        ("nfcapd/nfcapd.sample-lz4", 60),
+        ("nfcapd/nfcapd-empty", 300),
+        ("scans/icmp-sweep.nfcapd", 300),
+    ] {
+        let good = std::fs::read(data.join(name)).unwrap();
+        for round in 0..rounds {
+            let mut b = good.clone();
+            match round % 3 {
+                // flip a few bytes, mostly near the headers where the structure is
+                0 | 1 => {
+                    for _ in 0..1 + rnd() % 4 {
+                        let span = if round % 3 == 0 {
+                            512.min(b.len())
+                        } else {
+                            b.len()
+                        };
+                        let i = (rnd() as usize) % span;
+                        b[i] ^= (rnd() as u8) | 1;
+                    }
+                }
+                _ => b.truncate((rnd() as usize) % b.len()),
+            }
+            fuzz_body(&b);
+        }
+    }
+    // Regression inputs the fuzzer found live in fuzz/regressions.
+    let reg = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/regressions/nfcapd"
+    ));
+    if let Ok(dir) = std::fs::read_dir(reg) {
+        for e in dir {
+            fuzz_body(&std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
+}
+
+/// Decoding speed on the real files (run with `cargo test --release --test nfcapd -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn decode_speed() {
+    let Some(data) = data_dir() else { return };
+    let flows = synthetic_flows(500_000);
+    let lz4 = open(write_file(&flows, Compression::Lz4, "speed")).unwrap();
+    let plain = open(write_file(&flows, Compression::None, "speed")).unwrap();
+    let bz2 = open(std::fs::read(data.join("nfcapd/nfcapd-large-bz2")).unwrap()).unwrap();
+    let lzo = open(std::fs::read(data.join("scans/port-scan-1-10000.nfcapd")).unwrap()).unwrap();
+    for (name, f) in [
+        ("written, none", &plain),
+        ("written, LZ4", &lz4),
+        ("1.6 BZ2", &bz2),
+        ("LZO scan", &lzo),
+    ] {
+        let t = std::time::Instant::now();
+        let mut n = 0u64;
+        let mut reps = 0;
+        while t.elapsed().as_secs_f64() < 1.0 {
+            n += decode_all(f, &mut |b| {
+                std::hint::black_box(b);
+            })
+            .unwrap()
+            .flows;
+            reps += 1;
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{name}: {:.1} M flows/s ({reps} passes)",
+            n as f64 / s / 1e6
+        );
+    }
+    let t = std::time::Instant::now();
+    let mut w = NfcapdWriter::new(Cursor::new(Vec::new()), Compression::Lz4, "speed").unwrap();
+    for f in &flows {
+        w.write(f).unwrap();
+    }
+    let size = w.finish().unwrap().into_inner().len();
+    println!(
+        "writer LZ4: {:.1} M flows/s, {size} bytes",
+        flows.len() as f64 / t.elapsed().as_secs_f64() / 1e6
+    );
 }

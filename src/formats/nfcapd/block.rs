@@ -71,11 +71,7 @@ pub fn read_block(file: &[u8], offset: u64) -> Result<BlockRef, FormatError> {
 
 /// The data blocks of a file, walked from the first one. A block that cannot be located ends the walk: it is kept
 /// as the error of the last chunk, so the blocks before it still decode.
-pub fn index_blocks(
-    file: &[u8],
-    first: u64,
-    count: u32,
-) -> (Vec<BlockRef>, Option<FormatError>) {
+pub fn index_blocks(file: &[u8], first: u64, count: u32) -> (Vec<BlockRef>, Option<FormatError>) {
     // Never trust the count for an allocation: a block takes at least its header.
     let cap = (count as usize).min(file.len() / BLOCK_HEADER_LEN + 1);
     let mut blocks = Vec::with_capacity(cap);

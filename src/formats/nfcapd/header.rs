@@ -57,7 +57,10 @@ impl StatRecord {
         if b.len() < STAT_V2_LEN {
             return Err(FormatError::new(
                 offset,
-                format!("stat record: expected {STAT_V2_LEN} bytes, found {}", b.len()),
+                format!(
+                    "stat record: expected {STAT_V2_LEN} bytes, found {}",
+                    b.len()
+                ),
             ));
         }
         let v = |i: usize| le_u64(b, i * 8).unwrap_or(0);
@@ -108,7 +111,10 @@ impl StatRecord {
         if b.len() < STAT_V1_LEN {
             return Err(FormatError::new(
                 offset,
-                format!("layout 1 stat record: expected {STAT_V1_LEN} bytes, found {}", b.len()),
+                format!(
+                    "layout 1 stat record: expected {STAT_V1_LEN} bytes, found {}",
+                    b.len()
+                ),
             ));
         }
         let v = |i: usize| le_u64(b, i * 8).unwrap_or(0);
@@ -221,7 +227,11 @@ impl FileHeader {
     }
 
     fn parse_v1(b: &[u8]) -> Result<FileHeader, FormatError> {
-        need(b, HEADER_V1_LEN + STAT_V1_LEN, "layout 1 file header and stat record")?;
+        need(
+            b,
+            HEADER_V1_LEN + STAT_V1_LEN,
+            "layout 1 file header and stat record",
+        )?;
         let flags = le_u32(b, 4).unwrap_or(0);
         let codec = match flags & (V1_FLAG_LZO | V1_FLAG_BZ2 | V1_FLAG_LZ4) {
             0 => Codec::None,

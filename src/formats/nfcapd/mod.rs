@@ -113,10 +113,12 @@ impl NfcapdFile {
             let mut scratch = Vec::new();
             self.blocks
                 .iter()
-                .map(|b| match appendix::payload(self.file(), b, self.header.codec, &mut scratch) {
-                    Ok(data) => records::scan_maps(data, b.num_records),
-                    Err(_) => Vec::new(),
-                })
+                .map(
+                    |b| match appendix::payload(self.file(), b, self.header.codec, &mut scratch) {
+                        Ok(data) => records::scan_maps(data, b.num_records),
+                        Err(_) => Vec::new(),
+                    },
+                )
                 .collect()
         });
         all.get(..index)?
@@ -146,7 +148,10 @@ impl Decoder for NfcapdFile {
                 (Some(e), true) => e.clone(),
                 _ => FormatError::new(
                     0,
-                    format!("chunk {index} requested, the file has {} chunks", self.chunks()),
+                    format!(
+                        "chunk {index} requested, the file has {} chunks",
+                        self.chunks()
+                    ),
                 ),
             });
         };

@@ -166,7 +166,8 @@ impl<W: Write + Seek> NfcapdWriter<W> {
         self.block.extend_from_slice(self.ident.as_bytes());
         self.block.push(0);
         let stat = self.stat.to_v2();
-        self.block.extend_from_slice(&appendix::TYPE_STAT.to_le_bytes());
+        self.block
+            .extend_from_slice(&appendix::TYPE_STAT.to_le_bytes());
         self.block
             .extend_from_slice(&((4 + stat.len()) as u16).to_le_bytes());
         self.block.extend_from_slice(&stat);

@@ -177,3 +177,117 @@ impl Decoder for NfcapdFile {
         self.stat.map(|s| s.flows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::bytes_from_vec;
+
+    fn block(records: &[Vec<u8>]) -> Vec<u8> {
+        let payload: Vec<u8> = records.concat();
+        let mut b = Vec::new();
+        b.extend_from_slice(&(records.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(&BLOCK_TYPE_V1.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&payload);
+        b
+    }
+
+    /// ExtensionMap id 1: AS_2 (4 bytes), then IO_SNMP_2.
+    fn map_record() -> Vec<u8> {
+        let mut r = vec![2, 0, 16, 0, 1, 0, 0, 0];
+        for ex in [6u16, 4, 0, 0] {
+            r.extend_from_slice(&ex.to_le_bytes());
+        }
+        r
+    }
+
+    /// IPv4 CommonRecord using map 1, 32-bit counters, input 7 and output 9 after the 4 AS bytes.
+    fn common_record() -> Vec<u8> {
+        let mut r = vec![0u8; 56];
+        r[0..2].copy_from_slice(&10u16.to_le_bytes());
+        r[2..4].copy_from_slice(&56u16.to_le_bytes());
+        r[6..8].copy_from_slice(&1u16.to_le_bytes());
+        r[8..10].copy_from_slice(&250u16.to_le_bytes()); // msec_first
+        r[12..16].copy_from_slice(&1_600_000_000u32.to_le_bytes());
+        r[16..20].copy_from_slice(&1_600_000_001u32.to_le_bytes());
+        r[21] = 0x02;
+        r[22] = 6;
+        r[24..26].copy_from_slice(&1234u16.to_le_bytes());
+        r[26..28].copy_from_slice(&80u16.to_le_bytes());
+        r[28..30].copy_from_slice(&3u16.to_le_bytes());
+        r[32..36].copy_from_slice(&0x0a00_0001u32.to_le_bytes());
+        r[36..40].copy_from_slice(&0x0a00_0002u32.to_le_bytes());
+        r[40..44].copy_from_slice(&5u32.to_le_bytes());
+        r[44..48].copy_from_slice(&300u32.to_le_bytes());
+        r[52..54].copy_from_slice(&7u16.to_le_bytes());
+        r[54..56].copy_from_slice(&9u16.to_le_bytes());
+        r
+    }
+
+    fn layout1_file(blocks: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = vec![0u8; header::HEADER_V1_LEN + header::STAT_V1_LEN];
+        f[0..2].copy_from_slice(&MAGIC.to_le_bytes());
+        f[2..4].copy_from_slice(&LAYOUT_1.to_le_bytes());
+        f[8..12].copy_from_slice(&(blocks.len() as u32).to_le_bytes());
+        f[12..16].copy_from_slice(b"test");
+        for b in blocks {
+            f.extend_from_slice(b);
+        }
+        f
+    }
+
+    #[test]
+    fn layout1_record_finds_its_map_in_an_earlier_block() {
+        let file = layout1_file(&[block(&[map_record()]), block(&[common_record()])]);
+        let f = NfcapdFile::open(bytes_from_vec(file)).unwrap();
+        assert_eq!((f.layout(), f.chunks(), f.ident()), (1, 2, Some("test")));
+        let mut got = Vec::new();
+        let s = f
+            .decode_chunk(1, &mut Vec::new(), &mut |b| got.extend_from_slice(b))
+            .unwrap();
+        assert_eq!(s.flows, 1);
+        let r = got[0];
+        assert_eq!(
+            (r.src.as_v4(), r.dst.as_v4()),
+            (Some(0x0a00_0001), Some(0x0a00_0002))
+        );
+        assert_eq!(
+            (r.first_ms, r.last_ms),
+            (1_600_000_000_250, 1_600_000_001_000)
+        );
+        assert_eq!(
+            (r.packets, r.bytes, r.src_port, r.dst_port),
+            (5, 300, 1234, 80)
+        );
+        assert_eq!((r.input, r.output, r.exporter, r.tcp_flags), (7, 9, 3, 2));
+    }
+
+    #[test]
+    fn layout1_record_without_any_map_is_skipped_like_nfdump_does() {
+        let file = layout1_file(&[block(&[common_record()])]);
+        let f = NfcapdFile::open(bytes_from_vec(file)).unwrap();
+        let s = f.decode_chunk(0, &mut Vec::new(), &mut |_| {}).unwrap();
+        assert_eq!((s.flows, s.skipped), (0, 1));
+    }
+
+    #[test]
+    fn missing_block_is_the_error_of_the_last_chunk_only() {
+        let mut file = layout1_file(&[
+            block(&[map_record(), common_record()]),
+            block(&[common_record()]),
+        ]);
+        file.truncate(file.len() - 10);
+        let f = NfcapdFile::open(bytes_from_vec(file)).unwrap();
+        assert_eq!(f.chunks(), 2);
+        assert_eq!(
+            f.decode_chunk(0, &mut Vec::new(), &mut |_| {})
+                .unwrap()
+                .flows,
+            1
+        );
+        let e = f.decode_chunk(1, &mut Vec::new(), &mut |_| {}).unwrap_err();
+        assert!(e.message.contains("past end of file"), "{e}");
+    }
+}

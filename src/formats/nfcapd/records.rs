@@ -65,6 +65,8 @@ impl<'o> Sink<'o> {
 pub struct Maps<'f> {
     local: Vec<ExtMap>,
     last: Option<ExtMap>,
+    /// The last id found nowhere, so a run of records with a missing map costs one search.
+    missing: Option<u16>,
     earlier: &'f dyn Fn(u16) -> Option<ExtMap>,
 }
 
@@ -73,6 +75,7 @@ impl<'f> Maps<'f> {
         Maps {
             local: Vec::new(),
             last: None,
+            missing: None,
             earlier,
         }
     }
@@ -80,6 +83,7 @@ impl<'f> Maps<'f> {
     fn define(&mut self, m: ExtMap) {
         self.local.push(m);
         self.last = None;
+        self.missing = None;
     }
 
     #[inline]
@@ -89,6 +93,9 @@ impl<'f> Maps<'f> {
                 return Some(m);
             }
         }
+        if self.missing == Some(id) {
+            return None;
+        }
         let found = self
             .local
             .iter()
@@ -96,8 +103,9 @@ impl<'f> Maps<'f> {
             .find(|m| m.id == id)
             .copied()
             .or_else(|| (self.earlier)(id));
-        if found.is_some() {
-            self.last = found;
+        match found {
+            Some(_) => self.last = found,
+            None => self.missing = Some(id),
         }
         found
     }

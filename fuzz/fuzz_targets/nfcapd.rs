@@ -1,0 +1,17 @@
+//! Arbitrary bytes through the nfcapd reader: open, then decode every chunk. Errors are fine, panics are not.
+#![no_main]
+
+use flowsketch::formats::nfcapd::NfcapdFile;
+use flowsketch::formats::{bytes_from_vec, Decoder};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(f) = NfcapdFile::open(bytes_from_vec(data.to_vec())) {
+        let mut scratch = Vec::new();
+        let mut flows = 0usize;
+        for i in 0..f.chunks() {
+            let _ = f.decode_chunk(i, &mut scratch, &mut |b| flows += b.len());
+        }
+        let _ = (f.declared_flows(), f.ident(), flows);
+    }
+});

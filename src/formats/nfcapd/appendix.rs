@@ -1,0 +1,69 @@
+//! The layout-2 appendix: blocks after the data blocks holding the file's ident and stat record.
+
+use super::block::{read_block, BlockRef};
+use super::codec::Codec;
+use super::header::{c_string, StatRecord};
+use super::records::{next_record, Origin};
+use crate::formats::FormatError;
+
+pub const TYPE_IDENT: u16 = 0x8001;
+pub const TYPE_STAT: u16 = 0x8002;
+
+/// What the appendix holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appendix {
+    pub ident: Option<String>,
+    pub stat: Option<StatRecord>,
+}
+
+/// Read `count` appendix blocks from `offset`.
+pub fn read(file: &[u8], offset: u64, count: u16, codec: Codec) -> Result<Appendix, FormatError> {
+    let mut out = Appendix::default();
+    let mut at = offset;
+    let mut scratch = Vec::new();
+    for _ in 0..count {
+        let block = read_block(file, at)?;
+        at = block.end();
+        let data = payload(file, &block, codec, &mut scratch)?;
+        let origin = Origin {
+            block: &block,
+            in_file: codec == Codec::None || block.stored_uncompressed(),
+        };
+        let mut pos = 0;
+        for i in 0..block.num_records {
+            let (kind, rec) = next_record(data, pos, i, block.num_records)
+                .map_err(|b| origin.error(b.at, format!("appendix: {}", b.msg)))?;
+            let body = &rec[4..];
+            match kind {
+                TYPE_IDENT => out.ident = Some(c_string(body)),
+                TYPE_STAT => {
+                    out.stat = Some(
+                        StatRecord::parse_v2(body, 0)
+                            .map_err(|e| origin.error(pos, format!("appendix: {}", e.message)))?,
+                    )
+                }
+                _ => {}
+            }
+            pos += rec.len();
+        }
+    }
+    Ok(out)
+}
+
+/// The uncompressed payload of a block: borrowed from the file when stored plain, else decompressed into `scratch`.
+pub fn payload<'a>(
+    file: &'a [u8],
+    block: &BlockRef,
+    codec: Codec,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], FormatError> {
+    let start = block.payload_start();
+    let raw = file
+        .get(start..start + block.size as usize)
+        .ok_or_else(|| FormatError::new(block.offset, "block past end of file"))?;
+    if codec == Codec::None || block.stored_uncompressed() {
+        Ok(raw)
+    } else {
+        codec.decompress(raw, scratch, block.offset)
+    }
+}

@@ -78,11 +78,15 @@ pub fn prefix_interval(ip: IpAddr, bits: u32) -> Interval {
 
 fn parse_range(a: IpAddr, b: IpAddr) -> Result<Interval, String> {
     if a.is_ipv4() != b.is_ipv4() {
-        return Err(format!("expected both ends of a range in one family, found {a} and {b}"));
+        return Err(format!(
+            "expected both ends of a range in one family, found {a} and {b}"
+        ));
     }
     let (lo, hi) = (Addr::from(a).0, Addr::from(b).0);
     if lo > hi {
-        return Err(format!("expected a range start at or below its end, found {a} above {b}"));
+        return Err(format!(
+            "expected a range start at or below its end, found {a} above {b}"
+        ));
     }
     Ok((lo, hi))
 }
@@ -108,7 +112,9 @@ fn parse_octet(s: &str, which: usize) -> Result<Vec<(u8, u8)>, String> {
         } else if let Some((a, b)) = item.split_once('-') {
             let (a, b) = (num(a)?, num(b)?);
             if a > b {
-                return Err(format!("octet {which}: expected a range start at or below its end, found '{item}'"));
+                return Err(format!(
+                    "octet {which}: expected a range start at or below its end, found '{item}'"
+                ));
             }
             (a, b)
         } else {
@@ -216,40 +222,62 @@ mod tests {
     #[test]
     fn single_addresses_v4_and_v6() {
         assert_eq!(one("10.1.2.3"), vec![(a("10.1.2.3"), a("10.1.2.3"))]);
-        assert_eq!(one(" 2001:db8::1 "), vec![(a("2001:db8::1"), a("2001:db8::1"))]);
+        assert_eq!(
+            one(" 2001:db8::1 "),
+            vec![(a("2001:db8::1"), a("2001:db8::1"))]
+        );
         // v4-mapped v6 text is the same IPv4 address.
         assert_eq!(one("::ffff:10.1.2.3"), one("10.1.2.3"));
     }
 
     #[test]
     fn prefixes_mask_host_bits() {
-        assert_eq!(one("10.0.0.0/8"), vec![(a("10.0.0.0"), a("10.255.255.255"))]);
+        assert_eq!(
+            one("10.0.0.0/8"),
+            vec![(a("10.0.0.0"), a("10.255.255.255"))]
+        );
         assert_eq!(one("10.9.9.9/8"), one("10.0.0.0/8"));
         assert_eq!(one("0.0.0.0/0"), vec![(a("0.0.0.0"), a("255.255.255.255"))]);
-        assert_eq!(one("2001:db8::/32"), vec![(a("2001:db8::"), a("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"))]);
+        assert_eq!(
+            one("2001:db8::/32"),
+            vec![(a("2001:db8::"), a("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"))]
+        );
         assert_eq!(one("::/0"), vec![(0, u128::MAX)]);
         assert_eq!(one("1.2.3.4/32"), one("1.2.3.4"));
     }
 
     #[test]
     fn ranges() {
-        assert_eq!(one("10.1.0.10-10.1.0.199"), vec![(a("10.1.0.10"), a("10.1.0.199"))]);
-        assert_eq!(one("2001:db8::1 - 2001:db8::ff"), vec![(a("2001:db8::1"), a("2001:db8::ff"))]);
+        assert_eq!(
+            one("10.1.0.10-10.1.0.199"),
+            vec![(a("10.1.0.10"), a("10.1.0.199"))]
+        );
+        assert_eq!(
+            one("2001:db8::1 - 2001:db8::ff"),
+            vec![(a("2001:db8::1"), a("2001:db8::ff"))]
+        );
     }
 
     #[test]
     fn wildcards_expand_to_the_same_set_as_enumeration() {
         // Independent check: enumerate every address of the pattern by brute force over the varying octets.
         let cases: &[(&str, &dyn Fn(u32) -> bool)] = &[
-            ("10.1.x.1-99", &|v| v >> 16 == 0x0a01 && (1..=99).contains(&(v & 0xff))),
-            ("10.1.0,2.x", &|v| v >> 16 == 0x0a01 && matches!((v >> 8) & 0xff, 0 | 2)),
+            ("10.1.x.1-99", &|v| {
+                v >> 16 == 0x0a01 && (1..=99).contains(&(v & 0xff))
+            }),
+            ("10.1.0,2.x", &|v| {
+                v >> 16 == 0x0a01 && matches!((v >> 8) & 0xff, 0 | 2)
+            }),
             ("10.1-2,5.x.7", &|v| {
                 v >> 24 == 10 && matches!((v >> 16) & 0xff, 1 | 2 | 5) && v & 0xff == 7
             }),
         ];
         for (pat, pred) in cases {
             let got = one(pat);
-            let set = |v: u32| got.iter().any(|&(lo, hi)| lo <= Addr::v4(v).0 && Addr::v4(v).0 <= hi);
+            let set = |v: u32| {
+                got.iter()
+                    .any(|&(lo, hi)| lo <= Addr::v4(v).0 && Addr::v4(v).0 <= hi)
+            };
             for hi16 in [0x0a00u32, 0x0a01, 0x0a02, 0x0a03, 0x0a05, 0x0b01] {
                 for lo16 in 0..=0xffffu32 {
                     let v = (hi16 << 16) | lo16;
@@ -279,7 +307,15 @@ mod tests {
 
     #[test]
     fn normalize_merges_overlaps_and_neighbours() {
-        let mut v = vec![(5, 9), (1, 3), (4, 4), (20, 30), (25, 26), (u128::MAX - 1, u128::MAX), (u128::MAX, u128::MAX)];
+        let mut v = vec![
+            (5, 9),
+            (1, 3),
+            (4, 4),
+            (20, 30),
+            (25, 26),
+            (u128::MAX - 1, u128::MAX),
+            (u128::MAX, u128::MAX),
+        ];
         normalize(&mut v);
         assert_eq!(v, vec![(1, 9), (20, 30), (u128::MAX - 1, u128::MAX)]);
     }

@@ -29,7 +29,11 @@ pub struct ListError {
 
 impl fmt::Display for ListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: entry '{}': {}", self.location, self.entry, self.message)
+        write!(
+            f,
+            "{}: entry '{}': {}",
+            self.location, self.entry, self.message
+        )
     }
 }
 
@@ -121,7 +125,9 @@ impl AddrList {
         } else if let Some(path) = source.strip_prefix("file:") {
             AddrList::from_file(&base_dir.join(path))
         } else {
-            Err(err(format!("expected 'builtin:NAME', 'file:PATH' or a list of entries, found '{source}'")))
+            Err(err(format!(
+                "expected 'builtin:NAME', 'file:PATH' or a list of entries, found '{source}'"
+            )))
         }
     }
 
@@ -133,7 +139,12 @@ impl AddrList {
 
     /// The union of several lists.
     pub fn union(lists: &[&AddrList]) -> AddrList {
-        AddrList::from_intervals(lists.iter().flat_map(|l| l.ranges.iter().copied()).collect())
+        AddrList::from_intervals(
+            lists
+                .iter()
+                .flat_map(|l| l.ranges.iter().copied())
+                .collect(),
+        )
     }
 
     /// Binary search over the sorted disjoint intervals.

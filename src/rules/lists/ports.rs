@@ -59,7 +59,9 @@ impl PortList {
                 });
             }
         }
-        Ok(PortList::from_ranges(parsed.into_iter().map(|(lo, hi, _)| (lo, hi)).collect()))
+        Ok(PortList::from_ranges(
+            parsed.into_iter().map(|(lo, hi, _)| (lo, hi)).collect(),
+        ))
     }
 
     /// A list from ranges that may overlap (nfdump's inline `port in [...]` allows repeats).
@@ -113,7 +115,9 @@ pub fn parse_port_entry(text: &str) -> Result<(u16, u16), String> {
         Some((a, b)) => {
             let (a, b) = (num(a)?, num(b)?);
             if a > b {
-                return Err(format!("expected a range start at or below its end, found '{t}'"));
+                return Err(format!(
+                    "expected a range start at or below its end, found '{t}'"
+                ));
             }
             Ok((a, b))
         }
@@ -127,9 +131,14 @@ mod tests {
 
     #[test]
     fn numbers_and_ranges() {
-        let l = PortList::parse_entries(&[("80", "p[0]"), ("443", "p[1]"), ("8000-8080", "p[2]")]).unwrap();
+        let l = PortList::parse_entries(&[("80", "p[0]"), ("443", "p[1]"), ("8000-8080", "p[2]")])
+            .unwrap();
         for p in 0..=65535u16 {
-            assert_eq!(l.contains(p), p == 80 || p == 443 || (8000..=8080).contains(&p), "{p}");
+            assert_eq!(
+                l.contains(p),
+                p == 80 || p == 443 || (8000..=8080).contains(&p),
+                "{p}"
+            );
         }
         assert_eq!(l.ranges(), &[(80, 80), (443, 443), (8000, 8080)]);
         let all = PortList::parse_entries(&[("0-65535", "x")]).unwrap();
@@ -138,11 +147,18 @@ mod tests {
 
     #[test]
     fn overlaps_are_errors_naming_both_entries() {
-        let e = PortList::parse_entries(&[("1024-65535", "ports.high[0]"), ("80", "ports.high[1]"), ("8080", "ports.high[2]")])
-            .unwrap_err();
+        let e = PortList::parse_entries(&[
+            ("1024-65535", "ports.high[0]"),
+            ("80", "ports.high[1]"),
+            ("8080", "ports.high[2]"),
+        ])
+        .unwrap_err();
         assert_eq!(e.location, "ports.high[2]");
         assert_eq!(e.entry, "8080");
-        assert!(e.message.contains("1024-65535") && e.message.contains("ports.high[0]"), "{e}");
+        assert!(
+            e.message.contains("1024-65535") && e.message.contains("ports.high[0]"),
+            "{e}"
+        );
         let e = PortList::parse_entries(&[("25", "a"), ("25", "b")]).unwrap_err();
         assert_eq!(e.location, "b");
     }
@@ -151,7 +167,9 @@ mod tests {
     fn bad_entries() {
         let e = PortList::parse_entries(&[("80", "a"), ("http", "b")]).unwrap_err();
         assert_eq!((e.location.as_str(), e.entry.as_str()), ("b", "http"));
-        assert!(e.message.contains("expected a port number 0-65535 or a range a-b, found 'http'"));
+        assert!(e
+            .message
+            .contains("expected a port number 0-65535 or a range a-b, found 'http'"));
         assert!(parse_port_entry("65536").is_err());
         assert!(parse_port_entry("9-3").unwrap_err().contains("at or below"));
         assert!(parse_port_entry("-3").is_err());

@@ -4,7 +4,7 @@
 //! column, so an operator fixes a file in one pass. A file with any error never starts a scan.
 
 use super::filter::Filter;
-use super::lists::{AddrList, ListSet, PortList};
+use super::lists::{parse_entry, AddrList, ListSet, PortList};
 use super::rule::{parse_window, CountSpec, KeySpec, Rule, Severity};
 use super::source_error::{SourceError, SourceErrors};
 use serde::Deserialize;
@@ -305,47 +305,50 @@ impl Loader<'_> {
             ListValue::One(s) => vec![s.as_str()],
             ListValue::Many(v) => v.iter().map(String::as_str).collect(),
         };
-        let mut list = AddrList::default();
+        let mut intervals = Vec::new();
+        let mut parts = Vec::new();
         let mut ok = true;
         for entry in entries {
             let result = if let Some(file) = entry.strip_prefix("file:") {
                 let path = self.resolve(file);
-                AddrList::from_file(&path).map_err(|e| e.to_string())
-            } else if let Some(builtin) = entry.strip_prefix("builtin:") {
-                AddrList::builtin(builtin).ok_or_else(|| {
-                    format!(
-                        "unknown built-in list '{builtin}'; expected one of {}",
-                        AddrList::BUILTINS.join(", ")
-                    )
-                })
+                AddrList::from_file(&path)
+                    .map(|l| parts.push(l))
+                    .map_err(|e| e.to_string())
+            } else if entry.starts_with("builtin:") {
+                AddrList::from_source(entry, Path::new("."))
+                    .map(|l| parts.push(l))
+                    .map_err(|e| e.message)
             } else {
-                AddrList::parse_entry(entry)
+                parse_entry(entry, &mut intervals)
             };
-            match result {
-                Ok(part) => list.extend(&part),
-                Err(e) => {
-                    let at = self.find_in(span.clone(), entry);
-                    self.error(at, format!("in list '{name}': {e}"));
-                    ok = false;
-                }
+            if let Err(e) = result {
+                let at = self.find_in(span.clone(), entry);
+                self.error(at, format!("in list '{name}': {e}"));
+                ok = false;
             }
         }
-        ok.then_some(list)
+        parts.push(AddrList::from_intervals(intervals));
+        ok.then(|| AddrList::union(&parts.iter().collect::<Vec<_>>()))
     }
 
     fn port_list(&mut self, values: &[PortValue], span: Range<usize>) -> Option<PortList> {
-        let mut entries = Vec::new();
-        for v in values {
-            match v {
-                PortValue::Number(n) => entries.push(n.to_string()),
-                PortValue::Text(t) => entries.push(t.clone()),
-            }
-        }
-        match PortList::parse_entries(&entries) {
+        let entries: Vec<String> = values
+            .iter()
+            .map(|v| match v {
+                PortValue::Number(n) => n.to_string(),
+                PortValue::Text(t) => t.clone(),
+            })
+            .collect();
+        let located: Vec<(&str, usize)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.as_str(), i))
+            .collect();
+        match PortList::parse_entries(&located) {
             Ok(list) => Some(list),
-            Err((index, message)) => {
-                let at = self.find_in(span, &entries[index]);
-                self.error(at, message);
+            Err(e) => {
+                let at = self.find_in(span, &e.entry);
+                self.error(at, e.message);
                 None
             }
         }

@@ -33,8 +33,8 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
         let c = rng.below(clients);
         let src = Addr::v4(0x0a01_0000 | (c as u32 + 10));
         // The client's k-th favourite server: a stable per-client permutation of the popular ones.
-        let k = rng.below(fanout[c as usize]);
-        let s = (rng_mix(c, k) + rng.zipf(servers, 1.1)) % servers;
+        let k = rng.zipf(fanout[c as usize], 1.0);
+        let s = rng_mix(c, k) % servers;
         let dst = Addr::v4(0x5db8_0000 + s as u32 * 7 + 1); // 93.184.0.0/16 and up: public space
         let mut f = base_flow(&mut rng, src, dst);
         let kind = rng.below(100);
@@ -63,7 +63,7 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
     let mut planted = Vec::new();
 
     // A worm-like sweep: SYNs to 400 addresses on port 445.
-    let sweeper = Addr::v4(0x0a01_0042);
+    let sweeper = Addr::v4(0x0a01_0942);
     for i in 0..400u32 {
         let mut f = base_flow(&mut rng, sweeper, Addr::v4(0x0a14_0000 + i * 3 + 1));
         syn_probe(&mut f, 445);
@@ -76,7 +76,7 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
     });
 
     // A vertical scan: 1,024 ports of one server.
-    let scanner = Addr::v4(0x0a01_0063);
+    let scanner = Addr::v4(0x0a01_0963);
     for port in 1..=1024u16 {
         let mut f = base_flow(&mut rng, scanner, Addr::v4(0x0a14_0005));
         syn_probe(&mut f, port);
@@ -89,7 +89,7 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
     });
 
     // Traffic to reserved space (240.0.0.0/4) and the benchmarking block 198.18.0.0/15.
-    let leaker = Addr::v4(0x0a01_0077);
+    let leaker = Addr::v4(0x0a01_0977);
     for i in 0..12u32 {
         let dst = if i % 2 == 0 {
             Addr::v4(0xf001_0203 + i)
@@ -108,7 +108,7 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
     });
 
     // A busy but honest host: 95 distinct servers, just under FS1's threshold of 100.
-    let busy = Addr::v4(0x0a01_0088);
+    let busy = Addr::v4(0x0a01_0988);
     for i in 0..95u32 {
         let mut f = base_flow(&mut rng, busy, Addr::v4(0x5db9_0000 + i));
         f.proto = proto::TCP;
@@ -147,8 +147,15 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
     (flows, planted)
 }
 
+/// The server behind a client's `k`-th favourite: popular servers are shared by many clients.
 fn rng_mix(c: u64, k: u64) -> u64 {
-    crate::hash::fmix64(c << 20 | k) % 4_000
+    let h = crate::hash::fmix64((c << 20) | k);
+    // Half the picks go to the 200 most popular servers.
+    if h & 1 == 0 {
+        (h >> 1) % 200
+    } else {
+        h >> 1
+    }
 }
 
 fn base_flow(rng: &mut Rng, src: Addr, dst: Addr) -> FlowRecord {

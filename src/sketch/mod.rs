@@ -144,5 +144,9 @@ mod tests {
         let err = "hll".parse::<CounterKind>().unwrap_err();
         assert!(err.to_string().contains("\"hll\""), "{err}");
         assert_eq!(CounterKind::default(), CounterKind::Compact);
+        // The help text states the switch point; keep it in step with the code.
+        assert!(CounterKind::Compact
+            .describe()
+            .contains(&compact::MAX_EXACT.to_string()));
     }
 }

@@ -30,7 +30,14 @@ mod tests {
 
     #[test]
     fn peak_is_at_least_what_we_hold() {
-        let v = vec![1u8; 50_000_000];
+        let v = std::hint::black_box(vec![1u8; 50_000_000]);
+        assert_eq!(
+            std::hint::black_box(&v)
+                .iter()
+                .map(|&b| b as u64)
+                .sum::<u64>(),
+            50_000_000
+        );
         let peak = peak_rss_bytes().unwrap();
         assert!(peak >= 50_000_000, "{peak}");
         drop(v);

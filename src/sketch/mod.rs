@@ -150,8 +150,3 @@ mod tests {
             .contains(&compact::MAX_EXACT.to_string()));
     }
 }
-
-/// Placeholder until the compact counter lands.
-pub type Compact = Exact;
-/// Placeholder until the hyperloglogplus backend lands.
-pub type Hllpp = Exact;

@@ -96,6 +96,8 @@ pub struct Scan<'c> {
     pub missing_template_sets: u64,
     /// Templates rejected (zero-length fields).
     pub rejected_templates: u64,
+    /// Data sets not decoded because their template was rejected.
+    pub rejected_sets: u64,
 }
 
 impl<'c> Scan<'c> {
@@ -108,6 +110,7 @@ impl<'c> Scan<'c> {
             packets: 0,
             missing_template_sets: 0,
             rejected_templates: 0,
+            rejected_sets: 0,
         }
     }
 
@@ -122,13 +125,14 @@ impl<'c> Scan<'c> {
     pub(crate) fn template(
         &mut self,
         key: TemplateKey,
-        t: Template,
+        mut t: Template,
         zero_field: Option<u16>,
         at: usize,
     ) {
         if let Some(f) = zero_field {
             self.rejected_templates += 1;
-            self.cache.remove(&key);
+            t.rejected = Some(f);
+            self.cache.insert(key, t);
             self.warn(
                 at,
                 format!(
@@ -147,6 +151,20 @@ impl<'c> Scan<'c> {
 
     pub(crate) fn data(&mut self, key: TemplateKey, off: usize, len: usize, ctx: Context) {
         match self.cache.get(&key) {
+            Some(tpl) if tpl.rejected.is_some() => {
+                self.rejected_sets += 1;
+                self.warn(
+                    off.saturating_sub(4),
+                    format!(
+                        "data set for template {} (source {}, {} bytes) not decoded: its template was rejected \
+                         (zero-length field {})",
+                        key.id,
+                        key.domain,
+                        len,
+                        tpl.rejected.unwrap_or(0)
+                    ),
+                );
+            }
             Some(tpl) => self.items.push(Item::Data { off, len, tpl, ctx }),
             None => {
                 self.missing_template_sets += 1;
@@ -215,6 +233,7 @@ pub struct NetflowDecoder {
     pub packets: u64,
     pub missing_template_sets: u64,
     pub rejected_templates: u64,
+    pub rejected_sets: u64,
 }
 
 impl NetflowDecoder {
@@ -234,6 +253,7 @@ impl NetflowDecoder {
             packets: scan.packets,
             missing_template_sets: scan.missing_template_sets,
             rejected_templates: scan.rejected_templates,
+            rejected_sets: scan.rejected_sets,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct Template {
     pub min_len: usize,
     /// Record length when no field is variable-length.
     pub fixed_len: Option<usize>,
+    /// Set when the template was rejected (the id of its zero-length field): its data is reported, not decoded.
+    pub rejected: Option<u16>,
 }
 
 impl Template {
@@ -48,6 +50,7 @@ impl Template {
             options,
             min_len,
             fixed_len: if variable { None } else { Some(min_len) },
+            rejected: None,
         }
     }
 }

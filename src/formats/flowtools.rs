@@ -288,7 +288,6 @@ pub fn decode_record(r: &[u8], order: ByteOrder, layout: RecordLayout) -> FlowRe
         src_tos: r[53],
         tcp_flags: r[54],
         sampling: 1,
-        ..FlowRecord::default()
     }
 }
 

@@ -449,7 +449,7 @@ pub struct FlowToolsStream {
 }
 
 impl FlowToolsStream {
-    /// Read the header from `r` (whose first bytes are `prefix`, already consumed by sniffing).
+    /// Read the header from `r`; the records are read later, once, by `decode_chunk(0)`.
     pub fn open(mut r: Box<dyn Read + Send>) -> Result<FlowToolsStream, FormatError> {
         let mut head = vec![0u8; 8];
         read_full(&mut r, &mut head, 0)?;
@@ -516,7 +516,7 @@ mod tests {
     use super::*;
 
     /// Build a v3 header with the given TLVs, in `order`.
-    pub(crate) fn header_v3(
+    fn header_v3(
         order: ByteOrder,
         export: u16,
         flags: u32,

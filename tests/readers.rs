@@ -258,7 +258,8 @@ fn netflow_group(name: &str) -> String {
 }
 
 /// (src, dst, sport, dport, proto) of one oracle record.
-type OracleKey = (Option<String>, Option<String>, u16, u16, u8);
+/// For v9, also the start time computed from the oracle's FIRST_SWITCHED and its packet header.
+type OracleKey = (Option<String>, Option<String>, u16, u16, u8, Option<u64>);
 
 /// Data and options-data records the oracle found in one payload, and its flows' (src, dst, sport, dport, proto).
 struct OracleCount {
@@ -299,6 +300,10 @@ fn oracle(parser: &mut netflow_parser::NetflowParser, bytes: &[u8]) -> OracleCou
             }
             _ => {}
         }
+        let v9_clock = match p {
+            NetflowPacket::V9(v) => Some((v.header.sys_up_time as i64, v.header.unix_secs as i64)),
+            _ => None,
+        };
         if let Ok(common) = netflow_parser::netflow_common::NetflowCommon::try_from(p) {
             for f in &common.flowsets {
                 if f.src_addr.is_some() && f.dst_addr.is_some() {
@@ -308,6 +313,12 @@ fn oracle(parser: &mut netflow_parser::NetflowParser, bytes: &[u8]) -> OracleCou
                         f.src_port.unwrap_or(0),
                         f.dst_port.unwrap_or(0),
                         f.protocol_number.unwrap_or(0),
+                        match (v9_clock, f.first_seen) {
+                            (Some((up, secs)), Some(fs)) => {
+                                Some((secs * 1000 - (up - fs as i64)) as u64)
+                            }
+                            _ => None,
+                        },
                     ));
                 }
             }
@@ -348,6 +359,7 @@ fn netflow_payloads_match_netflow_parser_per_file() {
     }
     let (mut files, mut flows, mut compared_keys, mut rejected, mut invalid) = (0, 0, 0, 0, 0);
     let mut mismatches = Vec::new();
+    let mut timed_files = 0;
     for (group, mut names) in groups {
         // Templates first, as an exporter sends them.
         names.sort_by_key(|n| (!n.contains("tpl"), n.clone()));
@@ -422,6 +434,11 @@ fn netflow_payloads_match_netflow_parser_per_file() {
                 ));
                 continue;
             }
+            // v9 start times: unix_secs * 1000 - (sysUptime - FIRST_SWITCHED), computed from the oracle's values.
+            let timed = name.starts_with("netflow9")
+                && !want.keys.is_empty()
+                && want.keys.iter().all(|k| k.5.is_some());
+            timed_files += timed as usize;
             let ours = multiset(
                 got.iter()
                     .filter(|r| r.src != Addr::default() && r.dst != Addr::default())
@@ -434,7 +451,7 @@ fn netflow_payloads_match_netflow_parser_per_file() {
                             r.proto,
                             0,
                             0,
-                            0,
+                            if timed { r.first_ms } else { 0 },
                         )
                     }),
             );
@@ -447,7 +464,7 @@ fn netflow_payloads_match_netflow_parser_per_file() {
                     k.4,
                     0,
                     0,
-                    0,
+                    if timed { k.5.unwrap_or(0) } else { 0 },
                 )
             }));
             // The oracle also lists options-data records with addresses; ours must be within its list.
@@ -462,7 +479,7 @@ fn netflow_payloads_match_netflow_parser_per_file() {
     }
     println!(
         "netflow: {files} payload files, {flows} flows equal in count to netflow_parser, {compared_keys} \
-         flow keys found in its output, {rejected} files with rejected zero-length templates, {invalid} invalid"
+         flow keys found in its output ({timed_files} v9 files with start times too), {rejected} files with rejected zero-length templates, {invalid} invalid"
     );
     assert!(flows > 0 && invalid >= 2);
     assert!(mismatches.is_empty(), "{mismatches:#?}");

@@ -516,12 +516,7 @@ mod tests {
     use super::*;
 
     /// Build a v3 header with the given TLVs, in `order`.
-    fn header_v3(
-        order: ByteOrder,
-        export: u16,
-        flags: u32,
-        extra: &[(u16, Vec<u8>)],
-    ) -> Vec<u8> {
+    fn header_v3(order: ByteOrder, export: u16, flags: u32, extra: &[(u16, Vec<u8>)]) -> Vec<u8> {
         let p16 = |v: u16| match order {
             ByteOrder::Little => v.to_le_bytes(),
             ByteOrder::Big => v.to_be_bytes(),

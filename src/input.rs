@@ -2,7 +2,7 @@
 //! memory-mapped (or read, with `--no-mmap`), `-` read from standard input.
 
 use crate::engine::{Input, InputError};
-use crate::formats::{self, Bytes};
+use crate::formats::{self, Bytes, Opener};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub struct InputOptions {
     /// Read files into memory instead of mapping them.
     pub no_mmap: bool,
+    /// The reader to use (`--input-format`); the content decides when `None`.
+    pub format: Option<String>,
 }
 
 /// One input to scan: a file, or standard input.
@@ -108,13 +110,22 @@ pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError
     }
 }
 
-/// Load and open one source with the reader its content calls for.
-pub fn open(source: &Source, options: &InputOptions) -> Result<Input, InputError> {
-    let bytes = load(source, options)?;
-    let decoder = formats::open(bytes).map_err(|e| InputError {
+/// Load and open one source with the reader its content (or `--input-format`) calls for. `opener` carries
+/// NetFlow templates from one input to the next, so it must be the same for all inputs of a run.
+pub fn open(source: &Source, options: &InputOptions, opener: &Opener) -> Result<Input, InputError> {
+    let err = |e: formats::FormatError| InputError {
         name: source.name(),
         message: e.to_string(),
-    })?;
+    };
+    let format = options.format.as_deref();
+    let decoder = match source {
+        // A pipe is read as it comes: flow-tools and CSV stream, other formats are read whole first.
+        Source::Stdin => formats::open_stream(Box::new(std::io::stdin()), format).map_err(err)?,
+        Source::File(_) => {
+            let bytes = load(source, options)?;
+            opener.open(bytes, "", format).map_err(err)?
+        }
+    };
     Ok(Input {
         name: source.name(),
         decoder,
@@ -161,7 +172,9 @@ mod tests {
     #[test]
     fn missing_files_fail_when_opened_with_their_name() {
         let (files, _) = expand(&[PathBuf::from("/no/such/file")]);
-        let e = open(&files[0], &InputOptions::default()).err().unwrap();
+        let e = open(&files[0], &InputOptions::default(), &Opener::new())
+            .err()
+            .unwrap();
         assert_eq!(e.name, "/no/such/file");
         assert!(e.message.contains("cannot open"), "{}", e.message);
     }
@@ -172,8 +185,13 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello flows").unwrap();
         let s = Source::File(p);
-        let a = load(&s, &InputOptions { no_mmap: false }).unwrap();
-        let b = load(&s, &InputOptions { no_mmap: true }).unwrap();
+        let mmap = InputOptions::default();
+        let read = InputOptions {
+            no_mmap: true,
+            ..InputOptions::default()
+        };
+        let a = load(&s, &mmap).unwrap();
+        let b = load(&s, &read).unwrap();
         assert_eq!((*a).as_ref(), (*b).as_ref());
     }
 }

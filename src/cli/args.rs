@@ -65,6 +65,10 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_mmap: bool,
 
+    /// Reader to use instead of detecting the format from the content.
+    #[arg(long, value_name = "FORMAT", value_parser = ["nfcapd", "flowtools", "netflow", "pcap", "csv"])]
+    pub input_format: Option<String>,
+
     /// No progress display and no summary; findings and errors only.
     #[arg(short, long)]
     pub quiet: bool,

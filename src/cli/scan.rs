@@ -4,6 +4,7 @@ use super::args::ScanArgs;
 use super::progress::Progress;
 use super::ExitCode;
 use flowsketch::engine::{self, InputError, ScanOptions, ScanStats};
+use flowsketch::formats::Opener;
 use flowsketch::input::{self, InputOptions};
 use flowsketch::mem::{human_bytes, peak_rss_bytes};
 use flowsketch::report::{self, Format, ReportMeta};
@@ -44,6 +45,7 @@ impl ScanPlan {
             options,
             input: InputOptions {
                 no_mmap: args.no_mmap,
+                format: args.input_format.clone(),
             },
             format: args.format.parse()?,
             counter,
@@ -70,6 +72,8 @@ pub struct Outcome {
     pub stats: ScanStats,
     pub keys: usize,
     pub secs: f64,
+    /// Problems that did not stop decoding (said on stderr as they were found).
+    pub warnings: usize,
 }
 
 impl Outcome {
@@ -126,7 +130,19 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
     }
     let (sources, walk_errors) = input::expand(paths);
     let progress = Progress::start(!plan.quiet, sources.len());
-    let opened = sources.iter().map(|s| input::open(s, &plan.input));
+    let opener = Opener::new();
+    let mut warnings = Vec::new();
+    let opened = sources.iter().map(|s| {
+        let input = input::open(s, &plan.input, &opener);
+        if let Ok(i) = &input {
+            // Said at once, in input order: data before its template, rejected templates, cut captures.
+            for w in i.decoder.warnings() {
+                eprintln!("flowsketch: warning: {}: {w}", i.name);
+                warnings.push(w);
+            }
+        }
+        input
+    });
     let mut result = engine::scan::<C, _>(&defs.rules, opened, &plan.options, &progress.flows);
     progress.finish();
     let mut errors: Vec<InputError> = walk_errors;
@@ -135,7 +151,9 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
         eprintln!("flowsketch: {e}");
     }
     let findings = report::findings(defs, &mut result);
+    let warnings = warnings.len();
     Outcome {
+        warnings,
         findings,
         errors,
         stats: result.stats,
@@ -154,11 +172,12 @@ fn summary(o: &Outcome) {
     };
     let errors = o.errors.len();
     eprintln!(
-        "flowsketch: {} input{} ({} with errors, {errors} error{}), {} flows, {} records skipped, {} keys tracked, peak memory {peak}, {:.2} s, {:.2} M flows/s",
+        "flowsketch: {} input{} ({} with errors, {errors} error{}, {} warnings), {} flows, {} records skipped, {} keys tracked, peak memory {peak}, {:.2} s, {:.2} M flows/s",
         stats.inputs,
         if stats.inputs == 1 { "" } else { "s" },
         stats.inputs_failed,
         if errors == 1 { "" } else { "s" },
+        o.warnings,
         stats.flows,
         stats.skipped,
         o.keys,

@@ -3,11 +3,19 @@
 //! A reader splits its input into chunks that decode independently (nfcapd blocks), so the engine can decode them
 //! in parallel; a format that must be read in order (a zlib stream) is one chunk that hands out records in batches.
 
+pub mod csv;
+pub mod detect;
+pub mod flowtools;
 pub mod memory;
+pub mod netflow;
 pub mod nfcapd;
+pub mod pcap;
 
 use crate::record::FlowRecord;
+use detect::Kind;
+use netflow::templates::TemplateCache;
 use std::fmt;
+use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 /// The bytes of one input, shared by the chunks decoded from it on several threads: a memory map or a buffer.
@@ -74,6 +82,11 @@ pub trait Decoder: Send + Sync {
     fn declared_flows(&self) -> Option<u64> {
         None
     }
+    /// Problems found that did not stop decoding (NetFlow data before its template, rejected templates,
+    /// truncated captures), each with its offset. Known once the file is opened.
+    fn warnings(&self) -> Vec<FormatError> {
+        Vec::new()
+    }
 }
 
 /// Decode every chunk of a file in order on this thread; for tests, tools and small inputs.
@@ -91,21 +104,104 @@ pub fn decode_all(
     Ok(total)
 }
 
-/// Open `bytes` with the reader its magic names.
+/// Open `bytes` with the reader its magic or content names (a fresh template cache: use [`Opener`] to read
+/// NetFlow v9/IPFIX templates and data from separate files).
 pub fn open(bytes: Bytes) -> Result<Box<dyn Decoder>, FormatError> {
-    let b: &[u8] = (*bytes).as_ref();
-    if nfcapd::is_nfcapd(b) {
-        return Ok(Box::new(nfcapd::NfcapdFile::open(bytes)?));
+    Opener::new().open(bytes, "", None)
+}
+
+/// Opens the inputs of one run in order. It holds the NetFlow v9/IPFIX template cache, so templates read from
+/// one file (exporters send them apart, `*tpl*` files) decode the data of the files opened after it.
+#[derive(Default)]
+pub struct Opener {
+    templates: Arc<TemplateCache>,
+}
+
+impl Opener {
+    pub fn new() -> Opener {
+        Opener::default()
     }
-    Err(FormatError::new(
-        0,
-        format!(
-            "unknown file format (first bytes {:02x?}); expected one of: {}",
-            &b[..b.len().min(4)],
-            SUPPORTED.join(", ")
-        ),
-    ))
+
+    /// The template cache shared by the files this opener opened.
+    pub fn templates(&self) -> &TemplateCache {
+        &self.templates
+    }
+
+    /// Open one input. `format_override` is an `--input-format` name; without it the content decides.
+    /// `name` (a file name, or empty) only adds a hint to the error for unrecognised content.
+    pub fn open(
+        &self,
+        bytes: Bytes,
+        name: &str,
+        format_override: Option<&str>,
+    ) -> Result<Box<dyn Decoder>, FormatError> {
+        let b: &[u8] = (*bytes).as_ref();
+        let kind = match format_override {
+            Some(f) => Kind::from_name(f)?,
+            None => match detect::sniff(b) {
+                Some(k) => k,
+                None => {
+                    let mut e = detect::unknown(b);
+                    if !name.is_empty() {
+                        e.message = format!("{name}: {}", e.message);
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        Ok(match kind {
+            Kind::Nfcapd => Box::new(nfcapd::NfcapdFile::open(bytes)?),
+            Kind::FlowTools => Box::new(flowtools::FlowToolsFile::open(bytes)?),
+            Kind::Netflow => Box::new(netflow::NetflowDecoder::open_payload(
+                bytes,
+                &self.templates,
+            )?),
+            Kind::Pcap => Box::new(pcap::open(bytes, &self.templates)?),
+            Kind::Csv => Box::new(csv::CsvFile::open(bytes)?),
+        })
+    }
+}
+
+/// Bytes read to recognise a stream before choosing its reader.
+const SNIFF_LEN: usize = 4096;
+
+/// Open a stream (a pipe, stdin) without seeking: flow-tools and CSV are read sequentially as one chunk;
+/// other formats are read fully into memory first. `format` is an `--input-format` name, or None to sniff.
+pub fn open_stream(
+    mut r: Box<dyn Read + Send>,
+    format: Option<&str>,
+) -> Result<Box<dyn Decoder>, FormatError> {
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    (&mut r)
+        .take(SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| FormatError::new(0, format!("stream unreadable: {e}")))?;
+    let kind = match format {
+        Some(f) => Kind::from_name(f)?,
+        None => detect::sniff(&head).ok_or_else(|| detect::unknown(&head))?,
+    };
+    let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(r));
+    match kind {
+        Kind::FlowTools => Ok(Box::new(flowtools::FlowToolsStream::open(chained)?)),
+        Kind::Csv => Ok(Box::new(csv::CsvStream::open(Box::new(
+            BufReader::with_capacity(1 << 16, chained),
+        ))?)),
+        _ => {
+            let mut all = Vec::new();
+            let mut chained = chained;
+            chained
+                .read_to_end(&mut all)
+                .map_err(|e| FormatError::new(0, format!("stream unreadable: {e}")))?;
+            Opener::new().open(bytes_from_vec(all), "", Some(kind.name()))
+        }
+    }
 }
 
 /// The formats `open` recognises, for error messages and `--help`.
-pub const SUPPORTED: &[&str] = &["nfcapd (nfdump 1.6 layout 1 and 1.7 layout 2)"];
+pub const SUPPORTED: &[&str] = &[
+    "nfcapd (nfdump 1.6 layout 1 and 1.7 layout 2)",
+    "flowtools (flow-tools stream v1/v3, export v1/v5/v7, zlib or uncompressed, either byte order)",
+    "netflow (raw NetFlow v5/v9/IPFIX export packets, one UDP payload per file)",
+    "pcap (pcap/pcapng captures of NetFlow v5/v9/IPFIX exporter traffic)",
+    "csv (nfdump -o csv, flow-tools flow-export -f2)",
+];

@@ -1,0 +1,127 @@
+//! NetFlow v9 (RFC 3954) export packets: a 20-byte header, then flowsets: templates (id 0), options
+//! templates (id 1) and data (id >= 256). The header has no length: a v9 packet runs to the end of its payload.
+
+use super::fields::{classify, Context};
+use super::templates::{FieldSpec, Template, TemplateKey};
+use super::{exporter_id, u16_at, u32_at, Scan};
+use crate::formats::FormatError;
+use crate::record::Addr;
+
+pub const HEADER_LEN: usize = 20;
+
+/// Register the templates of the v9 packet `b` (the whole payload from its header on) and queue its data
+/// flowsets in `scan`. `base` is the packet's offset in the input.
+pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
+    if b.len() < HEADER_LEN {
+        return Err(FormatError::new(
+            base as u64,
+            format!(
+                "NetFlow v9 header truncated: {} bytes, expected {HEADER_LEN}",
+                b.len()
+            ),
+        ));
+    }
+    let domain = u32_at(b, 16);
+    let ctx = Context {
+        unix_secs: u32_at(b, 8),
+        uptime_ms: Some(u32_at(b, 4)),
+        exporter: exporter_id(exporter, domain),
+    };
+    let key = |id| TemplateKey {
+        exporter,
+        domain,
+        id,
+        version: 9,
+    };
+    let mut at = HEADER_LEN;
+    while at + 4 <= b.len() {
+        let id = u16_at(b, at);
+        let len = u16_at(b, at + 2) as usize;
+        if len < 4 || at + len > b.len() {
+            if b[at..].iter().all(|&x| x == 0) {
+                break; // zero fill after the last flowset
+            }
+            scan.warn(
+                base + at,
+                format!(
+                    "NetFlow v9 flowset {id} length {len} does not fit the {} bytes left; rest of packet ignored",
+                    b.len() - at
+                ),
+            );
+            break;
+        }
+        let body = &b[at + 4..at + len];
+        let body_base = base + at + 4;
+        match id {
+            0 => templates(body, body_base, false, &key, scan),
+            1 => templates(body, body_base, true, &key, scan),
+            2..=255 => scan.warn(
+                base + at,
+                format!("NetFlow v9 reserved flowset id {id} skipped"),
+            ),
+            _ => scan.data(key(id), base + at + 4, len - 4, ctx),
+        }
+        at += len;
+    }
+    Ok(b.len())
+}
+
+/// Parse the (options) templates of one flowset body and register them.
+fn templates(
+    body: &[u8],
+    base: usize,
+    options: bool,
+    key: &dyn Fn(u16) -> TemplateKey,
+    scan: &mut Scan,
+) {
+    let head = if options { 6 } else { 4 };
+    let mut at = 0;
+    while at + head <= body.len() {
+        let id = u16_at(body, at);
+        if id < 256 {
+            if body[at..].iter().any(|&x| x != 0) {
+                scan.warn(
+                    base + at,
+                    format!("NetFlow v9 template id {id} below 256; rest of flowset ignored"),
+                );
+            }
+            return;
+        }
+        let nfields = if options {
+            (u16_at(body, at + 2) as usize + u16_at(body, at + 4) as usize) / 4
+        } else {
+            u16_at(body, at + 2) as usize
+        };
+        let fields_at = at + head;
+        let end = fields_at + nfields * 4;
+        if end > body.len() {
+            scan.warn(
+                base + at,
+                format!(
+                    "NetFlow v9 template {id} declares {nfields} fields ({} bytes) but {} bytes remain",
+                    nfields * 4,
+                    body.len() - fields_at
+                ),
+            );
+            return;
+        }
+        let mut fields = Vec::with_capacity(nfields);
+        let mut zero = None;
+        for i in 0..nfields {
+            let f = fields_at + i * 4;
+            let fid = u16_at(body, f);
+            let flen = u16_at(body, f + 2);
+            if flen == 0 && zero.is_none() {
+                zero = Some(fid);
+            }
+            fields.push(FieldSpec {
+                id: fid,
+                enterprise: 0,
+                len: flen,
+                kind: classify(0, fid),
+            });
+        }
+        scan.template(key(id), Template::new(id, fields, options), zero, base + at);
+        at = end;
+    }
+}

@@ -77,6 +77,35 @@ fn walk(dir: &Path, files: &mut Vec<Source>, errors: &mut Vec<InputError>) {
     }
 }
 
+/// A read-only memory map of a whole file.
+struct MappedFile(memmap2::Mmap);
+
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl formats::ByteSource for MappedFile {
+    fn release(&self, range: std::ops::Range<usize>) {
+        // Only whole pages inside the range: a page shared with a neighbouring chunk may still be in use.
+        const PAGE: usize = 4096;
+        let start = range.start.div_ceil(PAGE) * PAGE;
+        let end = (range.end.min(self.0.len()) / PAGE) * PAGE;
+        if end > start {
+            // SAFETY: the map is read-only and file-backed, so MADV_DONTNEED only drops our mapping of pages that
+            // still hold the file's bytes; the next read faults the same bytes back in from the page cache.
+            let _ = unsafe {
+                self.0.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
+    }
+}
+
 /// Read or map a source's bytes.
 pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError> {
     let err = |message: String| InputError {
@@ -99,7 +128,9 @@ pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError
                 // past the new end fault (SIGBUS); nfcapd writes rotated files under a temporary name and renames
                 // them when complete, so finished captures are not truncated under us. `--no-mmap` avoids the risk.
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
-                    return Ok(std::sync::Arc::new(map));
+                    // Chunks are taken roughly in file order: let the kernel read ahead.
+                    let _ = map.advise(memmap2::Advice::Sequential);
+                    return Ok(std::sync::Arc::new(MappedFile(map)));
                 }
             }
             let mut buf = Vec::new();

@@ -62,7 +62,7 @@ pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
 }
 
 /// An address alone (`src`, `dst`, `host`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrKey {
     a: [u64; 2],
     window: u32,
@@ -95,7 +95,7 @@ impl TableKey for AddrKey {
 }
 
 /// An address with a port or protocol (`src,dport`, `dst,dport`, `src,proto`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrPortKey {
     a: [u64; 2],
     /// Port, or protocol for `proto` keys.
@@ -141,7 +141,7 @@ impl TableKey for AddrPortKey {
 }
 
 /// A pair of addresses (`src,dst`, `dst,src`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrPairKey {
     a: [u64; 2],
     b: [u64; 2],

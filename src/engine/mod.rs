@@ -7,6 +7,7 @@
 
 pub mod key;
 pub mod shard;
+mod slots;
 pub mod table;
 mod worker;
 

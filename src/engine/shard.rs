@@ -19,6 +19,9 @@ pub fn shard_of(hash: u64, n: usize) -> usize {
     ((((hash >> 24) & 0xffff_ffff) * n as u64) >> 32) as usize
 }
 
+/// How many updates ahead slots are prefetched: enough to cover a memory latency, few enough to stay in L1.
+const AHEAD: usize = 16;
+
 /// All rule tables of one worker.
 pub struct Shard<C: DistinctCounter> {
     pub tables: Vec<RuleTable<C>>,
@@ -31,9 +34,27 @@ impl<C: DistinctCounter> Shard<C> {
         }
     }
 
+    /// Apply routed updates. Each update's slot is prefetched [`AHEAD`] updates early, so the cache misses of a
+    /// table too large for the cache overlap instead of queueing.
     #[inline]
     pub fn apply(&mut self, rules: &[CompiledRule], records: &[FlowRecord], refs: &[Ref]) {
-        for r in refs {
+        for r in refs.iter().take(2 * AHEAD) {
+            self.tables[r.rule as usize].prefetch(r.hash);
+        }
+        for (i, r) in refs.iter().enumerate() {
+            // Two stages: the slot 2*AHEAD updates ahead, then the heap data of the slot AHEAD updates ahead.
+            if let Some(next) = refs.get(i + 2 * AHEAD) {
+                self.tables[next.rule as usize].prefetch(next.hash);
+            }
+            if let Some(m) = refs.get(i + AHEAD) {
+                let rule = &rules[m.rule as usize];
+                self.tables[m.rule as usize].prefetch_state(
+                    rule,
+                    m.hash,
+                    &records[m.idx as usize],
+                    m.side,
+                );
+            }
             let rule = &rules[r.rule as usize];
             self.tables[r.rule as usize].add(rule, r.hash, &records[r.idx as usize], r.side);
         }

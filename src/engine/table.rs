@@ -2,11 +2,11 @@
 //! is routed) so a lookup never hashes twice.
 
 use super::key::{AddrKey, AddrPairKey, AddrPortKey, KeyParts, TableKey};
+use super::slots::SlotTable;
 use crate::hash::hash128;
 use crate::record::FlowRecord;
 use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
 use crate::sketch::{DistinctCounter, Estimate};
-use hashbrown::HashTable;
 
 /// What a rule's state keeps besides its count: how many flows matched and when. 16 bytes, because a table
 /// holds millions: the span is kept in milliseconds up to 49 days (a month of captures fits), flows saturate at
@@ -79,6 +79,9 @@ pub trait State: Default + Send + 'static {
     fn value(&mut self) -> Estimate;
     fn seen(&self) -> Seen;
     fn heap_bytes(&self) -> usize;
+    /// Start loading the state's heap data, if it has any.
+    #[inline]
+    fn prefetch(&self) {}
 }
 
 /// Flows, packets or bytes: an exact sum.
@@ -149,6 +152,11 @@ pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: Ad
 
 impl<C: DistinctCounter> State for DistinctState<C> {
     #[inline]
+    fn prefetch(&self) {
+        self.counter.prefetch();
+    }
+
+    #[inline]
     fn add(&mut self, count: CountSpec, side: u8, rec: &FlowRecord, addr: AddrField) {
         if let CountSpec::Distinct(field) = count {
             let v = distinct_value(field, rec, side, addr);
@@ -173,24 +181,35 @@ impl<C: DistinctCounter> State for DistinctState<C> {
 
 /// One rule's table for one key type and state type.
 pub struct Table<K, S> {
-    entries: HashTable<(K, S)>,
+    entries: SlotTable<K, S>,
 }
 
-impl<K: TableKey, S: State> Default for Table<K, S> {
+impl<K: TableKey + Default, S: State> Default for Table<K, S> {
     fn default() -> Self {
         Table {
-            entries: HashTable::new(),
+            entries: SlotTable::default(),
         }
     }
 }
 
-impl<K: TableKey, S: State> Table<K, S> {
+impl<K: TableKey + Default, S: State> Table<K, S> {
     #[inline]
     fn slot(&mut self, hash: u64, key: K) -> &mut S {
-        let entry = self
-            .entries
-            .entry(hash, |(k, _)| *k == key, |(k, _)| k.hash());
-        &mut entry.or_insert_with(|| (key, S::default())).into_mut().1
+        self.entries.slot(hash, key)
+    }
+
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        self.entries.prefetch(hash);
+    }
+
+    /// Second stage of prefetching: the slot is in cache by now, so find it and prefetch its heap data.
+    #[inline]
+    fn prefetch_state(&self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
+        let key = K::extract(rule.key, rec, side, rule.window_of(rec));
+        if let Some(s) = self.entries.peek(hash, &key) {
+            s.prefetch();
+        }
     }
 
     #[inline]
@@ -201,7 +220,7 @@ impl<K: TableKey, S: State> Table<K, S> {
     }
 
     fn merge(&mut self, other: Table<K, S>) {
-        for (k, s) in other.entries {
+        for (k, s) in other.entries.into_entries() {
             self.slot(k.hash(), k).merge(&s);
         }
     }
@@ -332,6 +351,23 @@ impl<C: DistinctCounter> RuleTable<C> {
     #[inline]
     pub fn add(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
         each_table!(self, t => t.add(rule, hash, rec, side))
+    }
+
+    /// Start loading where `hash` lands, a few updates before it is applied.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        each_table!(self, t => t.prefetch(hash))
+    }
+
+    /// Start loading the heap data of the key's state (a distinct counter's array), once its slot is cached.
+    #[inline]
+    pub fn prefetch_state(&self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
+        match self {
+            RuleTable::AddrDistinct(t) => t.prefetch_state(rule, hash, rec, side),
+            RuleTable::PortDistinct(t) => t.prefetch_state(rule, hash, rec, side),
+            RuleTable::PairDistinct(t) => t.prefetch_state(rule, hash, rec, side),
+            _ => {}
+        }
     }
 
     /// Union with the same rule's table from another shard, file, run or machine.

@@ -19,7 +19,16 @@ use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 /// The bytes of one input, shared by the chunks decoded from it on several threads: a memory map or a buffer.
-pub type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+pub type Bytes = Arc<dyn ByteSource>;
+
+/// Something that holds an input's bytes.
+pub trait ByteSource: AsRef<[u8]> + Send + Sync {
+    /// A reader is done with `range` for now. A memory map gives those pages back to the page cache, so a scan
+    /// of a file larger than memory keeps a small resident set; the bytes stay readable (they fault back in).
+    fn release(&self, _range: std::ops::Range<usize>) {}
+}
+
+impl ByteSource for Vec<u8> {}
 
 /// Wrap an owned buffer as [`Bytes`].
 pub fn bytes_from_vec(v: Vec<u8>) -> Bytes {

@@ -13,7 +13,7 @@
 //! the 64 hash bits: two values collide with probability 2^-63 instead of 2^-64, and the HLL rank sees 51 random bits
 //! instead of 52 (see [`super::hll`]): irrelevant below 2^50 distinct values.
 //!
-//! The exact array grows by half (4, 6, 9, ... , 316, 383) and is searched linearly; it stops at
+//! The exact array grows by half (4, 6, 9, ... , 316, 383) and is kept sorted (binary search); it stops at
 //! [`MAX_EXACT`] = 383 hashes, where header plus hashes fill exactly the 3072 bytes of the registers. The next
 //! distinct value converts it to registers fed from the stored hashes, so the counter never holds more than 3 KiB.
 //!
@@ -246,6 +246,22 @@ impl Compact {
         }
     }
 
+    /// Start loading the heap block, if any: the engine calls this a few updates ahead, so the miss on a
+    /// host's array overlaps with other work instead of stalling the insert.
+    #[inline]
+    pub fn prefetch_block(&self) {
+        let addr = self.word.addr();
+        if addr != 0 && addr & 1 == 0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch never faults and reads nothing into the program; the address is our block's.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    self.word.map_addr(|a| a & !TAG_MASK) as *const i8,
+                );
+            }
+        }
+    }
+
     /// True while the count is exact (not yet converted to HyperLogLog).
     pub fn is_exact(&self) -> bool {
         self.registers().is_none()
@@ -258,8 +274,9 @@ impl Compact {
         let addr = self.word.addr();
         if addr & 1 == 1 {
             if addr as u64 != h {
-                *self =
-                    Compact::from_owned(Owned::Array(array_block(FIRST_CAP, &[addr as u64, h])));
+                let (a, b) = (addr as u64, h);
+                let pair = if a < b { [a, b] } else { [b, a] };
+                *self = Compact::from_owned(Owned::Array(array_block(FIRST_CAP, &pair)));
             }
         } else if addr == 0 {
             *self = Compact::from_owned(Owned::One(h));
@@ -271,25 +288,29 @@ impl Compact {
     }
 
     /// Insert into the exact array: append, grow, or convert to registers.
+    /// The exact array is kept sorted: a repeated value (most inserts: a host talks to the same peers again and
+    /// again) costs a binary search, not a scan of up to 383 hashes; a new value shifts at most 3 KiB.
     fn array_insert(&mut self, h: u64) {
         let Some(block) = self.block_mut() else {
             return;
         };
         let (len, cap) = len_cap(block[0]);
-        let hashes = &block[1..=len];
-        if contains(hashes, h) {
-            return;
-        }
+        let pos = match block[1..=len].binary_search(&h) {
+            Ok(_) => return,
+            Err(pos) => pos,
+        };
         if len < cap {
-            block[len + 1] = h;
+            block.copy_within(1 + pos..1 + len, 2 + pos);
+            block[1 + pos] = h;
             block[0] = header(len + 1, cap);
             return;
         }
+        let hashes = &block[1..=len];
         let next = if cap < MAX_EXACT {
-            let mut grown = array_block((cap + cap / 2).min(MAX_EXACT), hashes);
-            let (len, cap) = len_cap(grown[0]);
-            grown[len + 1] = h;
-            grown[0] = header(len + 1, cap);
+            let mut grown = array_block((cap + cap / 2).min(MAX_EXACT), &hashes[..pos]);
+            grown[1 + pos] = h;
+            grown[2 + pos..2 + len].copy_from_slice(&hashes[pos..]);
+            grown[0] = header(len + 1, (cap + cap / 2).min(MAX_EXACT));
             Owned::Array(grown)
         } else {
             let mut regs = Registers::boxed();
@@ -318,24 +339,17 @@ impl Compact {
     }
 }
 
-/// Linear search, four lanes at a time so the compiler can vectorise it.
-#[inline]
-fn contains(hashes: &[u64], h: u64) -> bool {
-    let mut chunks = hashes.chunks_exact(4);
-    for c in &mut chunks {
-        if (c[0] == h) | (c[1] == h) | (c[2] == h) | (c[3] == h) {
-            return true;
-        }
-    }
-    chunks.remainder().contains(&h)
-}
-
 impl DistinctCounter for Compact {
     const NAME: &'static str = "compact";
 
     #[inline]
     fn insert(&mut self, hash: u64, _value: u128) {
         self.insert_hash(hash);
+    }
+
+    #[inline]
+    fn prefetch(&self) {
+        self.prefetch_block();
     }
 
     fn merge(&mut self, other: &Self) {

@@ -51,6 +51,9 @@ pub trait DistinctCounter: Default + Clone + Send + 'static {
     const NAME: &'static str;
     /// Add a value: `hash` is [`crate::hash::hash128`] of `value`.
     fn insert(&mut self, hash: u64, value: u128);
+    /// Start loading whatever an insert will touch first (a heap block); a hint, no effect on the count.
+    #[inline]
+    fn prefetch(&self) {}
     /// Union with another counter of the same kind.
     fn merge(&mut self, other: &Self);
     /// The count. `&mut` because some backends flush buffers to answer.

@@ -107,6 +107,13 @@ impl NfcapdFile {
         (*self.bytes).as_ref()
     }
 
+    /// The block is decoded: its pages need not stay resident.
+    fn release(&self, block: &BlockRef) {
+        let start = block.offset as usize;
+        self.bytes
+            .release(start..block.payload_start() + block.size as usize);
+    }
+
     /// Maps defined by blocks before `index`, latest first.
     fn earlier_map(&self, index: usize, id: u16) -> Option<ExtMap> {
         let all = self.maps_by_block.get_or_init(|| {
@@ -170,6 +177,7 @@ impl Decoder for NfcapdFile {
         let walked = records::walk(data, origin, &mut maps, &mut sink);
         // Flows before a corrupt record are handed out, as nfdump prints them before it stops.
         sink.flush();
+        self.release(block);
         walked.map(|()| sink.stats)
     }
 

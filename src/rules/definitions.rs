@@ -232,6 +232,8 @@ impl Loader<'_> {
                 inactive,
             })
         } else {
+            // Lists are read by name and a rule's fields in a fixed order: report in file order instead.
+            self.errors.sort_by_key(|e| (e.line, e.column));
             Err(SourceErrors(self.errors))
         }
     }

@@ -150,12 +150,25 @@ impl Loader<'_> {
             .push(SourceError::at(self.origin, self.text, offset, message));
     }
 
-    /// Offset of the first occurrence of `needle` inside `span`, or the span's start.
-    fn find_in(&self, span: Range<usize>, needle: &str) -> usize {
-        self.text
-            .get(span.clone())
-            .and_then(|s| s.find(needle))
-            .map_or(span.start, |i| span.start + i)
+    /// Offset of an entry inside a list's span: the quoted string when it is one, else a number that stands
+    /// alone (so port `80` is not found inside `8080`).
+    fn find_entry(&self, span: Range<usize>, entry: &str) -> usize {
+        let Some(body) = self.text.get(span.clone()) else {
+            return span.start;
+        };
+        for quote in ['"', '\''] {
+            if let Some(i) = body.find(&format!("{quote}{entry}{quote}")) {
+                return span.start + i + 1;
+            }
+        }
+        let bytes = body.as_bytes();
+        let standalone = body.match_indices(entry).find(|(i, m)| {
+            let before = i.checked_sub(1).and_then(|j| bytes.get(j));
+            let after = bytes.get(i + m.len());
+            !before.is_some_and(u8::is_ascii_alphanumeric)
+                && !after.is_some_and(u8::is_ascii_alphanumeric)
+        });
+        standalone.map_or(span.start, |(i, _)| span.start + i)
     }
 
     fn build(mut self, model: FileModel) -> Result<Definitions, SourceErrors> {
@@ -166,9 +179,12 @@ impl Loader<'_> {
         let mut lists = ListSet::default();
         for (name, value) in model.lists {
             let span = value.span();
-            if let Some(list) = self.addr_list(name.get_ref(), value.get_ref(), span) {
-                lists.addrs.insert(name.into_inner(), list);
-            }
+            // A list with errors is still defined (empty), so rules that use it do not add a second,
+            // misleading "unknown list" error; the file is rejected anyway.
+            let list = self.addr_list(name.get_ref(), value.get_ref(), span);
+            lists
+                .addrs
+                .insert(name.into_inner(), list.unwrap_or_default());
         }
         for (name, value) in model.ports {
             let span = value.span();
@@ -182,9 +198,10 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            if let Some(list) = self.port_list(value.get_ref(), span) {
-                lists.ports.insert(name.into_inner(), list);
-            }
+            let list = self.port_list(name.get_ref(), value.get_ref(), span);
+            lists
+                .ports
+                .insert(name.into_inner(), list.unwrap_or_default());
         }
         let mut rules = Vec::new();
         let mut inactive = Vec::new();
@@ -215,6 +232,8 @@ impl Loader<'_> {
                 inactive,
             })
         } else {
+            // Lists are read by name and a rule's fields in a fixed order: report in file order instead.
+            self.errors.sort_by_key(|e| (e.line, e.column));
             Err(SourceErrors(self.errors))
         }
     }
@@ -313,7 +332,11 @@ impl Loader<'_> {
                 let path = self.resolve(file);
                 AddrList::from_file(&path)
                     .map(|l| parts.push(l))
-                    .map_err(|e| e.to_string())
+                    // A file that cannot be read has no entry to name.
+                    .map_err(|e| match e.entry.is_empty() {
+                        true => format!("{}: {}", e.location, e.message),
+                        false => e.to_string(),
+                    })
             } else if entry.starts_with("builtin:") {
                 AddrList::from_source(entry, Path::new("."))
                     .map(|l| parts.push(l))
@@ -322,7 +345,7 @@ impl Loader<'_> {
                 parse_entry(entry, &mut intervals)
             };
             if let Err(e) = result {
-                let at = self.find_in(span.clone(), entry);
+                let at = self.find_entry(span.clone(), entry);
                 self.error(at, format!("in list '{name}': {e}"));
                 ok = false;
             }
@@ -331,7 +354,12 @@ impl Loader<'_> {
         ok.then(|| AddrList::union(&parts.iter().collect::<Vec<_>>()))
     }
 
-    fn port_list(&mut self, values: &[PortValue], span: Range<usize>) -> Option<PortList> {
+    fn port_list(
+        &mut self,
+        name: &str,
+        values: &[PortValue],
+        span: Range<usize>,
+    ) -> Option<PortList> {
         let entries: Vec<String> = values
             .iter()
             .map(|v| match v {
@@ -339,16 +367,16 @@ impl Loader<'_> {
                 PortValue::Text(t) => t.clone(),
             })
             .collect();
-        let located: Vec<(&str, usize)> = entries
+        let located: Vec<(&str, String)> = entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.as_str(), i))
+            .map(|(i, e)| (e.as_str(), format!("ports.{name}[{i}]")))
             .collect();
         match PortList::parse_entries(&located) {
             Ok(list) => Some(list),
             Err(e) => {
-                let at = self.find_in(span, &e.entry);
-                self.error(at, e.message);
+                let at = self.find_entry(span, &e.entry);
+                self.error(at, format!("in port list '{name}': {}", e.message));
                 None
             }
         }
@@ -363,65 +391,128 @@ impl Loader<'_> {
     }
 }
 
-/// A list the rule needs to be non-empty to ever match: one it references outside any `not`.
+/// The empty list that keeps the rule from ever matching, if any: the filter, with every test against an empty
+/// list taken as false, can match no flow. `src in @managed and not src in @dhcp` with `managed` empty can never
+/// match; `dst in @bogons or dst in @feed` with only `feed` empty still can, and stays active.
 fn empty_required_list(r: &RuleModel, lists: &ListSet) -> Option<String> {
     let text = r.filter.as_ref()?.get_ref();
-    positive_list_refs(text)
-        .into_iter()
-        .find(|name| lists.is_empty_list(name))
+    let tokens = tokenize(text);
+    let mut p = Reach {
+        tokens: &tokens,
+        at: 0,
+        lists,
+    };
+    let never = p.or_expr();
+    // Anything left over is a shape this scan does not follow (the real parser accepted it): stay active.
+    if p.at < tokens.len() {
+        return None;
+    }
+    never
 }
 
-/// Names referenced as `@name` that are not negated by a `not`/`!` before their clause. Negation inside
-/// parentheses is tracked by depth, so `not (a or src in @x)` counts @x as negated.
-fn positive_list_refs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    // negated[d] is whether the group at depth d is under a `not`.
-    let mut negated = vec![false];
-    let mut pending_not = false;
-    let tokens = tokenize(text);
-    for tok in tokens {
-        match tok.as_str() {
-            "(" => {
-                let outer = *negated.last().unwrap_or(&false);
-                negated.push(outer ^ pending_not);
-                pending_not = false;
+/// A small reading of a filter's `and`/`or`/`not`/parentheses structure, enough to tell whether it can match.
+/// Each part evaluates to `Some(list)` when it can never match because `@list` is empty, `None` when it may.
+/// Under `not`, a part that never matches becomes one that may: `not src in @dhcp` with `dhcp` empty matches all.
+struct Reach<'a> {
+    tokens: &'a [String],
+    at: usize,
+    lists: &'a ListSet,
+}
+
+impl Reach<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.at).map(String::as_str)
+    }
+
+    fn or_expr(&mut self) -> Option<String> {
+        let mut never = self.and_expr();
+        while matches!(self.peek(), Some("or" | "||")) {
+            self.at += 1;
+            let other = self.and_expr();
+            // An `or` never matches only when both sides never match.
+            never = never.and(other);
+        }
+        never
+    }
+
+    fn and_expr(&mut self) -> Option<String> {
+        let mut never = self.unary();
+        while matches!(self.peek(), Some("and" | "&&")) {
+            self.at += 1;
+            let other = self.unary();
+            never = never.or(other);
+        }
+        never
+    }
+
+    fn unary(&mut self) -> Option<String> {
+        match self.peek() {
+            Some("not" | "!") => {
+                self.at += 1;
+                let _ = self.unary();
+                None
             }
-            ")" if negated.len() > 1 => {
-                negated.pop();
-            }
-            "not" | "!" => pending_not = !pending_not,
-            "and" | "or" | "&&" | "||" => pending_not = false,
-            t if t.starts_with('@') => {
-                let under_not = *negated.last().unwrap_or(&false) ^ pending_not;
-                if !under_not {
-                    out.push(t[1..].to_string());
+            Some("(") => {
+                self.at += 1;
+                let inner = self.or_expr();
+                if self.peek() == Some(")") {
+                    self.at += 1;
                 }
+                inner
             }
-            _ => {}
+            _ => self.primitive(),
         }
     }
-    out
+
+    /// The tokens of one primitive, up to the next operator or parenthesis. A direction written `src and dst` or
+    /// `src or dst` belongs to the primitive, so its `and`/`or` is not an operator.
+    fn primitive(&mut self) -> Option<String> {
+        let start = self.at;
+        while let Some(t) = self.peek() {
+            let is_dir = |t: Option<&String>| matches!(t.map(String::as_str), Some("src" | "dst"));
+            let dir_joint = matches!(t, "and" | "or" | "&&" | "||")
+                && self.at > start
+                && is_dir(self.tokens.get(self.at - 1))
+                && is_dir(self.tokens.get(self.at + 1))
+                && self.at - 1 == start;
+            if matches!(t, "(" | ")" | "not" | "!" | "and" | "or" | "&&" | "||") && !dir_joint {
+                break;
+            }
+            self.at += 1;
+        }
+        let part = &self.tokens[start..self.at];
+        // `... in @name` with an empty list tests membership of an empty set: always false.
+        part.windows(2).find_map(|w| {
+            let name = w[1].strip_prefix('@')?;
+            (w[0] == "in" && self.lists.is_empty_list(name)).then(|| name.to_string())
+        })
+    }
 }
 
+/// Words and parentheses of a filter, lower-cased, without `#` comments. `!=` stays one word (a comparison, not
+/// a `not`).
 fn tokenize(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut cur = String::new();
-    for c in text.chars() {
-        if c == '(' || c == ')' || c == '!' {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur).to_lowercase());
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut cur = String::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            let bang = c == '!' && chars.peek() != Some(&'=');
+            if c == '(' || c == ')' || bang || c.is_whitespace() {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur).to_lowercase());
+                }
+                if !c.is_whitespace() {
+                    out.push(c.to_string());
+                }
+            } else {
+                cur.push(c);
             }
-            out.push(c.to_string());
-        } else if c.is_whitespace() {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur).to_lowercase());
-            }
-        } else {
-            cur.push(c);
         }
-    }
-    if !cur.is_empty() {
-        out.push(cur.to_lowercase());
+        if !cur.is_empty() {
+            out.push(cur.to_lowercase());
+        }
     }
     out
 }
@@ -444,19 +535,64 @@ mod tests {
         assert_eq!(fs1.above, 100);
     }
 
+    /// The list that makes `filter` unable to match, with `empty` lists empty and `full` lists filled.
+    fn blocker(filter: &str, empty: &[&str], full: &[&str]) -> Option<String> {
+        let mut lists = ListSet::default();
+        for name in empty {
+            lists.insert_addrs(name, AddrList::default());
+        }
+        for name in full {
+            let list = AddrList::parse_entries(&[("10.0.0.1", 0)]).unwrap();
+            lists.insert_addrs(name, list);
+        }
+        lists.insert_ports("none", PortList::default());
+        let text = format!(
+            "[[rule]]\nid = \"A\"\nwhere = {filter:?}\nkey = \"src\"\ncount = \"flows\"\nabove = 0\n"
+        );
+        let model: FileModel = toml::from_str(&text).unwrap();
+        empty_required_list(&model.rules[0], &lists)
+    }
+
     #[test]
-    fn positive_references_ignore_negated_clauses() {
+    fn a_rule_is_inactive_only_when_an_empty_list_keeps_it_from_matching() {
+        let plan = "src in @managed and not src in @dhcp and not src in @static";
+        let all = ["managed", "dhcp", "static"];
+        assert_eq!(blocker(plan, &all, &[]).as_deref(), Some("managed"));
+        assert_eq!(blocker(plan, &["dhcp", "static"], &["managed"]), None);
+        assert_eq!(blocker("not ip in @trusted", &["trusted"], &[]), None);
+        assert_eq!(blocker("not (proto udp or src in @x)", &["x"], &[]), None);
         assert_eq!(
-            positive_list_refs("src in @managed and not src in @dhcp and not src in @static"),
-            ["managed"]
+            blocker("!(!(src in @x))", &["x"], &[]),
+            None,
+            "not not: may"
         );
-        assert!(positive_list_refs("not ip in @trusted").is_empty());
-        assert!(positive_list_refs("not (proto udp or src in @x)").is_empty());
-        assert_eq!(positive_list_refs("!(!(src in @x))"), ["x"]);
         assert_eq!(
-            positive_list_refs("src in @p and not dst port in @ports"),
-            ["p"]
+            blocker("src in @p and not dst port in @none", &["p"], &[]).as_deref(),
+            Some("p")
         );
+        assert_eq!(
+            blocker("proto tcp and dst port in @none", &[], &[]).as_deref(),
+            Some("none")
+        );
+        // One empty branch of an `or` does not stop the other.
+        assert_eq!(
+            blocker("dst in @bogons or dst in @feed", &["feed"], &["bogons"]),
+            None
+        );
+        assert_eq!(
+            blocker("(dst in @a or dst in @b) and proto tcp", &["a", "b"], &[]).as_deref(),
+            Some("b")
+        );
+        // `src or dst` is a direction, not an operator; `!=` is a comparison, not a `not`.
+        assert_eq!(
+            blocker("src or dst in @x", &["x"], &[]).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            blocker("flags != S and src in @x", &["x"], &[]).as_deref(),
+            Some("x")
+        );
+        assert_eq!(blocker("proto tcp # src in @x", &["x"], &[]), None);
     }
 
     #[test]

@@ -303,7 +303,16 @@ fn all_netflow_payloads_in_one_scan() {
         &paths.iter().map(String::as_str).collect::<Vec<_>>(),
         None,
     );
-    assert_eq!(summary_flows(&o2), want_flows, "{}", stderr(&o2));
+    let err2 = stderr(&o2);
+    assert_eq!(summary_flows(&o2), want_flows, "{err2}");
+    for n in &failing {
+        // Detection names the NetFlow reason too, not just "unknown format".
+        assert!(
+            err2.lines()
+                .any(|l| l.contains(&format!("{n}: at offset ")) && l.contains("NetFlow")),
+            "{n}: {err2}"
+        );
+    }
     assert_eq!(findings(&o2), findings(&o));
     println!(
         "netflow: {} payload files in one scan, {want_flows} flows, {} invalid reported: {failing:?}",
@@ -449,5 +458,37 @@ fn input_format_overrides_detection_and_unknown_input_is_explained() {
     assert!(o.stdout.is_empty());
     for n in ["nfcapd", "flowtools", "netflow", "pcap", "csv"] {
         assert!(err.contains(n), "{n} missing: {err}");
+    }
+}
+
+/// Regression: NetFlow data read from a pipe used a fresh template cache, so the templates of the files before
+/// `-` did not apply and its data was reported as "before its template".
+#[test]
+fn netflow_templates_from_files_apply_to_data_from_a_pipe() {
+    let Some(data) = data() else { return };
+    let dir = data.join("netflow-packets");
+    let rules = fixture("low-thresholds.toml");
+    for (tpl, payload) in [
+        (
+            "netflow9_test_cisco_asa_1_tpl.dat",
+            "netflow9_test_cisco_asa_1_data.dat",
+        ),
+        (
+            "ipfix_test_mikrotik_tpl.dat",
+            "ipfix_test_mikrotik_data258.dat",
+        ),
+    ] {
+        let (tpl, payload) = (dir.join(tpl), dir.join(payload));
+        let files = scan(
+            &rules,
+            &[tpl.to_str().unwrap(), payload.to_str().unwrap()],
+            None,
+        );
+        let piped = scan(&rules, &[tpl.to_str().unwrap(), "-"], Some(&payload));
+        let err = stderr(&piped);
+        assert!(summary_flows(&files) > 0, "{}", stderr(&files));
+        assert_eq!(summary_flows(&piped), summary_flows(&files), "{err}");
+        assert!(!err.contains("before its template"), "{err}");
+        assert_eq!(findings(&piped), findings(&files));
     }
 }

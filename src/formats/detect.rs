@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(sniff(b"hello world"), None);
         assert!(unknown(b"hello").message.contains("csv"));
         // A v5 header claiming more records than a packet holds: the v5 reason, at the count's offset.
-        let e = unknown(&[0, 5, 0, 163, 0, 0, 0, 0]);
+        let mut v5 = vec![0u8; 24 + 48];
+        v5[1] = 5;
+        v5[3] = 163;
+        let e = unknown(&v5);
         assert_eq!(e.offset, 2, "{e}");
         assert!(e.message.contains("record count 163"), "{e}");
     }

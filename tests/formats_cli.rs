@@ -74,7 +74,9 @@ struct Finding {
 }
 
 /// Findings keyed by what they are about, with (first, last) in Unix ms.
-fn findings(o: &Output) -> BTreeMap<Finding, (i64, i64)> {
+type Findings = BTreeMap<Finding, (i64, i64)>;
+
+fn findings(o: &Output) -> Findings {
     let mut m = BTreeMap::new();
     for l in String::from_utf8_lossy(&o.stdout).lines() {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
@@ -129,13 +131,8 @@ fn summary_flows(o: &Output) -> u64 {
 }
 
 /// Same findings (rule, key, value, flows); times equal up to `slack_ms` (the coarser input's resolution).
-fn assert_same(
-    got: &BTreeMap<Finding, (i64, i64)>,
-    want: &BTreeMap<Finding, (i64, i64)>,
-    slack_ms: i64,
-    what: &str,
-) {
-    let keys = |m: &BTreeMap<Finding, (i64, i64)>| m.keys().cloned().collect::<Vec<_>>();
+fn assert_same(got: &Findings, want: &Findings, slack_ms: i64, what: &str) {
+    let keys = |m: &Findings| m.keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(got), keys(want), "{what}");
     for (f, (first, last)) in got {
         let (wf, wl) = want[f];
@@ -188,8 +185,8 @@ fn flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source() {
         .collect();
     files.sort();
     assert_eq!(files.len() % 4, 0, "four variants per source");
-    let mut sources: BTreeMap<PathBuf, (BTreeMap<Finding, (i64, i64)>, Option<u64>)> =
-        BTreeMap::new();
+    // Per nfcapd source: its findings and nfdump's IPv4 flow count.
+    let mut sources: BTreeMap<PathBuf, (Findings, Option<u64>)> = BTreeMap::new();
     let (mut checked, mut total_findings) = (0, 0);
     for ft in &files {
         let src = flowtools_source(&data, ft);

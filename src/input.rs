@@ -150,8 +150,11 @@ pub fn open(source: &Source, options: &InputOptions, opener: &Opener) -> Result<
     };
     let format = options.format.as_deref();
     let decoder = match source {
-        // A pipe is read as it comes: flow-tools and CSV stream, other formats are read whole first.
-        Source::Stdin => formats::open_stream(Box::new(std::io::stdin()), format).map_err(err)?,
+        // A pipe is read as it comes: flow-tools and CSV stream, other formats are read whole first (with the
+        // run's opener, so NetFlow templates from earlier inputs apply).
+        Source::Stdin => opener
+            .open_stream(Box::new(std::io::stdin()), format)
+            .map_err(err)?,
         Source::File(_) => {
             let bytes = load(source, options)?;
             opener.open(bytes, "", format).map_err(err)?

@@ -85,8 +85,18 @@ pub fn sniff(bytes: &[u8]) -> Option<Kind> {
     }
 }
 
-/// The error for bytes no reader recognises: what was found and what is supported.
+/// The error for bytes no reader recognises: what was found and what is supported. Bytes that start like a
+/// NetFlow v5 packet whose header does not hold (a broken export) get the v5 reader's own reason instead.
 pub fn unknown(bytes: &[u8]) -> FormatError {
+    if bytes.get(..2) == Some(&[0, 5][..]) {
+        if let Err(mut e) = netflow::v5::check(bytes, 0) {
+            e.message = format!(
+                "{} (the first bytes look like a NetFlow v5 export packet; name another format with --input-format)",
+                e.message
+            );
+            return e;
+        }
+    }
     FormatError::new(
         0,
         format!(
@@ -142,5 +152,12 @@ mod tests {
         assert_eq!(sniff(b"ts,te,td,sa,da,sp,dp,pr,flg\n"), Some(Kind::Csv));
         assert_eq!(sniff(b"hello world"), None);
         assert!(unknown(b"hello").message.contains("csv"));
+        // A v5 header claiming more records than a packet holds: the v5 reason, at the count's offset.
+        let mut v5 = vec![0u8; 24 + 48];
+        v5[1] = 5;
+        v5[3] = 163;
+        let e = unknown(&v5);
+        assert_eq!(e.offset, 2, "{e}");
+        assert!(e.message.contains("record count 163"), "{e}");
     }
 }

@@ -174,34 +174,47 @@ impl Opener {
 /// Bytes read to recognise a stream before choosing its reader.
 const SNIFF_LEN: usize = 4096;
 
-/// Open a stream (a pipe, stdin) without seeking: flow-tools and CSV are read sequentially as one chunk;
-/// other formats are read fully into memory first. `format` is an `--input-format` name, or None to sniff.
+/// Open a stream (a pipe, stdin) without seeking, with a fresh template cache: see [`Opener::open_stream`].
 pub fn open_stream(
-    mut r: Box<dyn Read + Send>,
+    r: Box<dyn Read + Send>,
     format: Option<&str>,
 ) -> Result<Box<dyn Decoder>, FormatError> {
-    let mut head = Vec::with_capacity(SNIFF_LEN);
-    (&mut r)
-        .take(SNIFF_LEN as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| FormatError::new(0, format!("stream unreadable: {e}")))?;
-    let kind = match format {
-        Some(f) => Kind::from_name(f)?,
-        None => detect::sniff(&head).ok_or_else(|| detect::unknown(&head))?,
-    };
-    let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(r));
-    match kind {
-        Kind::FlowTools => Ok(Box::new(flowtools::FlowToolsStream::open(chained)?)),
-        Kind::Csv => Ok(Box::new(csv::CsvStream::open(Box::new(
-            BufReader::with_capacity(1 << 16, chained),
-        ))?)),
-        _ => {
-            let mut all = Vec::new();
-            let mut chained = chained;
-            chained
-                .read_to_end(&mut all)
-                .map_err(|e| FormatError::new(0, format!("stream unreadable: {e}")))?;
-            Opener::new().open(bytes_from_vec(all), "", Some(kind.name()))
+    Opener::new().open_stream(r, format)
+}
+
+impl Opener {
+    /// Open a stream (a pipe, stdin) without seeking: flow-tools and CSV are read sequentially as one chunk;
+    /// other formats are read fully into memory first and opened with this opener, so NetFlow templates from
+    /// the files before the stream decode its data (`flowsketch scan tpl.dat - < data.dat`).
+    /// `format` is an `--input-format` name, or None to sniff.
+    pub fn open_stream(
+        &self,
+        mut r: Box<dyn Read + Send>,
+        format: Option<&str>,
+    ) -> Result<Box<dyn Decoder>, FormatError> {
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        (&mut r)
+            .take(SNIFF_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| FormatError::new(0, format!("stream unreadable: {e}")))?;
+        let kind = match format {
+            Some(f) => Kind::from_name(f)?,
+            None => detect::sniff(&head).ok_or_else(|| detect::unknown(&head))?,
+        };
+        let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(r));
+        match kind {
+            Kind::FlowTools => Ok(Box::new(flowtools::FlowToolsStream::open(chained)?)),
+            Kind::Csv => Ok(Box::new(csv::CsvStream::open(Box::new(
+                BufReader::with_capacity(1 << 16, chained),
+            ))?)),
+            _ => {
+                let mut all = Vec::new();
+                let mut chained = chained;
+                chained
+                    .read_to_end(&mut all)
+                    .map_err(|e| FormatError::new(0, format!("stream unreadable: {e}")))?;
+                self.open(bytes_from_vec(all), "", Some(kind.name()))
+            }
         }
     }
 }

@@ -114,7 +114,7 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
     fn grow(&mut self) {
         let cap = (self.tags.len() * 2).max(16);
         let old_tags = std::mem::replace(&mut self.tags, vec![0; cap]);
-        let mut fresh = Vec::with_capacity(cap);
+        let mut fresh: Vec<(K, S)> = Vec::with_capacity(cap);
         fresh.resize_with(cap, Default::default);
         let old = std::mem::replace(&mut self.entries, fresh);
         let mask = cap - 1;

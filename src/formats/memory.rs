@@ -2,15 +2,21 @@
 
 use super::{ChunkStats, Decoder, FormatError, BATCH};
 use crate::record::FlowRecord;
+use std::sync::Arc;
 
 /// A list of records served in chunks of `chunk` records.
 pub struct RecordsDecoder {
-    records: Vec<FlowRecord>,
+    records: Arc<Vec<FlowRecord>>,
     chunk: usize,
 }
 
 impl RecordsDecoder {
     pub fn new(records: Vec<FlowRecord>, chunk: usize) -> RecordsDecoder {
+        RecordsDecoder::shared(Arc::new(records), chunk)
+    }
+
+    /// Serve records shared with others (benchmarks scan the same records many times without copying them).
+    pub fn shared(records: Arc<Vec<FlowRecord>>, chunk: usize) -> RecordsDecoder {
         RecordsDecoder {
             records,
             chunk: chunk.max(1),

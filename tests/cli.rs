@@ -1,31 +1,16 @@
 //! The tool as a user runs it: the demo, the real scans against nfdump's truth, the same answer in every
 //! configuration, broken inputs, definitions checks, output formats.
 
+mod common;
+use common::{bin, data, stderr};
+
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flowsketch"))
-}
-
-fn data() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: ../shared/data not found");
-        None
-    }
-}
+use std::path::Path;
+use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run flowsketch")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Findings as (rule, key text, value) from `--format json`.

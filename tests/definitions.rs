@@ -2,6 +2,9 @@
 //! plain std code from the decoded flows; site lists (address plan, proxies), the operator's original peer count,
 //! windows, bad files, and big list files. The fixtures in tests/fixtures are small hand-written definitions.
 
+mod common;
+use common::{bin, data, nfdump_on_path, stderr};
+
 use flowsketch::formats::{self, decode_all};
 use flowsketch::record::{Addr, FlowRecord};
 use flowsketch::rules::Definitions;
@@ -12,20 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flowsketch"))
-}
-
-fn data() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: ../shared/data not found");
-        None
-    }
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -34,10 +23,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run flowsketch")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The findings of `scan --format json` over `path`, with `rules` (the defaults when `None`).
@@ -87,10 +72,6 @@ fn records(path: &Path) -> Vec<FlowRecord> {
     let mut v = Vec::new();
     decode_all(d.as_ref(), &mut |b| v.extend_from_slice(b)).unwrap();
     v
-}
-
-fn nfdump_on_path() -> bool {
-    Command::new("nfdump").arg("-V").output().is_ok()
 }
 
 /// (src, dst, sport, dport, proto, flags) of every flow as nfdump prints it, for cross-checking the reader.

@@ -2,40 +2,17 @@
 //! NetFlow payloads in one scan, nfdump's CSV against the nfcapd file it was printed from, pipes, detection and
 //! `--input-format`. Skips (with a printed line) when ../shared/data or nfdump is absent.
 
+mod common;
+use common::{bin, data, nfdump_on_path, stderr};
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flowsketch"))
-}
-
-fn data() -> Option<PathBuf> {
-    let d = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")).to_path_buf();
-    if d.is_dir() {
-        Some(d)
-    } else {
-        println!("skipped: ../shared/data not found");
-        None
-    }
-}
-
-fn nfdump_present() -> bool {
-    let ok = Command::new("nfdump").arg("-V").output().is_ok();
-    if !ok {
-        println!("skipped: nfdump not found");
-    }
-    ok
-}
-
 fn fixture(name: &str) -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// `flowsketch scan --format json --exact -r RULES ARGS...`, stdin from `stdin` (written through a real pipe).
@@ -177,7 +154,7 @@ fn nfdump_ipv4_flows(file: &Path) -> u64 {
 #[test]
 fn flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source() {
     let Some(data) = data() else { return };
-    let nfdump = nfdump_present();
+    let nfdump = nfdump_on_path();
     let rules = fixture("ipv4-low-thresholds.toml");
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("flow-tools"))
         .unwrap()
@@ -321,7 +298,7 @@ fn all_netflow_payloads_in_one_scan() {
 #[test]
 fn nfdump_csv_gives_the_findings_of_its_nfcapd_file() {
     let Some(data) = data() else { return };
-    if !nfdump_present() {
+    if !nfdump_on_path() {
         return;
     }
     let rules = fixture("low-thresholds.toml");

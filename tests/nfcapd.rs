@@ -1,5 +1,8 @@
 //! nfcapd reader and writer against the real files in ../shared/data, their truth JSON, and the real nfdump.
 
+mod common;
+use common::{data, nfdump_on_path};
+
 use flowsketch::formats::nfcapd::{Compression, NfcapdFile, NfcapdWriter};
 use flowsketch::formats::{bytes_from_vec, decode_all, Decoder, FormatError};
 use flowsketch::record::{Addr, FlowRecord};
@@ -9,28 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const FMT: &str = "fmt:%sa,%da,%sp,%dp,%pr,%flg,%pkt,%byt";
-
-fn data_dir() -> Option<PathBuf> {
-    let d = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if d.is_dir() {
-        Some(d.to_path_buf())
-    } else {
-        println!("skipped: ../shared/data not found");
-        None
-    }
-}
-
-fn have_nfdump() -> bool {
-    let ok = Command::new("nfdump")
-        .arg("-V")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        println!("skipped: nfdump not on PATH, no comparison with nfdump");
-    }
-    ok
-}
 
 fn open(bytes: Vec<u8>) -> Result<NfcapdFile, FormatError> {
     NfcapdFile::open(bytes_from_vec(bytes))
@@ -168,8 +149,8 @@ fn top_list(v: &serde_json::Value, key: &str) -> Vec<(u64, String)> {
 
 #[test]
 fn real_files_match_truth_json_and_nfdump() {
-    let Some(data) = data_dir() else { return };
-    let nfdump = have_nfdump();
+    let Some(data) = data() else { return };
+    let nfdump = nfdump_on_path();
     let mut truth_checked = 0;
     for path in flow_files(&data) {
         let flows = read_flows(&path);
@@ -229,7 +210,7 @@ fn real_files_match_truth_json_and_nfdump() {
 
 #[test]
 fn declared_flow_count_matches_decoded_flows() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     for path in flow_files(&data) {
         let f = open(std::fs::read(&path).unwrap()).unwrap();
         let (flows, _) = decode_chunks(&f);
@@ -246,7 +227,7 @@ fn declared_flow_count_matches_decoded_flows() {
 
 #[test]
 fn every_codec_variant_of_the_sample_gives_the_same_records() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let base = read_flows(&data.join("nfcapd/nfcapd.sample"));
     assert!(!base.is_empty());
     for v in [
@@ -261,7 +242,7 @@ fn every_codec_variant_of_the_sample_gives_the_same_records() {
 
 #[test]
 fn corrupt_file_names_the_offset_and_empty_file_has_no_flows() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let f = open(std::fs::read(data.join("nfcapd/nfcapd-empty")).unwrap()).unwrap();
     let (flows, errors) = decode_chunks(&f);
     assert!(errors.is_empty(), "{errors:?}");
@@ -378,7 +359,7 @@ fn writer_round_trips_through_our_reader() {
 
 #[test]
 fn nfdump_reads_what_the_writer_writes() {
-    if !have_nfdump() {
+    if !nfdump_on_path() {
         return;
     }
     let flows = synthetic_flows(60_000);
@@ -493,7 +474,7 @@ fn fuzz_body(data: &[u8]) -> usize {
 
 #[test]
 fn mutated_real_files_never_panic() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut rnd = move || {
         x ^= x << 13;
@@ -545,7 +526,7 @@ fn mutated_real_files_never_panic() {
 #[test]
 #[ignore]
 fn decode_speed() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let flows = synthetic_flows(500_000);
     let lz4 = open(write_file(&flows, Compression::Lz4, "speed")).unwrap();
     let plain = open(write_file(&flows, Compression::None, "speed")).unwrap();

@@ -1,21 +1,14 @@
 //! Readers against real files in ../shared/data and independent oracles: the real nfdump 1.7.1 and the
 //! `netflow_parser` crate. Every test skips (with a message) when the data folder or nfdump is absent.
 
+mod common;
+use common::data;
+
 use flowsketch::formats::{self, decode_all, open_stream, Decoder, Opener};
 use flowsketch::record::{Addr, FlowRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn data_dir() -> Option<PathBuf> {
-    let d = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")).to_path_buf();
-    if d.is_dir() {
-        Some(d)
-    } else {
-        println!("skipped: ../shared/data not found");
-        None
-    }
-}
 
 fn nfdump_present() -> bool {
     let ok = Command::new("nfdump").arg("-V").output().is_ok();
@@ -130,7 +123,7 @@ fn flowtools_source(data: &Path, ft: &Path) -> PathBuf {
 
 #[test]
 fn flowtools_files_give_the_ipv4_flows_of_their_nfcapd_source() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     if !nfdump_present() {
         return;
     }
@@ -177,7 +170,7 @@ fn flowtools_files_give_the_ipv4_flows_of_their_nfcapd_source() {
 
 #[test]
 fn flowtools_variants_are_identical_including_times() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let dir = data.join("flow-tools");
     for stem in ["nfcapd.sample", "port-scan-1-10000", "icmp-sweep"] {
         let base = read_all(open_file(&dir.join(format!("{stem}.ft"))).as_ref()).unwrap();
@@ -192,7 +185,7 @@ fn flowtools_variants_are_identical_including_times() {
 #[test]
 fn flowtools_times_match_nfdump_within_a_second() {
     // flow-import stores times with second resolution in unix_secs/First; compare against nfdump's ms times.
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     if !nfdump_present() {
         return;
     }
@@ -350,7 +343,7 @@ fn icmp0(proto: u8, port: u16) -> u16 {
 
 #[test]
 fn netflow_payloads_match_netflow_parser_per_file() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let dir = data.join("netflow-packets");
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -487,7 +480,7 @@ fn netflow_payloads_match_netflow_parser_per_file() {
 
 #[test]
 fn netflow_data_before_template_is_reported_not_lost_silently() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let dir = data.join("netflow-packets");
     let opener = Opener::new();
     let bytes = std::fs::read(dir.join("netflow9_test_cisco_asa_1_data.dat")).unwrap();
@@ -602,7 +595,7 @@ fn pcapng(frames: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn captures_of_exporter_traffic_give_the_payload_flows() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let dir = data.join("netflow-packets");
     // Two exporters with the same template ids: the cache must keep them apart by exporter address.
     let sets = [
@@ -653,7 +646,7 @@ fn captures_of_exporter_traffic_give_the_payload_flows() {
 
 #[test]
 fn packet_captures_without_netflow_are_a_clear_error() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     for e in std::fs::read_dir(data.join("pcap")).unwrap() {
         let p = e.unwrap().path();
         let bytes = std::fs::read(&p).unwrap();
@@ -667,7 +660,7 @@ fn packet_captures_without_netflow_are_a_clear_error() {
 
 #[test]
 fn nfdump_csv_gives_the_flows_nfdump_prints() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     if !nfdump_present() {
         return;
     }
@@ -706,7 +699,7 @@ fn nfdump_csv_gives_the_flows_nfdump_prints() {
 #[test]
 fn flow_export_csv_is_read_by_its_header() {
     // flow-export -f2 columns, written here from nfdump's own output of a scan (not from our readers).
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     if !nfdump_present() {
         return;
     }
@@ -815,7 +808,7 @@ fn mutations(base: &[u8], n: usize, seed: u64) -> Vec<Vec<u8>> {
 
 #[test]
 fn fuzz_bodies_survive_mutated_real_files() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = data() else { return };
     let mut inputs: Vec<(String, Vec<u8>, &str)> = Vec::new();
     for dir in ["flow-tools", "netflow-packets"] {
         for e in std::fs::read_dir(data.join(dir)).unwrap() {

@@ -368,6 +368,15 @@ impl Report<'_> {
                         "p99": r.error.p99,
                         "max": r.error.max,
                     },
+                    "mismatches": r.mismatches.iter().map(|m| json!({
+                        "host": m.key.addr.to_string(),
+                        "peer": match m.key.extra { KeyValue::Addr(a) => Some(a.to_string()), _ => None },
+                        "port": match m.key.extra { KeyValue::Port(p) => Some(p), _ => None },
+                        "proto": match m.key.extra { KeyValue::Proto(p) => Some(p), _ => None },
+                        "window": m.key.window,
+                        "exact": m.exact,
+                        "sketch": m.sketch,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -458,6 +467,32 @@ impl Report<'_> {
             ]);
         }
         table(out, &rows)?;
+        for r in self.rules {
+            let shown = r.mismatches.iter().take(10);
+            for m in shown {
+                let n = |v: Option<u64>| {
+                    v.map_or_else(|| format!("< {}", r.near_from), |v| v.to_string())
+                };
+                writeln!(
+                    out,
+                    "{}: {} exact {} {} {}",
+                    r.rule,
+                    key_text(&m.key),
+                    n(m.exact),
+                    self.counter,
+                    m.sketch
+                        .map_or_else(|| "not counted".to_string(), |v| v.to_string())
+                )?;
+            }
+            if r.mismatches.len() > 10 {
+                writeln!(
+                    out,
+                    "{}: ... {} more keys disagree (--format json lists up to 1000)",
+                    r.rule,
+                    r.mismatches.len() - 10
+                )?;
+            }
+        }
         writeln!(
             out,
             "\nnear keys: exact count >= {NEAR_FRACTION} x the threshold; errors are |estimate - exact| / exact over them \
@@ -488,6 +523,15 @@ fn table(out: &mut dyn Write, rows: &[Vec<String>]) -> io::Result<()> {
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+fn key_text(k: &KeyParts) -> String {
+    match k.extra {
+        KeyValue::None => k.addr.to_string(),
+        KeyValue::Addr(b) => format!("{} > {b}", k.addr),
+        KeyValue::Port(p) => format!("{} port {p}", k.addr),
+        KeyValue::Proto(p) => format!("{} proto {p}", k.addr),
+    }
 }
 
 fn human(b: Option<u64>) -> String {

@@ -86,6 +86,21 @@ pub struct RuleComparison {
     pub recall: Option<f64>,
     /// Relative error of the sketch's counts over near keys.
     pub error: ErrorStats,
+    /// The keys the two sides disagree on (found by one, not the other), in key order, at most [`MAX_LISTED`].
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// Mismatches listed per rule; the counts above are complete.
+pub const MAX_LISTED: usize = 1000;
+
+/// A key one side found and the other did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    pub key: KeyParts,
+    /// The exact count; `None` when it is below the near range (the key was not kept).
+    pub exact: Option<u64>,
+    /// The sketch's count; `None` when it did not count the key at all.
+    pub sketch: Option<u64>,
 }
 
 /// Builds a [`RuleComparison`] from the exact side's counts, then the sketch side's.
@@ -100,6 +115,8 @@ pub struct RuleAccumulator {
     exact_findings: u64,
     sketch_findings: u64,
     true_positives: u64,
+    /// Sketch findings whose key was not kept (exact count below the near range).
+    far_false: Vec<Mismatch>,
 }
 
 impl RuleAccumulator {
@@ -115,6 +132,7 @@ impl RuleAccumulator {
             exact_findings: 0,
             sketch_findings: 0,
             true_positives: 0,
+            far_false: Vec::new(),
         }
     }
 
@@ -143,6 +161,13 @@ impl RuleAccumulator {
             }
         }
         // A key not kept has an exact count below near_from <= above (or none at all): a found one is false.
+        else if found && self.far_false.len() < MAX_LISTED {
+            self.far_false.push(Mismatch {
+                key,
+                exact: None,
+                sketch: Some(value),
+            });
+        }
     }
 
     /// `(exact, estimate)` of every kept key the sketch also counted.
@@ -165,6 +190,19 @@ impl RuleAccumulator {
         let tp = self.true_positives;
         let fp = self.sketch_findings - tp;
         let fnn = self.exact_findings - tp;
+        let mut mismatches: Vec<Mismatch> = self
+            .kept
+            .iter()
+            .filter(|(_, &(e, s))| (e > self.above) != (s.unwrap_or(0) > self.above))
+            .map(|(&key, &(e, s))| Mismatch {
+                key,
+                exact: Some(e),
+                sketch: s,
+            })
+            .chain(self.far_false.iter().copied())
+            .collect();
+        mismatches.sort_by_key(|m| m.key);
+        mismatches.truncate(MAX_LISTED);
         let ratio = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
         RuleComparison {
             rule: self.rule.clone(),
@@ -180,6 +218,7 @@ impl RuleAccumulator {
             precision: ratio(tp, self.sketch_findings),
             recall: ratio(tp, self.exact_findings),
             error: ErrorStats::of(&signed),
+            mismatches,
         }
     }
 }
@@ -281,6 +320,20 @@ mod tests {
         assert!((c.error.bias - (3.0 / 150.0 - 2.0 / 101.0 + 9.0 / 95.0) / 4.0).abs() < 1e-12);
         assert_eq!(c.error.median, 2.0 / 101.0);
         assert_eq!(c.error.max, 9.0 / 95.0);
+        // Keys 2, 3, 4 disagree; key 4's exact count is below the near range, so it is not known.
+        let m: Vec<(Addr, Option<u64>, Option<u64>)> = c
+            .mismatches
+            .iter()
+            .map(|m| (m.key.addr, m.exact, m.sketch))
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                (Addr::v4(2), Some(101), Some(99)),
+                (Addr::v4(3), Some(95), Some(104)),
+                (Addr::v4(4), None, Some(120)),
+            ]
+        );
     }
 
     #[test]
@@ -289,7 +342,7 @@ mod tests {
         let c = compare_rule("FS1", 100, &exact, &exact);
         assert_eq!((c.precision, c.recall), (Some(1.0), Some(1.0)));
         assert_eq!(c.error.max, 0.0);
-        let c = compare_rule("FS1", 1000, &exact, &exact);
+        let c = compare_rule("FS1", 2000, &exact, &exact);
         assert_eq!((c.precision, c.recall), (None, None));
         assert_eq!(c.error.keys, 0);
         // A near key the sketch never saw counts as a 100 % error and a miss.

@@ -106,8 +106,11 @@ fi
 
 mb() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-mflows=$(awk -v f="$(cat "$work/truth.json" | awk -F': ' '/"flows"/ { gsub(/,/, "", $2); print $2; exit }')" 'BEGIN { print f }')
+# The top-level "flows" of truth.json (two-space indent; events have their own "flows" deeper in).
+mflows=$(awk -F': ' '/^  "flows"/ { gsub(/,/, "", $2); print $2; exit }' "$work/truth.json")
 
+echo "Machine: $(nproc) CPUs, $(lscpu | awk -F': +' '/Model name/ { print $2; exit }'), $(free -g | awk '/Mem:/ { print $2 }') GB RAM; $(date -u '+%Y-%m-%d %H:%M UTC'); $("$FLOWSKETCH" --version); $(nfdump -V 2>/dev/null | head -1)."
+echo
 echo "Capture: \`flowsketch gen --flows $flows --sources $sources --seed $seed --compression lz4\` ($mflows flows, $(du -sh "$cap" | cut -f1) in $(ls "$cap" | wc -l) files), page-cached. Median of $runs run(s)."
 echo
 echo "| rule(s) | program | wall s | M flows/s | peak RSS MB | output lines | wall vs compact | RSS vs compact |"

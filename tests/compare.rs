@@ -145,6 +145,14 @@ fn compare_and_scan_agree_with_the_planted_truth() {
             }
         }
     }
+    // The plotted rule (FS1) keeps every key: hosts with up to 128 distinct peers are all counted exactly.
+    let fs1 = &rules[0];
+    assert_eq!(fs1["smallest_inexact_over"], "all keys");
+    assert!(
+        fs1["smallest_inexact"].as_u64().is_none_or(|v| v > 128),
+        "{fs1}"
+    );
+    assert_eq!(rules[1]["smallest_inexact_over"], "near keys");
     // Planted events are among the exact findings exactly when they are above the threshold: the reference is right.
     let fs8 = rules.iter().find(|r| r["rule"] == "FS8").unwrap();
     let planted_over = events

@@ -368,6 +368,8 @@ impl Report<'_> {
                         "p99": r.error.p99,
                         "max": r.error.max,
                     },
+                    "smallest_inexact": r.smallest_inexact,
+                    "smallest_inexact_over": if r.all_keys { "all keys" } else { "near keys" },
                     "mismatches": r.mismatches.iter().map(|m| json!({
                         "host": m.key.addr.to_string(),
                         "peer": match m.key.extra { KeyValue::Addr(a) => Some(a.to_string()), _ => None },
@@ -467,6 +469,17 @@ impl Report<'_> {
             ]);
         }
         table(out, &rows)?;
+        for r in self.rules.iter().filter(|r| r.all_keys) {
+            let upto = r.smallest_inexact.map_or_else(
+                || "every key was counted exactly".to_string(),
+                |v| format!("every key with an exact count below {v} was counted exactly"),
+            );
+            writeln!(
+                out,
+                "{}: {upto} (all {} keys checked)",
+                r.rule, r.keys_exact
+            )?;
+        }
         for r in self.rules {
             let shown = r.mismatches.iter().take(10);
             for m in shown {

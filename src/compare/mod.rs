@@ -86,6 +86,11 @@ pub struct RuleComparison {
     pub recall: Option<f64>,
     /// Relative error of the sketch's counts over near keys.
     pub error: ErrorStats,
+    /// The smallest exact count whose key the sketch counted differently, over the kept keys (every key when
+    /// kept with `keep_all`, see `all_keys`); `None` when every kept key was counted exactly.
+    pub smallest_inexact: Option<u64>,
+    /// Whether every key was kept (so `smallest_inexact` speaks for all keys, not only near ones).
+    pub all_keys: bool,
     /// The keys the two sides disagree on (found by one, not the other), in key order, at most [`MAX_LISTED`].
     pub mismatches: Vec<Mismatch>,
 }
@@ -202,6 +207,12 @@ impl RuleAccumulator {
             .chain(self.far_false.iter().copied())
             .collect();
         mismatches.sort_by_key(|m| m.key);
+        let smallest_inexact = self
+            .kept
+            .values()
+            .filter(|&&(e, s)| s != Some(e))
+            .map(|&(e, _)| e)
+            .min();
         mismatches.truncate(MAX_LISTED);
         let ratio = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
         RuleComparison {
@@ -218,6 +229,8 @@ impl RuleAccumulator {
             precision: ratio(tp, self.sketch_findings),
             recall: ratio(tp, self.exact_findings),
             error: ErrorStats::of(&signed),
+            smallest_inexact,
+            all_keys: self.keep_all,
             mismatches,
         }
     }
@@ -361,6 +374,8 @@ mod tests {
         let mut p = acc.pairs();
         p.sort();
         assert_eq!(p, vec![(5, 5), (500, 510)]);
+        let c = acc.finish();
+        assert_eq!((c.smallest_inexact, c.all_keys), (Some(500), true));
         // Near-only keeping drops the small key.
         let mut acc = RuleAccumulator::new("FS1", 100, false);
         acc.exact(counted(1, 5).key, 5);

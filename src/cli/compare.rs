@@ -550,3 +550,31 @@ fn key_text(k: &KeyParts) -> String {
 fn human(b: Option<u64>) -> String {
     b.map_or_else(|| "unknown".into(), human_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_records_round_trip() {
+        let keys = [
+            KeyValue::None,
+            KeyValue::Addr(Addr::v6(0x2a00u128 << 112 | 7)),
+            KeyValue::Port(445),
+            KeyValue::Proto(17),
+        ];
+        for (i, extra) in keys.into_iter().enumerate() {
+            let key = KeyParts {
+                addr: Addr::v4(0x0a00_0001 + i as u32),
+                extra,
+                window: 3 * i as u32,
+            };
+            let mut buf = [0u8; RECORD];
+            encode(&mut buf, i as u16, &key, u64::MAX - i as u64);
+            assert_eq!(decode(&buf), Ok((i, key, u64::MAX - i as u64)));
+        }
+        let mut buf = [0u8; RECORD];
+        buf[18] = 9;
+        assert!(decode(&buf).unwrap_err().contains("tag 9"));
+    }
+}

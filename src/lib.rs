@@ -4,6 +4,7 @@
 //! values per key, [`rules`] says what to count and what is suspicious, [`engine`] runs rules over inputs on worker
 //! threads, [`report`] writes findings. The command-line tool in `src/main.rs` is glue over these.
 
+pub mod compare;
 pub mod engine;
 pub mod formats;
 pub mod gen;

@@ -12,6 +12,7 @@ fn main() {
         Command::Demo(a) => cli::demo::run(a),
         Command::Rules(a) => cli::rules_cmd::run(a),
         Command::Gen(a) => cli::gen::run(a),
+        Command::Compare(a) => cli::compare::run(a),
     };
     std::process::exit(code as i32);
 }

@@ -26,6 +26,8 @@ pub enum Command {
     Rules(RulesArgs),
     /// Generate synthetic traffic with planted events as rotated nfcapd files, with the truth beside them.
     Gen(GenArgs),
+    /// Scan with a sketch counter and with the exact counter, and report how well the sketch agrees.
+    Compare(CompareArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -141,4 +143,49 @@ pub struct GenArgs {
     /// Background traffic only, no planted events.
     #[arg(long)]
     pub no_plant: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Files and folders to scan (each side reads them all).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Definitions file (TOML); the built-in defaults when not given.
+    #[arg(short = 'r', long = "rules", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'f', long, value_name = "FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub format: String,
+
+    /// Worker threads of each scan.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
+
+    /// The counter compared against exact counting.
+    #[arg(long, value_name = "KIND", default_value = "compact", value_parser = ["compact", "exact", "hllpp"])]
+    pub counter: String,
+
+    /// Read files into memory instead of memory-mapping them.
+    #[arg(long)]
+    pub no_mmap: bool,
+
+    /// Reader to use instead of detecting the format from the content.
+    #[arg(long, value_name = "FORMAT", value_parser = ["nfcapd", "flowtools", "netflow", "pcap", "csv"])]
+    pub input_format: Option<String>,
+
+    /// Write a log-log SVG of estimated against exact counts of one rule (see --plot-rule).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// The rule the plot shows.
+    #[arg(long, value_name = "ID", default_value = "FS1")]
+    pub plot_rule: String,
+
+    /// Internal: scan with this counter alone and write machine-readable counts to stdout (each side of a
+    /// comparison runs as a child process so its time and peak memory are its own).
+    #[arg(long, value_name = "KIND", hide = true, value_parser = ["compact", "exact", "hllpp"])]
+    pub side: Option<String>,
 }

@@ -123,7 +123,7 @@ where
     let compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
     let (job_tx, job_rx) = crossbeam::channel::bounded::<Job>(options.queue.max(1));
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..threads)
-        .map(|_| crossbeam::channel::bounded::<Msg>(16))
+        .map(|_| crossbeam::channel::bounded::<Msg>(64))
         .unzip();
     let wiring = Wiring {
         rules,

@@ -8,6 +8,9 @@ use crate::formats::FormatError;
 
 pub const TYPE_IDENT: u16 = 0x8001;
 pub const TYPE_STAT: u16 = 0x8002;
+/// nfdump 1.7 appendix blocks hold an ident (< 128 bytes) and a stat record: try a small buffer first, so opening a
+/// compressed file does not clear a 5 MiB buffer.
+const SMALL_APPENDIX: usize = 64 * 1024;
 
 /// What the appendix holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,10 +24,14 @@ pub fn read(file: &[u8], offset: u64, count: u16, codec: Codec) -> Result<Append
     let mut out = Appendix::default();
     let mut at = offset;
     let mut scratch = Vec::new();
+    let mut big = Vec::new();
     for _ in 0..count {
         let block = read_block(file, at)?;
         at = block.end();
-        let data = payload(file, &block, codec, &mut scratch)?;
+        let data = match payload_at_most(file, &block, codec, &mut scratch, SMALL_APPENDIX) {
+            Ok(d) => d,
+            Err(_) => payload(file, &block, codec, &mut big)?,
+        };
         let origin = Origin {
             block: &block,
             in_file: codec == Codec::None || block.stored_uncompressed(),
@@ -57,6 +64,16 @@ pub fn payload<'a>(
     codec: Codec,
     scratch: &'a mut Vec<u8>,
 ) -> Result<&'a [u8], FormatError> {
+    payload_at_most(file, block, codec, scratch, super::codec::MAX_BLOCK)
+}
+
+fn payload_at_most<'a>(
+    file: &'a [u8],
+    block: &BlockRef,
+    codec: Codec,
+    scratch: &'a mut Vec<u8>,
+    limit: usize,
+) -> Result<&'a [u8], FormatError> {
     let start = block.payload_start();
     let raw = file
         .get(start..start + block.size as usize)
@@ -64,6 +81,6 @@ pub fn payload<'a>(
     if codec == Codec::None || block.stored_uncompressed() {
         Ok(raw)
     } else {
-        codec.decompress(raw, scratch, block.offset)
+        codec.decompress_at_most(raw, scratch, block.offset, limit)
     }
 }

@@ -57,15 +57,26 @@ impl Codec {
         scratch: &'a mut Vec<u8>,
         offset: u64,
     ) -> Result<&'a [u8], FormatError> {
-        if scratch.len() < MAX_BLOCK {
-            scratch.resize(MAX_BLOCK, 0);
+        self.decompress_at_most(src, scratch, offset, MAX_BLOCK)
+    }
+
+    /// As [`Codec::decompress`], into at most `limit` bytes (the appendix is small: no need to clear 5 MiB).
+    pub fn decompress_at_most<'a>(
+        self,
+        src: &[u8],
+        scratch: &'a mut Vec<u8>,
+        offset: u64,
+        limit: usize,
+    ) -> Result<&'a [u8], FormatError> {
+        if scratch.len() < limit {
+            scratch.resize(limit, 0);
         }
-        let out = &mut scratch[..MAX_BLOCK];
+        let out = &mut scratch[..limit];
         let fail = |why: String| {
             FormatError::new(
                 offset,
                 format!(
-                    "{} block ({} bytes) does not decompress into at most {MAX_BLOCK} bytes: {why}",
+                    "{} block ({} bytes) does not decompress into at most {limit} bytes: {why}",
                     self.name(),
                     src.len()
                 ),
@@ -73,7 +84,7 @@ impl Codec {
         };
         let n = match self {
             Codec::None => {
-                let n = src.len().min(MAX_BLOCK);
+                let n = src.len().min(limit);
                 out[..n].copy_from_slice(&src[..n]);
                 n
             }

@@ -1,7 +1,7 @@
 //! Layout-2 flow records (type 11, "V3"): a 12-byte header and a list of elements, each `{u16 id, u16 length}`
 //! with the length including its 4-byte header. Elements not used here are skipped by their length.
 
-use super::bytes::{ipv6_at, u16_at, u32_at, u64_at, u8_at};
+use super::bytes::{ipv6_at, u16_at, u32_at};
 use super::records::Bad;
 use crate::record::{Addr, FlowRecord};
 
@@ -83,15 +83,30 @@ pub fn decode(rec: &[u8]) -> Result<FlowRecord, Bad> {
         }
         match id {
             EX_GENERIC_FLOW => {
-                f.first_ms = u64_at(d, 0);
-                f.last_ms = u64_at(d, 8);
-                f.packets = u64_at(d, 24);
-                f.bytes = u64_at(d, 32);
-                f.src_port = u16_at(d, 40);
-                f.dst_port = u16_at(d, 42);
-                f.proto = u8_at(d, 44);
-                f.tcp_flags = u8_at(d, 45);
-                f.src_tos = u8_at(d, 47);
+                // A fixed-size view: constant offsets into an array need no bounds checks.
+                if let Some(g) = d.first_chunk::<GENERIC_FLOW_LEN>() {
+                    let u64_of = |at: usize| {
+                        u64::from_le_bytes([
+                            g[at],
+                            g[at + 1],
+                            g[at + 2],
+                            g[at + 3],
+                            g[at + 4],
+                            g[at + 5],
+                            g[at + 6],
+                            g[at + 7],
+                        ])
+                    };
+                    f.first_ms = u64_of(0);
+                    f.last_ms = u64_of(8);
+                    f.packets = u64_of(24);
+                    f.bytes = u64_of(32);
+                    f.src_port = u16::from_le_bytes([g[40], g[41]]);
+                    f.dst_port = u16::from_le_bytes([g[42], g[43]]);
+                    f.proto = g[44];
+                    f.tcp_flags = g[45];
+                    f.src_tos = g[47];
+                }
             }
             EX_IPV4_FLOW => {
                 f.src = Addr::v4(u32_at(d, 0));

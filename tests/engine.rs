@@ -48,7 +48,7 @@ fn records(seed: u64, n: usize) -> Vec<FlowRecord> {
             // 300 sources with Zipf-skewed fan-out over 2,000 destinations, some IPv6.
             let s = rng.zipf(300, 1.0) as u32;
             let d = rng.zipf(2_000, 0.8) as u32;
-            let src = if s % 7 == 0 {
+            let src = if s.is_multiple_of(7) {
                 Addr::v6(0x2001_0db8 << 96 | s as u128)
             } else {
                 Addr::v4(0x0a00_0000 | s)

@@ -3,7 +3,7 @@
 //! `--input-format`. Skips (with a printed line) when ../shared/data or nfdump is absent.
 
 mod common;
-use common::{bin, data, nfdump_on_path, stderr};
+use common::{bin, data, flowtools_source, nfdump_on_path, stderr};
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -117,21 +117,6 @@ fn assert_same(got: &Findings, want: &Findings, slack_ms: i64, what: &str) {
             (first - wf).abs() <= slack_ms && (last - wl).abs() <= slack_ms,
             "{what}: {f:?} first/last {first}/{last} vs {wf}/{wl}"
         );
-    }
-}
-
-/// The nfcapd file a flow-tools file was made from.
-fn flowtools_source(data: &Path, ft: &Path) -> PathBuf {
-    let name = ft.file_name().unwrap().to_str().unwrap();
-    let stem = name
-        .trim_end_matches(".ft")
-        .trim_end_matches(".z0")
-        .trim_end_matches(".be");
-    let scans = data.join("scans").join(format!("{stem}.nfcapd"));
-    if scans.exists() {
-        scans
-    } else {
-        data.join("nfcapd").join(stem)
     }
 }
 

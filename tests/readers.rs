@@ -2,21 +2,13 @@
 //! `netflow_parser` crate. Every test skips (with a message) when the data folder or nfdump is absent.
 
 mod common;
-use common::data;
+use common::{data, flowtools_source, nfdump_on_path};
 
 use flowsketch::formats::{self, decode_all, open_stream, Decoder, Opener};
 use flowsketch::record::{Addr, FlowRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn nfdump_present() -> bool {
-    let ok = Command::new("nfdump").arg("-V").output().is_ok();
-    if !ok {
-        println!("skipped: nfdump not found");
-    }
-    ok
-}
 
 /// (src, dst, sport, dport, proto, flags, packets, bytes)
 type Tuple = (String, String, u16, u16, u8, u8, u64, u64);
@@ -106,25 +98,10 @@ fn open_file(path: &Path) -> Box<dyn Decoder> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The nfcapd file a flow-tools file was made from.
-fn flowtools_source(data: &Path, ft: &Path) -> PathBuf {
-    let name = ft.file_name().unwrap().to_str().unwrap();
-    let stem = name
-        .trim_end_matches(".ft")
-        .trim_end_matches(".z0")
-        .trim_end_matches(".be");
-    let scans = data.join("scans").join(format!("{stem}.nfcapd"));
-    if scans.exists() {
-        scans
-    } else {
-        data.join("nfcapd").join(stem)
-    }
-}
-
 #[test]
 fn flowtools_files_give_the_ipv4_flows_of_their_nfcapd_source() {
     let Some(data) = data() else { return };
-    if !nfdump_present() {
+    if !nfdump_on_path() {
         return;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("flow-tools"))
@@ -186,7 +163,7 @@ fn flowtools_variants_are_identical_including_times() {
 fn flowtools_times_match_nfdump_within_a_second() {
     // flow-import stores times with second resolution in unix_secs/First; compare against nfdump's ms times.
     let Some(data) = data() else { return };
-    if !nfdump_present() {
+    if !nfdump_on_path() {
         return;
     }
     let src = data.join("scans/syn-sweep-horizontal.nfcapd");
@@ -661,7 +638,7 @@ fn packet_captures_without_netflow_are_a_clear_error() {
 #[test]
 fn nfdump_csv_gives_the_flows_nfdump_prints() {
     let Some(data) = data() else { return };
-    if !nfdump_present() {
+    if !nfdump_on_path() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -700,7 +677,7 @@ fn nfdump_csv_gives_the_flows_nfdump_prints() {
 fn flow_export_csv_is_read_by_its_header() {
     // flow-export -f2 columns, written here from nfdump's own output of a scan (not from our readers).
     let Some(data) = data() else { return };
-    if !nfdump_present() {
+    if !nfdump_on_path() {
         return;
     }
     let want = nfdump_tuples(&data.join("scans/masscan-udp-vertical.nfcapd"));

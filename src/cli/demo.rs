@@ -10,7 +10,7 @@ use flowsketch::formats::nfcapd::writer::{Compression, NfcapdWriter};
 use flowsketch::gen::demo::{self, Planted};
 use flowsketch::input::InputOptions;
 use flowsketch::record::FlowRecord;
-use flowsketch::report::{self, Finding, Format, ReportMeta};
+use flowsketch::report::{self, Finding, Format};
 use flowsketch::rules::Definitions;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -68,11 +68,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     };
     eprintln!("flowsketch demo: flowsketch scan {}", dir.display());
     let outcome = execute(&plan, std::slice::from_ref(&dir));
-    let meta = ReportMeta {
-        definitions_version: plan.definitions.version.clone(),
-        definitions_origin: plan.definitions.origin.clone(),
-        counter: plan.counter.clone(),
-    };
+    let meta = plan.meta();
     let stdout = io::stdout();
     let _ = report::write(&mut stdout.lock(), Format::Text, &meta, &outcome.findings);
     let ok = verdict(&planted, &outcome.findings) && outcome.errors.is_empty();

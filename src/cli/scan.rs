@@ -24,6 +24,15 @@ pub struct ScanPlan {
 }
 
 impl ScanPlan {
+    /// Where a report's findings came from: definitions and counter.
+    pub fn meta(&self) -> ReportMeta {
+        ReportMeta {
+            definitions_version: self.definitions.version.clone(),
+            definitions_origin: self.definitions.origin.clone(),
+            counter: self.counter.clone(),
+        }
+    }
+
     pub fn from_args(args: &ScanArgs) -> Result<ScanPlan, String> {
         let definitions = match &args.rules {
             Some(path) => Definitions::load(path).map_err(|e| e.to_string())?,
@@ -91,11 +100,7 @@ impl Outcome {
 /// Run a scan plan over paths, writing the report to stdout and the summary to stderr.
 pub fn run_plan(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> ExitCode {
     let outcome = execute(plan, paths);
-    let meta = ReportMeta {
-        definitions_version: plan.definitions.version.clone(),
-        definitions_origin: plan.definitions.origin.clone(),
-        counter: plan.counter.clone(),
-    };
+    let meta = plan.meta();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written =
@@ -131,14 +136,14 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
     let (sources, walk_errors) = input::expand(paths);
     let progress = Progress::start(!plan.quiet, sources.len());
     let opener = Opener::new();
-    let mut warnings = Vec::new();
+    let mut warnings = 0;
     let opened = sources.iter().map(|s| {
         let input = input::open(s, &plan.input, &opener);
         if let Ok(i) = &input {
             // Said at once, in input order: data before its template, rejected templates, cut captures.
             for w in i.decoder.warnings() {
                 eprintln!("flowsketch: warning: {}: {w}", i.name);
-                warnings.push(w);
+                warnings += 1;
             }
         }
         input
@@ -151,7 +156,6 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
         eprintln!("flowsketch: {e}");
     }
     let findings = report::findings(defs, &mut result);
-    let warnings = warnings.len();
     Outcome {
         warnings,
         findings,

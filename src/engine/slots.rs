@@ -65,25 +65,31 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
         }
     }
 
-    /// The state of `key` if present, without inserting.
+    /// Where `key` is (`Ok`), or the empty slot where it would go (`Err`). The table is never full.
     #[inline]
-    pub fn peek(&self, hash: u64, key: &K) -> Option<&S> {
-        if self.tags.is_empty() {
-            return None;
-        }
+    fn find(&self, hash: u64, key: &K) -> Result<usize, usize> {
         let mask = self.mask();
         let tag = tag_of(hash);
         let mut i = hash as usize & mask;
         loop {
             let t = self.tags[i];
             if t == 0 {
-                return None;
+                return Err(i);
             }
             if t == tag && self.entries[i].0 == *key {
-                return Some(&self.entries[i].1);
+                return Ok(i);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The state of `key` if present, without inserting.
+    #[inline]
+    pub fn peek(&self, hash: u64, key: &K) -> Option<&S> {
+        if self.tags.is_empty() {
+            return None;
+        }
+        self.find(hash, key).ok().map(|i| &self.entries[i].1)
     }
 
     /// The state of `key` (whose hash is `hash`), inserted as `S::default()` when new.
@@ -93,22 +99,16 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
         if (self.len + 1) * 8 > self.tags.len() * 7 {
             self.grow();
         }
-        let mask = self.mask();
-        let tag = tag_of(hash);
-        let mut i = hash as usize & mask;
-        loop {
-            let t = self.tags[i];
-            if t == 0 {
-                self.tags[i] = tag;
+        let i = match self.find(hash, &key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.tags[i] = tag_of(hash);
                 self.entries[i].0 = key;
                 self.len += 1;
-                return &mut self.entries[i].1;
+                i
             }
-            if t == tag && self.entries[i].0 == key {
-                return &mut self.entries[i].1;
-            }
-            i = (i + 1) & mask;
-        }
+        };
+        &mut self.entries[i].1
     }
 
     fn grow(&mut self) {

@@ -225,26 +225,17 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         }
     }
 
-    fn over(&mut self, above: u64, out: &mut Vec<Counted>) {
+    /// The counts that `keep` accepts.
+    fn collect(&mut self, keep: impl Fn(&Estimate) -> bool, out: &mut Vec<Counted>) {
         for (k, s) in self.entries.iter_mut() {
-            let v = s.value();
-            if v.value > above {
+            let value = s.value();
+            if keep(&value) {
                 out.push(Counted {
                     key: k.parts(),
-                    value: v,
+                    value,
                     seen: s.seen(),
                 });
             }
-        }
-    }
-
-    fn all(&mut self, out: &mut Vec<Counted>) {
-        for (k, s) in self.entries.iter_mut() {
-            out.push(Counted {
-                key: k.parts(),
-                value: s.value(),
-                seen: s.seen(),
-            });
         }
     }
 
@@ -386,12 +377,12 @@ impl<C: DistinctCounter> RuleTable<C> {
 
     /// Keys whose count is above the threshold.
     pub fn over(&mut self, above: u64, out: &mut Vec<Counted>) {
-        each_table!(self, t => t.over(above, out))
+        each_table!(self, t => t.collect(|v| v.value > above, out))
     }
 
     /// Every key with its count (for comparisons of backends).
     pub fn all(&mut self, out: &mut Vec<Counted>) {
-        each_table!(self, t => t.all(out))
+        each_table!(self, t => t.collect(|_| true, out))
     }
 
     pub fn len(&self) -> usize {

@@ -3,10 +3,9 @@
 //! header line, so column order and extra columns do not matter. nfdump prints times in the local time zone of
 //! the machine that ran it; they are read as UTC here (run nfdump with `TZ=UTC`).
 
-use super::{Bytes, ChunkStats, Decoder, FormatError, BATCH};
+use super::{Bytes, ChunkStats, Decoder, FormatError, OnceStream, BATCH};
 use crate::record::{Addr, FlowRecord};
 use std::io::BufRead;
-use std::sync::Mutex;
 
 /// Bytes per chunk of an in-memory CSV file (cut at line ends).
 const CHUNK_BYTES: usize = 1 << 20;
@@ -421,7 +420,7 @@ impl Decoder for CsvFile {
 /// A CSV stream from a pipe: one chunk, read once.
 pub struct CsvStream {
     cols: Columns,
-    reader: Mutex<Option<Box<dyn BufRead + Send>>>,
+    reader: OnceStream<Box<dyn BufRead + Send>>,
 }
 
 impl CsvStream {
@@ -432,7 +431,7 @@ impl CsvStream {
         let cols = parse_header(&header, 0)?;
         Ok(CsvStream {
             cols,
-            reader: Mutex::new(Some(r)),
+            reader: OnceStream::new(r),
         })
     }
 }
@@ -452,10 +451,7 @@ impl Decoder for CsvStream {
         scratch: &mut Vec<u8>,
         out: &mut dyn FnMut(&[FlowRecord]),
     ) -> Result<ChunkStats, FormatError> {
-        let taken = self.reader.lock().map(|mut g| g.take()).unwrap_or(None);
-        let Some(mut r) = taken else {
-            return Err(FormatError::new(0, "CSV stream was already read"));
-        };
+        let mut r = self.reader.take("CSV")?;
         // Read about a megabyte of whole lines at a time and parse them like a chunk.
         let mut total = ChunkStats::default();
         let mut line_no = 2u64;

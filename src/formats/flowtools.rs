@@ -2,10 +2,9 @@
 //! zlib stream. Uncompressed files are split into independent chunks of records; a compressed file is one chunk
 //! that inflates sequentially and hands records out in batches. The same sequential path reads a pipe.
 
-use super::{Bytes, ChunkStats, Decoder, FormatError, BATCH};
+use super::{Bytes, ChunkStats, Decoder, FormatError, OnceStream, BATCH};
 use crate::record::{Addr, FlowRecord};
 use std::io::Read;
-use std::sync::Mutex;
 
 /// The two magic bytes every flow-tools stream starts with.
 pub const MAGIC: [u8; 2] = [0xCF, 0x10];
@@ -445,7 +444,7 @@ impl Decoder for FlowToolsFile {
 /// A flow-tools stream read from a pipe: one chunk, read once.
 pub struct FlowToolsStream {
     header: Header,
-    reader: Mutex<Option<Box<dyn Read + Send>>>,
+    reader: OnceStream<Box<dyn Read + Send>>,
 }
 
 impl FlowToolsStream {
@@ -459,7 +458,7 @@ impl FlowToolsStream {
         let header = parse_header(&head)?;
         Ok(FlowToolsStream {
             header,
-            reader: Mutex::new(Some(r)),
+            reader: OnceStream::new(r),
         })
     }
 
@@ -492,10 +491,7 @@ impl Decoder for FlowToolsStream {
         scratch: &mut Vec<u8>,
         out: &mut dyn FnMut(&[FlowRecord]),
     ) -> Result<ChunkStats, FormatError> {
-        let taken = self.reader.lock().map(|mut g| g.take()).unwrap_or(None);
-        let Some(mut r) = taken else {
-            return Err(FormatError::new(0, "flow-tools stream was already read"));
-        };
+        let mut r = self.reader.take("flow-tools")?;
         let h = &self.header;
         let base = h.header_len as u64;
         if h.compressed() {

@@ -99,6 +99,21 @@ pub trait Decoder: Send + Sync {
     }
 }
 
+/// A pipe read once, by whichever worker decodes the stream's single chunk.
+pub(crate) struct OnceStream<R>(std::sync::Mutex<Option<R>>);
+
+impl<R> OnceStream<R> {
+    pub(crate) fn new(r: R) -> OnceStream<R> {
+        OnceStream(std::sync::Mutex::new(Some(r)))
+    }
+
+    /// The reader, the first time; an error naming `what` after that (a stream cannot be rewound).
+    pub(crate) fn take(&self, what: &str) -> Result<R, FormatError> {
+        let taken = self.0.lock().map(|mut g| g.take()).unwrap_or(None);
+        taken.ok_or_else(|| FormatError::new(0, format!("{what} stream was already read")))
+    }
+}
+
 /// Decode every chunk of a file in order on this thread; for tests, tools and small inputs.
 pub fn decode_all(
     decoder: &dyn Decoder,

@@ -148,7 +148,7 @@ fn walk_pcapng(b: &[u8], scan: &mut Scan<'_>, stats: &mut CaptureStats) -> Resul
         }
         let btype = e.u32(b, at).unwrap_or(0);
         let blen = e.u32(b, at + 4).unwrap_or(0) as usize;
-        if blen < 12 || blen % 4 != 0 || at + blen > b.len() {
+        if blen < 12 || !blen.is_multiple_of(4) || at + blen > b.len() {
             let msg = format!(
                 "pcapng block type {btype:#x} length {blen} is invalid or runs past the file"
             );

@@ -34,7 +34,7 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
         let src = Addr::v4(0x0a01_0000 | (c as u32 + 10));
         // The client's k-th favourite server: a stable per-client permutation of the popular ones.
         let k = rng.zipf(fanout[c as usize], 1.0);
-        let s = rng_mix(c, k) % servers;
+        let s = favourite_server(c, k) % servers;
         let dst = Addr::v4(0x5db8_0000 + s as u32 * 7 + 1); // 93.184.0.0/16 and up: public space
         let mut f = base_flow(&mut rng, src, dst);
         let kind = rng.below(100);
@@ -148,7 +148,7 @@ pub fn capture(seed: u64, background: u64) -> (Vec<FlowRecord>, Vec<Planted>) {
 }
 
 /// The server behind a client's `k`-th favourite: popular servers are shared by many clients.
-fn rng_mix(c: u64, k: u64) -> u64 {
+fn favourite_server(c: u64, k: u64) -> u64 {
     let h = crate::hash::fmix64((c << 20) | k);
     // Half the picks go to the 200 most popular servers.
     if h & 1 == 0 {

@@ -101,11 +101,10 @@ pub fn findings<C: DistinctCounter>(
 
 /// The order findings are printed in, the same on every run and thread count.
 pub fn sort(findings: &mut [Finding]) {
-    let rule_order = |f: &Finding| f.rule.clone();
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
-            .then_with(|| rule_order(a).cmp(&rule_order(b)))
+            .then_with(|| a.rule.cmp(&b.rule))
             .then_with(|| b.count.cmp(&a.count))
             .then_with(|| a.key.cmp(&b.key))
     });

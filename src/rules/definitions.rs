@@ -8,7 +8,7 @@ use super::lists::{parse_entry, AddrList, ListSet, PortList};
 use super::rule::{parse_window, CountSpec, KeySpec, Rule, Severity};
 use super::source_error::{SourceError, SourceErrors};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -205,9 +205,9 @@ impl Loader<'_> {
         }
         let mut rules = Vec::new();
         let mut inactive = Vec::new();
-        let mut seen: BTreeMap<String, ()> = BTreeMap::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
         for r in model.rules {
-            if seen.insert(r.id.get_ref().clone(), ()).is_some() {
+            if !seen.insert(r.id.get_ref().clone()) {
                 self.error(
                     r.id.span().start,
                     format!("rule id '{}' is used twice", r.id.get_ref()),

@@ -38,3 +38,18 @@ pub fn nfdump_on_path() -> bool {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The nfcapd file a flow-tools file in ../shared/data/flow-tools was made from (see the README there).
+pub fn flowtools_source(data: &Path, ft: &Path) -> PathBuf {
+    let name = ft.file_name().unwrap().to_str().unwrap();
+    let stem = name
+        .trim_end_matches(".ft")
+        .trim_end_matches(".z0")
+        .trim_end_matches(".be");
+    let scans = data.join("scans").join(format!("{stem}.nfcapd"));
+    if scans.exists() {
+        scans
+    } else {
+        data.join("nfcapd").join(stem)
+    }
+}

@@ -15,6 +15,23 @@ pub trait TableKey: Copy + Eq + Send + Sync + 'static {
     fn hash(&self) -> u64;
     /// The key's parts, for reports.
     fn parts(&self) -> KeyParts;
+    /// The table's tag for this key (0 until the table sets it; 0 marks an empty slot). Not part of the hash.
+    fn tag(&self) -> u32;
+    fn set_tag(&mut self, tag: u32);
+}
+
+/// The tag accessors every key type shares: the field lives in the key's padding.
+macro_rules! tagged {
+    () => {
+        #[inline]
+        fn tag(&self) -> u32 {
+            self.tag
+        }
+        #[inline]
+        fn set_tag(&mut self, tag: u32) {
+            self.tag = tag;
+        }
+    };
 }
 
 /// A key taken apart for reporting.
@@ -66,6 +83,7 @@ pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
 pub struct AddrKey {
     a: [u64; 2],
     window: u32,
+    tag: u32,
 }
 
 impl TableKey for AddrKey {
@@ -74,6 +92,7 @@ impl TableKey for AddrKey {
         AddrKey {
             a: split(key_addr(spec, rec, side)),
             window,
+            tag: 0,
         }
     }
     #[inline]
@@ -92,6 +111,7 @@ impl TableKey for AddrKey {
             window: self.window,
         }
     }
+    tagged!();
 }
 
 /// An address with a port or protocol (`src,dport`, `dst,dport`, `src,proto`).
@@ -102,6 +122,7 @@ pub struct AddrPortKey {
     x: u16,
     proto_key: bool,
     window: u32,
+    tag: u32,
 }
 
 impl TableKey for AddrPortKey {
@@ -118,6 +139,7 @@ impl TableKey for AddrPortKey {
             x,
             proto_key,
             window,
+            tag: 0,
         }
     }
     #[inline]
@@ -138,6 +160,7 @@ impl TableKey for AddrPortKey {
             window: self.window,
         }
     }
+    tagged!();
 }
 
 /// A pair of addresses (`src,dst`, `dst,src`).
@@ -146,6 +169,7 @@ pub struct AddrPairKey {
     a: [u64; 2],
     b: [u64; 2],
     window: u32,
+    tag: u32,
 }
 
 impl TableKey for AddrPairKey {
@@ -159,6 +183,7 @@ impl TableKey for AddrPairKey {
             a: split(key_addr(spec, rec, side)),
             b: split(b),
             window,
+            tag: 0,
         }
     }
     #[inline]
@@ -177,6 +202,7 @@ impl TableKey for AddrPairKey {
             window: self.window,
         }
     }
+    tagged!();
 }
 
 #[cfg(test)]
@@ -229,5 +255,7 @@ mod tests {
             AddrPortKey::extract(spec, &r2, 0, 0).hash()
         );
         assert_eq!(std::mem::size_of::<AddrKey>(), 24);
+        assert_eq!(std::mem::size_of::<AddrPortKey>(), 32);
+        assert_eq!(std::mem::size_of::<AddrPairKey>(), 40);
     }
 }

@@ -21,7 +21,7 @@ use crate::sketch::DistinctCounter;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use worker::{Job, Msg, Wiring};
+use worker::{Job, Msg, Returned, Wiring};
 
 /// An opened input: its name for messages, and the decoder over its bytes.
 pub struct Input {
@@ -125,11 +125,15 @@ where
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..threads)
         .map(|_| crossbeam::channel::bounded::<Msg>(64))
         .unzip();
+    let (return_tx, return_rx): (Vec<_>, Vec<_>) = (0..threads)
+        .map(|_| crossbeam::channel::bounded::<Returned>(256))
+        .unzip();
     let wiring = Wiring {
         rules,
         compiled: &compiled,
         jobs: job_rx,
         inboxes: &inbox_tx,
+        returns: &return_tx,
         progress,
     };
     let mut stats = ScanStats::default();
@@ -137,10 +141,11 @@ where
     let outputs = std::thread::scope(|scope| {
         let handles: Vec<_> = inbox_rx
             .into_iter()
+            .zip(return_rx)
             .enumerate()
-            .map(|(me, inbox)| {
+            .map(|(me, (inbox, returned))| {
                 let wiring = &wiring;
-                scope.spawn(move || worker::run::<C>(me, wiring, inbox))
+                scope.spawn(move || worker::run::<C>(me, wiring, inbox, returned))
             })
             .collect();
         for input in inputs {

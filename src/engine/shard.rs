@@ -19,44 +19,68 @@ pub fn shard_of(hash: u64, n: usize) -> usize {
     ((((hash >> 24) & 0xffff_ffff) * n as u64) >> 32) as usize
 }
 
-/// How many updates ahead slots are prefetched: enough to cover a memory latency, few enough to stay in L1.
+/// How many updates apart the stages of [`Shard::apply`] run: enough to cover a memory latency, few enough to stay
+/// in L1.
 const AHEAD: usize = 16;
+/// Slot indices in flight between the second and third stage (a power of two above `AHEAD`).
+const RING: usize = 32;
 
 /// All rule tables of one worker.
 pub struct Shard<C: DistinctCounter> {
     pub tables: Vec<RuleTable<C>>,
+    /// Per rule, how many updates the current call applies (reused to reserve room).
+    pending: Vec<usize>,
 }
 
 impl<C: DistinctCounter> Shard<C> {
     pub fn new(rules: &[CompiledRule]) -> Shard<C> {
         Shard {
             tables: rules.iter().map(RuleTable::new).collect(),
+            pending: vec![0; rules.len()],
         }
     }
 
-    /// Apply routed updates. Each update's slot is prefetched [`AHEAD`] updates early, so the cache misses of a
-    /// table too large for the cache overlap instead of queueing.
+    /// Apply routed updates in three stages, [`AHEAD`] updates apart, so the cache misses of a table too large for
+    /// the cache overlap instead of queueing: prefetch the slot where the key lands; find or insert the key there
+    /// and prefetch its counter's heap data; count the record. Room for every new key is reserved first, so an
+    /// index found in the second stage is still valid in the third.
     #[inline]
     pub fn apply(&mut self, rules: &[CompiledRule], records: &[FlowRecord], refs: &[Ref]) {
-        for r in refs.iter().take(2 * AHEAD) {
-            self.tables[r.rule as usize].prefetch(r.hash);
+        self.pending.iter_mut().for_each(|p| *p = 0);
+        for r in refs {
+            self.pending[r.rule as usize] += 1;
         }
-        for (i, r) in refs.iter().enumerate() {
-            // Two stages: the slot 2*AHEAD updates ahead, then the heap data of the slot AHEAD updates ahead.
-            if let Some(next) = refs.get(i + 2 * AHEAD) {
-                self.tables[next.rule as usize].prefetch(next.hash);
+        for (t, &n) in self.tables.iter_mut().zip(&self.pending) {
+            if n > 0 {
+                t.reserve(n);
             }
-            if let Some(m) = refs.get(i + AHEAD) {
-                let rule = &rules[m.rule as usize];
-                self.tables[m.rule as usize].prefetch_state(
-                    rule,
-                    m.hash,
-                    &records[m.idx as usize],
-                    m.side,
+        }
+        let mut ring = [0usize; RING];
+        let n = refs.len();
+        for i in 0..n + 2 * AHEAD {
+            if let Some(r) = refs.get(i) {
+                self.tables[r.rule as usize].prefetch(r.hash);
+            }
+            if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
+                let r = &refs[j];
+                let rec = &records[r.idx as usize];
+                ring[j % RING] = self.tables[r.rule as usize].locate(
+                    &rules[r.rule as usize],
+                    r.hash,
+                    rec,
+                    r.side,
                 );
             }
-            let rule = &rules[r.rule as usize];
-            self.tables[r.rule as usize].add(rule, r.hash, &records[r.idx as usize], r.side);
+            if let Some(j) = i.checked_sub(2 * AHEAD) {
+                let r = &refs[j];
+                let rec = &records[r.idx as usize];
+                self.tables[r.rule as usize].update(
+                    ring[j % RING],
+                    &rules[r.rule as usize],
+                    rec,
+                    r.side,
+                );
+            }
         }
     }
 

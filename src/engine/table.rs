@@ -203,20 +203,20 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.prefetch(hash);
     }
 
-    /// Second stage of prefetching: the slot is in cache by now, so find it and prefetch its heap data.
+    /// Second stage of an update: the slot is in cache by now; find or insert the key (room was reserved) and
+    /// start loading its state's heap data.
     #[inline]
-    fn prefetch_state(&self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
+    fn locate(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) -> usize {
         let key = K::extract(rule.key, rec, side, rule.window_of(rec));
-        if let Some(s) = self.entries.peek(hash, &key) {
-            s.prefetch();
-        }
+        let i = self.entries.index(hash, key);
+        self.entries.at_ref(i).prefetch();
+        i
     }
 
+    /// Last stage: count the record into the state at `i` (from [`Self::locate`]).
     #[inline]
-    fn add(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
-        let key = K::extract(rule.key, rec, side, rule.window_of(rec));
-        self.slot(hash, key)
-            .add(rule.count, side, rec, rule.key.addr);
+    fn update(&mut self, i: usize, rule: &CompiledRule, rec: &FlowRecord, side: u8) {
+        self.entries.at(i).add(rule.count, side, rec, rule.key.addr);
     }
 
     fn merge(&mut self, other: Table<K, S>) {
@@ -339,26 +339,27 @@ impl<C: DistinctCounter> RuleTable<C> {
         }
     }
 
-    #[inline]
-    pub fn add(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
-        each_table!(self, t => t.add(rule, hash, rec, side))
-    }
-
     /// Start loading where `hash` lands, a few updates before it is applied.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         each_table!(self, t => t.prefetch(hash))
     }
 
-    /// Start loading the heap data of the key's state (a distinct counter's array), once its slot is cached.
+    /// Make room for `more` new keys, so indices from [`Self::locate`] hold until the next reservation.
+    pub fn reserve(&mut self, more: usize) {
+        each_table!(self, t => t.entries.reserve(more))
+    }
+
+    /// Find or insert the key of `rec` (room reserved) and prefetch its state's heap data; returns its index.
     #[inline]
-    pub fn prefetch_state(&self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
-        match self {
-            RuleTable::AddrDistinct(t) => t.prefetch_state(rule, hash, rec, side),
-            RuleTable::PortDistinct(t) => t.prefetch_state(rule, hash, rec, side),
-            RuleTable::PairDistinct(t) => t.prefetch_state(rule, hash, rec, side),
-            _ => {}
-        }
+    pub fn locate(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) -> usize {
+        each_table!(self, t => t.locate(rule, hash, rec, side))
+    }
+
+    /// Count `rec` into the state at index `i` (from [`Self::locate`]).
+    #[inline]
+    pub fn update(&mut self, i: usize, rule: &CompiledRule, rec: &FlowRecord, side: u8) {
+        each_table!(self, t => t.update(i, rule, rec, side))
     }
 
     /// Union with the same rule's table from another shard, file, run or machine.

@@ -24,7 +24,12 @@ pub struct Job {
 
 /// What travels between workers.
 pub enum Msg {
-    Batch(Arc<Vec<FlowRecord>>, Vec<Ref>),
+    /// Updates for the receiver's shard, pointing into a batch of records; `from` gets the buffers back.
+    Batch {
+        from: usize,
+        records: Arc<Vec<FlowRecord>>,
+        refs: Vec<Ref>,
+    },
     /// The sender has decoded its last chunk and will send nothing more.
     Done,
 }
@@ -42,8 +47,13 @@ pub struct Wiring<'a> {
     pub compiled: &'a [CompiledRule],
     pub jobs: Receiver<Job>,
     pub inboxes: &'a [Sender<Msg>],
+    /// Where each worker gets its message buffers back once the receiver has applied them.
+    pub returns: &'a [Sender<Returned>],
     pub progress: &'a AtomicU64,
 }
+
+/// Buffers handed back to the worker that filled them: the records (when the last reader is done) and the refs.
+pub type Returned = (Option<Vec<FlowRecord>>, Vec<Ref>);
 
 struct Worker<'a, C: DistinctCounter> {
     me: usize,
@@ -52,12 +62,25 @@ struct Worker<'a, C: DistinctCounter> {
     shard: Shard<C>,
     outboxes: Vec<Vec<Ref>>,
     dones: usize,
+    /// Buffers back from peers, reused so the exchange does not allocate (or free across threads) per batch.
+    returned: Receiver<Returned>,
+    spare_records: Vec<Vec<FlowRecord>>,
+    spare_refs: Vec<Vec<Ref>>,
 }
 
 impl<C: DistinctCounter> Worker<'_, C> {
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Batch(records, refs) => self.shard.apply(self.wiring.compiled, &records, &refs),
+            Msg::Batch {
+                from,
+                records,
+                mut refs,
+            } => {
+                self.shard.apply(self.wiring.compiled, &records, &refs);
+                refs.clear();
+                // A full return queue only means the sender has spares enough: drop these.
+                let _ = self.wiring.returns[from].try_send((Arc::into_inner(records), refs));
+            }
             Msg::Done => self.dones += 1,
         }
     }
@@ -112,6 +135,10 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 }
             }
         }
+        while let Ok((records, refs)) = self.returned.try_recv() {
+            self.spare_records.extend(records);
+            self.spare_refs.push(refs);
+        }
         let mut shared: Option<Arc<Vec<FlowRecord>>> = None;
         for to in 0..n {
             if self.outboxes[to].is_empty() {
@@ -124,10 +151,23 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 self.outboxes[to].clear();
             } else {
                 let records = shared
-                    .get_or_insert_with(|| Arc::new(batch.to_vec()))
+                    .get_or_insert_with(|| {
+                        let mut copy = self.spare_records.pop().unwrap_or_default();
+                        copy.clear();
+                        copy.extend_from_slice(batch);
+                        Arc::new(copy)
+                    })
                     .clone();
-                let refs = std::mem::take(&mut self.outboxes[to]);
-                self.send(to, Msg::Batch(records, refs));
+                let spare = self.spare_refs.pop().unwrap_or_default();
+                let refs = std::mem::replace(&mut self.outboxes[to], spare);
+                self.send(
+                    to,
+                    Msg::Batch {
+                        from: self.me,
+                        records,
+                        refs,
+                    },
+                );
             }
         }
         self.wiring
@@ -141,6 +181,7 @@ pub fn run<C: DistinctCounter>(
     me: usize,
     wiring: &Wiring<'_>,
     inbox: Receiver<Msg>,
+    returned: Receiver<Returned>,
 ) -> WorkerOutput<C> {
     let n = wiring.inboxes.len();
     let mut w = Worker::<C> {
@@ -150,6 +191,9 @@ pub fn run<C: DistinctCounter>(
         shard: Shard::new(wiring.compiled),
         outboxes: vec![Vec::new(); n],
         dones: 0,
+        returned,
+        spare_records: Vec::new(),
+        spare_refs: Vec::new(),
     };
     let mut stats = ChunkStats::default();
     let mut errors = Vec::new();

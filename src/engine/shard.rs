@@ -19,67 +19,63 @@ pub fn shard_of(hash: u64, n: usize) -> usize {
     ((((hash >> 24) & 0xffff_ffff) * n as u64) >> 32) as usize
 }
 
-/// How many updates apart the stages of [`Shard::apply`] run: enough to cover a memory latency, few enough to stay
-/// in L1.
-const AHEAD: usize = 16;
-/// Slot indices in flight between the second and third stage (a power of two above `AHEAD`).
-const RING: usize = 32;
-
 /// All rule tables of one worker.
 pub struct Shard<C: DistinctCounter> {
     pub tables: Vec<RuleTable<C>>,
-    /// Per rule, how many updates the current call applies (reused to reserve room).
-    pending: Vec<usize>,
+    /// Per rule, where its updates start in `sorted` (reused between calls).
+    starts: Vec<usize>,
+    /// The updates of one call grouped by rule, so each table runs its own tight loop.
+    sorted: Vec<Ref>,
 }
 
 impl<C: DistinctCounter> Shard<C> {
     pub fn new(rules: &[CompiledRule]) -> Shard<C> {
         Shard {
             tables: rules.iter().map(RuleTable::new).collect(),
-            pending: vec![0; rules.len()],
+            starts: vec![0; rules.len() + 1],
+            sorted: Vec::new(),
         }
     }
 
-    /// Apply routed updates in three stages, [`AHEAD`] updates apart, so the cache misses of a table too large for
-    /// the cache overlap instead of queueing: prefetch the slot where the key lands; find or insert the key there
-    /// and prefetch its counter's heap data; count the record. Room for every new key is reserved first, so an
-    /// index found in the second stage is still valid in the third.
+    /// Apply routed updates: grouped by rule (a counting sort, order kept within a rule), then each rule's table
+    /// applies its share in one loop specialised to its key and state types (see [`RuleTable::apply`]).
     #[inline]
     pub fn apply(&mut self, rules: &[CompiledRule], records: &[FlowRecord], refs: &[Ref]) {
-        self.pending.iter_mut().for_each(|p| *p = 0);
+        if let Some(first) = refs.first() {
+            if refs.iter().all(|r| r.rule == first.rule) {
+                let rule = first.rule as usize;
+                self.tables[rule].apply(&rules[rule], records, refs);
+                return;
+            }
+        }
+        let starts = &mut self.starts;
+        starts.iter_mut().for_each(|s| *s = 0);
         for r in refs {
-            self.pending[r.rule as usize] += 1;
+            starts[r.rule as usize + 1] += 1;
         }
-        for (t, &n) in self.tables.iter_mut().zip(&self.pending) {
-            if n > 0 {
-                t.reserve(n);
-            }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
         }
-        let mut ring = [0usize; RING];
-        let n = refs.len();
-        for i in 0..n + 2 * AHEAD {
-            if let Some(r) = refs.get(i) {
-                self.tables[r.rule as usize].prefetch(r.hash);
-            }
-            if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
-                let r = &refs[j];
-                let rec = &records[r.idx as usize];
-                ring[j % RING] = self.tables[r.rule as usize].locate(
-                    &rules[r.rule as usize],
-                    r.hash,
-                    rec,
-                    r.side,
-                );
-            }
-            if let Some(j) = i.checked_sub(2 * AHEAD) {
-                let r = &refs[j];
-                let rec = &records[r.idx as usize];
-                self.tables[r.rule as usize].update(
-                    ring[j % RING],
-                    &rules[r.rule as usize],
-                    rec,
-                    r.side,
-                );
+        self.sorted.clear();
+        self.sorted.resize(
+            refs.len(),
+            Ref {
+                hash: 0,
+                idx: 0,
+                rule: 0,
+                side: 0,
+            },
+        );
+        let mut next = starts.clone();
+        for r in refs {
+            let at = &mut next[r.rule as usize];
+            self.sorted[*at] = *r;
+            *at += 1;
+        }
+        for (rule, table) in self.tables.iter_mut().enumerate() {
+            let share = &self.sorted[starts[rule]..starts[rule + 1]];
+            if !share.is_empty() {
+                table.apply(&rules[rule], records, share);
             }
         }
     }

@@ -1,12 +1,19 @@
 //! Per-rule tables: key to counter state, hashed with the key's fixed-seed hash (computed once, when the record
 //! is routed) so a lookup never hashes twice.
 
-use super::key::{AddrKey, AddrPairKey, AddrPortKey, KeyParts, TableKey};
+use super::key::{key_addr, AddrKey, AddrPairKey, AddrPortKey, KeyParts, TableKey, V4Key};
+use super::shard::Ref;
 use super::slots::SlotTable;
 use crate::hash::hash128;
 use crate::record::FlowRecord;
 use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
 use crate::sketch::{DistinctCounter, Estimate};
+
+/// How many updates apart the stages of [`Table::apply`] run: enough to cover a memory latency, few enough to
+/// stay in L1.
+const AHEAD: usize = 16;
+/// Slot indices in flight between the second and third stage (a power of two above `AHEAD`).
+const RING: usize = 32;
 
 /// What a rule's state keeps besides its count: how many flows matched and when. 16 bytes, because a table
 /// holds millions: the span is kept in milliseconds up to 49 days (a month of captures fits), flows saturate at
@@ -198,25 +205,34 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.slot(hash, key)
     }
 
-    #[inline]
-    fn prefetch(&self, hash: u64) {
-        self.entries.prefetch(hash);
-    }
-
-    /// Second stage of an update: the slot is in cache by now; find or insert the key (room was reserved) and
-    /// start loading its state's heap data.
-    #[inline]
-    fn locate(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) -> usize {
-        let key = K::extract(rule.key, rec, side, rule.window_of(rec));
-        let i = self.entries.index(hash, key);
-        self.entries.at_ref(i).prefetch();
-        i
-    }
-
-    /// Last stage: count the record into the state at `i` (from [`Self::locate`]).
-    #[inline]
-    fn update(&mut self, i: usize, rule: &CompiledRule, rec: &FlowRecord, side: u8) {
-        self.entries.at(i).add(rule.count, side, rec, rule.key.addr);
+    /// Apply updates of this table's rule in three stages, [`AHEAD`] updates apart, so the cache misses of a table
+    /// too large for the cache overlap instead of queueing: prefetch the slot where the key lands; find or insert
+    /// the key there and prefetch its state's heap data; count the record. Room for every new key is reserved
+    /// first, so an index found in the second stage is still valid in the third.
+    fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        self.entries.reserve(refs.len());
+        let mut ring = [0usize; RING];
+        let n = refs.len();
+        for i in 0..n + 2 * AHEAD {
+            if let Some(r) = refs.get(i) {
+                self.entries.prefetch(r.hash);
+            }
+            if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
+                let r = &refs[j];
+                let rec = &records[r.idx as usize];
+                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec));
+                let at = self.entries.index(r.hash, key);
+                self.entries.at_ref(at).prefetch();
+                ring[j % RING] = at;
+            }
+            if let Some(j) = i.checked_sub(2 * AHEAD) {
+                let r = &refs[j];
+                let rec = &records[r.idx as usize];
+                self.entries
+                    .at(ring[j % RING])
+                    .add(rule.count, r.side, rec, rule.key.addr);
+            }
+        }
     }
 
     fn merge(&mut self, other: Table<K, S>) {
@@ -239,13 +255,76 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         }
     }
 
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     fn bytes(&self) -> usize {
-        self.entries.capacity() * (std::mem::size_of::<(K, S)>() + 1)
+        self.entries.capacity() * std::mem::size_of::<(K, S)>()
             + self
                 .entries
                 .iter()
                 .map(|(_, s)| s.heap_bytes())
                 .sum::<usize>()
+    }
+}
+
+/// The table of a rule keyed by an address alone, without windows: IPv4 keys in a table of 8-byte keys, the
+/// others in a table of full addresses. Most keys are IPv4, so most entries are 32 bytes instead of 48.
+pub struct Split<S> {
+    v4: Table<V4Key, S>,
+    v6: Table<AddrKey, S>,
+    /// The updates of one call for each side (reused).
+    refs_v4: Vec<Ref>,
+    refs_v6: Vec<Ref>,
+}
+
+impl<S: State> Default for Split<S> {
+    fn default() -> Self {
+        Split {
+            v4: Table::default(),
+            v6: Table::default(),
+            refs_v4: Vec::new(),
+            refs_v6: Vec::new(),
+        }
+    }
+}
+
+impl<S: State> Split<S> {
+    fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        self.refs_v4.clear();
+        self.refs_v6.clear();
+        for r in refs {
+            if key_addr(rule.key, &records[r.idx as usize], r.side).is_v4() {
+                self.refs_v4.push(*r);
+            } else {
+                self.refs_v6.push(*r);
+            }
+        }
+        if !self.refs_v4.is_empty() {
+            self.v4.apply(rule, records, &self.refs_v4);
+        }
+        if !self.refs_v6.is_empty() {
+            self.v6.apply(rule, records, &self.refs_v6);
+        }
+    }
+
+    fn merge(&mut self, other: Split<S>) {
+        self.v4.merge(other.v4);
+        self.v6.merge(other.v6);
+    }
+
+    fn collect(&mut self, keep: impl Fn(&Estimate) -> bool + Copy, out: &mut Vec<Counted>) {
+        self.v4.collect(keep, out);
+        self.v6.collect(keep, out);
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.v4.bytes() + self.v6.bytes()
     }
 }
 
@@ -305,8 +384,10 @@ impl CompiledRule {
 
 /// A rule's table, whichever key and state types it needs.
 pub enum RuleTable<C: DistinctCounter> {
-    AddrSum(Table<AddrKey, SumState>),
-    AddrDistinct(Table<AddrKey, DistinctState<C>>),
+    AddrSum(Split<SumState>),
+    AddrDistinct(Split<DistinctState<C>>),
+    WindowSum(Table<AddrKey, SumState>),
+    WindowDistinct(Table<AddrKey, DistinctState<C>>),
     PortSum(Table<AddrPortKey, SumState>),
     PortDistinct(Table<AddrPortKey, DistinctState<C>>),
     PairSum(Table<AddrPairKey, SumState>),
@@ -318,6 +399,8 @@ macro_rules! each_table {
         match $self {
             RuleTable::AddrSum($t) => $body,
             RuleTable::AddrDistinct($t) => $body,
+            RuleTable::WindowSum($t) => $body,
+            RuleTable::WindowDistinct($t) => $body,
             RuleTable::PortSum($t) => $body,
             RuleTable::PortDistinct($t) => $body,
             RuleTable::PairSum($t) => $body,
@@ -330,8 +413,12 @@ impl<C: DistinctCounter> RuleTable<C> {
     pub fn new(rule: &CompiledRule) -> RuleTable<C> {
         let distinct = rule.count.is_distinct();
         match (rule.key.extra, distinct) {
-            (KeyExtra::None, false) => RuleTable::AddrSum(Table::default()),
-            (KeyExtra::None, true) => RuleTable::AddrDistinct(Table::default()),
+            (KeyExtra::None, false) if rule.window_ms == 0 => RuleTable::AddrSum(Split::default()),
+            (KeyExtra::None, true) if rule.window_ms == 0 => {
+                RuleTable::AddrDistinct(Split::default())
+            }
+            (KeyExtra::None, false) => RuleTable::WindowSum(Table::default()),
+            (KeyExtra::None, true) => RuleTable::WindowDistinct(Table::default()),
             (KeyExtra::Src | KeyExtra::Dst, false) => RuleTable::PairSum(Table::default()),
             (KeyExtra::Src | KeyExtra::Dst, true) => RuleTable::PairDistinct(Table::default()),
             (_, false) => RuleTable::PortSum(Table::default()),
@@ -339,27 +426,9 @@ impl<C: DistinctCounter> RuleTable<C> {
         }
     }
 
-    /// Start loading where `hash` lands, a few updates before it is applied.
-    #[inline]
-    pub fn prefetch(&self, hash: u64) {
-        each_table!(self, t => t.prefetch(hash))
-    }
-
-    /// Make room for `more` new keys, so indices from [`Self::locate`] hold until the next reservation.
-    pub fn reserve(&mut self, more: usize) {
-        each_table!(self, t => t.entries.reserve(more))
-    }
-
-    /// Find or insert the key of `rec` (room reserved) and prefetch its state's heap data; returns its index.
-    #[inline]
-    pub fn locate(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) -> usize {
-        each_table!(self, t => t.locate(rule, hash, rec, side))
-    }
-
-    /// Count `rec` into the state at index `i` (from [`Self::locate`]).
-    #[inline]
-    pub fn update(&mut self, i: usize, rule: &CompiledRule, rec: &FlowRecord, side: u8) {
-        each_table!(self, t => t.update(i, rule, rec, side))
+    /// Apply routed updates of this table's rule (`refs` all name it).
+    pub fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        each_table!(self, t => t.apply(rule, records, refs))
     }
 
     /// Union with the same rule's table from another shard, file, run or machine.
@@ -367,6 +436,8 @@ impl<C: DistinctCounter> RuleTable<C> {
         match (self, other) {
             (RuleTable::AddrSum(a), RuleTable::AddrSum(b)) => a.merge(b),
             (RuleTable::AddrDistinct(a), RuleTable::AddrDistinct(b)) => a.merge(b),
+            (RuleTable::WindowSum(a), RuleTable::WindowSum(b)) => a.merge(b),
+            (RuleTable::WindowDistinct(a), RuleTable::WindowDistinct(b)) => a.merge(b),
             (RuleTable::PortSum(a), RuleTable::PortSum(b)) => a.merge(b),
             (RuleTable::PortDistinct(a), RuleTable::PortDistinct(b)) => a.merge(b),
             (RuleTable::PairSum(a), RuleTable::PairSum(b)) => a.merge(b),
@@ -387,7 +458,7 @@ impl<C: DistinctCounter> RuleTable<C> {
     }
 
     pub fn len(&self) -> usize {
-        each_table!(self, t => t.entries.len())
+        each_table!(self, t => t.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -428,6 +499,60 @@ mod tests {
         e.merge(&Seen::default());
         assert_eq!((e.first_ms(), e.last_ms(), e.flows()), (0, 0, 0));
         assert_eq!(std::mem::size_of::<Seen>(), 16);
+    }
+
+    /// Both tables of a split rule count, and their union is what one table of full addresses would hold.
+    #[test]
+    fn split_tables_count_ipv4_and_ipv6_keys() {
+        use crate::rules::KeySpec;
+        use crate::sketch::Compact;
+        let rule = CompiledRule {
+            key: KeySpec::SRC,
+            count: CountSpec::Distinct(DistinctField::Dst),
+            window_ms: 0,
+        };
+        let mut records = Vec::new();
+        let mut want: std::collections::HashMap<u128, std::collections::HashSet<u128>> =
+            Default::default();
+        for i in 0..5_000u32 {
+            let src = if i % 3 == 0 {
+                crate::record::Addr::v6(0x2001_0db8 << 96 | (i % 97) as u128)
+            } else {
+                crate::record::Addr::v4(0x0a00_0000 | (i % 89))
+            };
+            let dst = crate::record::Addr::v4(i % 1_000);
+            want.entry(src.0).or_default().insert(dst.0);
+            records.push(FlowRecord {
+                src,
+                dst,
+                ..Default::default()
+            });
+        }
+        let refs: Vec<Ref> = (0..records.len())
+            .map(|i| Ref {
+                hash: rule.key_hash(&records[i], 0),
+                idx: i as u32,
+                rule: 0,
+                side: 0,
+            })
+            .collect();
+        let mut table = RuleTable::<Compact>::new(&rule);
+        assert!(matches!(table, RuleTable::AddrDistinct(_)));
+        // In two calls, so the second finds keys the first inserted.
+        table.apply(&rule, &records, &refs[..2_500]);
+        table.apply(&rule, &records, &refs[2_500..]);
+        assert_eq!(table.len(), want.len());
+        let mut got = Vec::new();
+        table.all(&mut got);
+        assert_eq!(got.len(), want.len());
+        for c in got {
+            assert_eq!(
+                c.value.value as usize,
+                want[&c.key.addr.0].len(),
+                "{:?}",
+                c.key
+            );
+        }
     }
 
     #[test]

@@ -68,12 +68,44 @@ impl fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
+/// The tree with every test on an empty list replaced by `false` (nothing is in it), so `not ip in @trusted`
+/// with no trusted hosts compiles to "accept" and costs nothing per flow.
+fn without_empty_lists(
+    node: program::Node,
+    addrs: &[AddrList],
+    ports: &[PortList],
+) -> program::Node {
+    use program::{Node, Test};
+    let fold = |items: Vec<Node>| {
+        items
+            .into_iter()
+            .map(|n| without_empty_lists(n, addrs, ports))
+            .collect()
+    };
+    match node {
+        Node::Test(Test::AddrList(_, n))
+            if addrs.get(n as usize).is_some_and(AddrList::is_empty) =>
+        {
+            Node::Const(false)
+        }
+        Node::Test(Test::PortList(_, n))
+            if ports.get(n as usize).is_some_and(PortList::is_empty) =>
+        {
+            Node::Const(false)
+        }
+        Node::And(items) => Node::And(fold(items)),
+        Node::Or(items) => Node::Or(fold(items)),
+        Node::Not(inner) => Node::Not(Box::new(without_empty_lists(*inner, addrs, ports))),
+        other => other,
+    }
+}
+
 impl Filter {
     /// Parse `text`, resolving `@name` list references through `lists`.
     pub fn parse(text: &str, lists: &ListSet) -> Result<Filter, FilterError> {
         let toks = lexer::tokenize(text)?;
         let mut p = parser::Parser::new(toks, lists);
-        let tree = p.parse_filter()?;
+        let tree = without_empty_lists(p.parse_filter()?, &p.addr_lists, &p.port_lists);
         let mut prog = Vec::new();
         let entry = program::compile(&tree, ACCEPT, REJECT, false, &mut prog);
         Ok(Filter {

@@ -539,3 +539,21 @@ fn fuzz_body_survives_generated_inputs() {
         super::fuzz_check(s.as_bytes());
     }
 }
+
+#[test]
+fn tests_on_empty_lists_fold_away() {
+    let mut l = lists();
+    l.insert_addrs("none", AddrList::default());
+    l.insert_ports("noports", PortList::default());
+    let parse = |t: &str| Filter::parse(t, &l).unwrap();
+    let r = rec("10.11.12.13", 1234, "192.0.2.1", 80, proto::TCP, tcp::SYN);
+    let any = parse("not ip in @none");
+    assert!(any.is_any() && any.matches(&r));
+    assert!(!parse("src in @none").matches(&r));
+    assert!(!parse("dst port in @noports").matches(&r));
+    assert!(parse("not dst port in @noports and proto tcp").matches(&r));
+    // A list with entries is still tested.
+    let trusted = parse("not ip in @trusted");
+    assert!(!trusted.is_any());
+    assert!(!trusted.matches(&r), "10.11.12.13 is trusted");
+}

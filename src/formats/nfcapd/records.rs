@@ -145,6 +145,11 @@ pub fn walk(
     let n = origin.block.num_records;
     let mut pos = 0usize;
     for i in 0..n {
+        if let Some((f, size)) = v3::decode_fast(data, pos) {
+            sink.push(f);
+            pos += size;
+            continue;
+        }
         let (kind, rec) = next_record(data, pos, i, n).map_err(|b| origin.error(b.at, b.msg))?;
         match kind {
             v3::RECORD_TYPE => {

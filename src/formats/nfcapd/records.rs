@@ -145,6 +145,7 @@ pub fn walk(
     let n = origin.block.num_records;
     let mut pos = 0usize;
     for i in 0..n {
+        prefetch(data, pos + PREFETCH_AHEAD);
         if let Some((f, size)) = v3::decode_fast(data, pos) {
             sink.push(f);
             pos += size;
@@ -177,6 +178,24 @@ pub fn walk(
         pos += rec.len();
     }
     Ok(())
+}
+
+/// How far ahead of the record being decoded to ask for the data: the hardware prefetcher stops at page ends, so
+/// without this every new page of a memory-mapped block starts with cache misses. One page ahead measured best
+/// (about 2 ns per flow less on a 1 GB page-cached file; 512 B to 8 KiB all help).
+const PREFETCH_AHEAD: usize = 4096;
+
+/// A hint to load the cache line at `data[at]`; no effect past the end (a prefetch never faults).
+#[inline(always)]
+fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = data.as_ptr().wrapping_add(at);
+        // SAFETY: a prefetch only hints the cache; it does not read the address and cannot fault.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
 }
 
 /// The record starting at `pos`: its type and its bytes, checked to lie inside the block.

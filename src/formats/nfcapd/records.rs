@@ -28,7 +28,9 @@ impl Bad {
 
 /// Collects records into a batch reused for the whole chunk and hands full batches to the consumer.
 pub struct Sink<'o> {
-    buf: Vec<FlowRecord>,
+    /// Always `BATCH` slots: a push writes one slot, with no capacity check or length update in a Vec.
+    buf: Box<[FlowRecord]>,
+    len: usize,
     out: &'o mut dyn FnMut(&[FlowRecord]),
     pub stats: ChunkStats,
 }
@@ -36,7 +38,8 @@ pub struct Sink<'o> {
 impl<'o> Sink<'o> {
     pub fn new(out: &'o mut dyn FnMut(&[FlowRecord])) -> Sink<'o> {
         Sink {
-            buf: Vec::with_capacity(BATCH),
+            buf: vec![FlowRecord::default(); BATCH].into_boxed_slice(),
+            len: 0,
             out,
             stats: ChunkStats::default(),
         }
@@ -44,20 +47,22 @@ impl<'o> Sink<'o> {
 
     #[inline]
     pub fn push(&mut self, r: FlowRecord) {
-        self.buf.push(r);
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = r;
+            self.len += 1;
+        }
         self.stats.flows += 1;
-        if self.buf.len() >= BATCH {
-            (self.out)(&self.buf);
-            self.buf.clear();
+        if self.len >= self.buf.len() {
+            self.flush();
         }
     }
 
     /// Hand out the last partial batch.
     pub fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            (self.out)(&self.buf);
-            self.buf.clear();
+        if let Some(batch) = self.buf.get(..self.len).filter(|b| !b.is_empty()) {
+            (self.out)(batch);
         }
+        self.len = 0;
     }
 }
 

@@ -225,6 +225,44 @@ fn shaped<const N: usize, const V6: bool, const MISC: bool>(
     Some((f, N))
 }
 
+/// Whether [`decode_fast`] agrees with [`decode`] on the record at the start of `data`: it either declines, or
+/// returns the flow `decode` returns for the record's declared size. For tests and the fuzz target.
+pub fn fast_path_agrees(data: &[u8]) -> bool {
+    match decode_fast(data, 0) {
+        None => true,
+        Some((f, size)) => {
+            usize::from(u16_at(data, 2)) == size && data.get(..size).map(decode) == Some(Ok(f))
+        }
+    }
+}
+
+/// [`fast_path_agrees`] on a record near one of the fast shapes, for the fuzz target (random bytes almost never
+/// match a shape): `data[0]` picks the shape and a cut, the rest is XORed over the shape's bytes and appended.
+pub fn fast_path_agrees_near_shape(data: &[u8]) -> bool {
+    let Some((&pick, rest)) = data.split_first() else {
+        return true;
+    };
+    let mut f = empty_flow();
+    if pick & 1 != 0 {
+        f.src = Addr::v6(0x2001_0db8 << 96);
+    }
+    if pick & 2 != 0 {
+        f.input = 1;
+    }
+    let mut rec = Vec::new();
+    encode(&f, &mut rec);
+    for (i, b) in rest.iter().enumerate() {
+        match rec.get_mut(i) {
+            Some(r) => *r ^= b,
+            None => rec.push(*b),
+        }
+    }
+    if pick & 4 != 0 {
+        rec.truncate(usize::from(pick >> 3) * 4);
+    }
+    fast_path_agrees(&rec)
+}
+
 /// Append one V3 record for `f` to `out` (no allocation once `out` has grown).
 pub fn encode(f: &FlowRecord, out: &mut Vec<u8>) {
     let v4 = f.src.is_v4() && f.dst.is_v4();
@@ -318,6 +356,86 @@ mod tests {
             let back = decode(&buf).unwrap();
             assert_eq!(back, f);
         }
+    }
+
+    /// The four shapes the fast path knows, as the writer emits them, with every field set.
+    fn shaped_records() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (v6, misc) in [(false, false), (false, true), (true, false), (true, true)] {
+            let mut f = empty_flow();
+            if v6 {
+                f.src = "2001:db8::1:2".parse().unwrap();
+                f.dst = "fe80::aa:bb".parse().unwrap();
+            } else {
+                f.src = "10.1.2.3".parse().unwrap();
+                f.dst = "192.168.7.9".parse().unwrap();
+            }
+            (f.first_ms, f.last_ms) = (1_700_000_000_123, 1_700_000_009_876);
+            (f.packets, f.bytes) = (0x0102_0304_0506, 0x1122_3344_5566_7788);
+            (f.src_port, f.dst_port, f.proto, f.tcp_flags, f.src_tos) = (40000, 443, 6, 0x1b, 0x2e);
+            if misc {
+                (f.input, f.output) = (0x0a0b_0c0d, 77);
+            }
+            f.exporter = 0xbeef;
+            let mut buf = Vec::new();
+            encode(&f, &mut buf);
+            out.push(buf);
+        }
+        out
+    }
+
+    #[test]
+    fn fast_path_takes_the_written_shapes_and_matches_the_general_walk() {
+        for rec in shaped_records() {
+            let (f, size) = decode_fast(&rec, 0).expect("a shape the writer emits");
+            assert_eq!(size, rec.len());
+            assert_eq!(Ok(f), decode(&rec));
+            // Bytes after the record (the next record) change nothing.
+            let mut longer = rec.clone();
+            longer.extend_from_slice(&rec);
+            assert_eq!(decode_fast(&longer, 0), Some((f, size)));
+            assert_eq!(decode_fast(&longer, size), Some((f, size)));
+        }
+    }
+
+    #[test]
+    fn fast_path_declines_truncated_records() {
+        for rec in shaped_records() {
+            for cut in 0..rec.len() {
+                assert_eq!(decode_fast(&rec[..cut], 0), None, "cut at {cut}");
+                assert_eq!(decode_fast(&rec, cut + 1), None, "start at {}", cut + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_walk_on_altered_headers_and_lengths() {
+        // Every byte of every shape set to values that make other types, sizes, element counts, element ids
+        // and lengths (including the other shapes' sizes and a sampler element).
+        let values = [
+            0u8, 1, 2, 3, 4, 11, 12, 18, 20, 36, 52, 56, 76, 96, 100, 120, 0xff,
+        ];
+        let mut declined = 0;
+        for rec in shaped_records() {
+            for at in 0..rec.len() {
+                for v in values.iter().copied().chain([rec[at] ^ 1]) {
+                    let mut m = rec.clone();
+                    m[at] = v;
+                    assert!(fast_path_agrees(&m), "byte {at} = {v}: {m:?}");
+                    declined += usize::from(decode_fast(&m, 0).is_none());
+                }
+            }
+        }
+        // The alterations of headers were declined, not decoded as if nothing changed.
+        assert!(declined > 4 * 20 * values.len() / 2, "{declined}");
+        // A record with a sampler element (4 elements) goes the general way and keeps its interval.
+        let mut rec = shaped_records().swap_remove(1);
+        rec[4] = 4;
+        rec.extend_from_slice(&[18, 0, 16, 0, 0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0]);
+        let size = rec.len() as u16;
+        rec[2..4].copy_from_slice(&size.to_le_bytes());
+        assert_eq!(decode_fast(&rec, 0), None);
+        assert_eq!(decode(&rec).unwrap().sampling, 100);
     }
 
     #[test]

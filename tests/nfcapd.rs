@@ -566,3 +566,50 @@ fn decode_speed() {
         flows.len() as f64 / t.elapsed().as_secs_f64() / 1e6
     );
 }
+
+/// Decode-only rate of one file as `scan` reads it (memory-mapped unless `FLOWSKETCH_NO_MMAP` is set), with the
+/// user and system time it took: `FLOWSKETCH_DECODE_FILE=path cargo test --release --test nfcapd
+/// decode_file_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn decode_file_speed() {
+    let Some(path) = std::env::var_os("FLOWSKETCH_DECODE_FILE") else {
+        println!("skipped: FLOWSKETCH_DECODE_FILE not set");
+        return;
+    };
+    use flowsketch::input::{load, InputOptions, Source};
+    let options = InputOptions {
+        no_mmap: std::env::var_os("FLOWSKETCH_NO_MMAP").is_some(),
+        ..InputOptions::default()
+    };
+    for _ in 0..3 {
+        let cpu = cpu_times();
+        let t = std::time::Instant::now();
+        let bytes = load(&Source::File(PathBuf::from(&path)), &options).unwrap();
+        let f = NfcapdFile::open(bytes).unwrap();
+        let n = decode_all(&f, &mut |b| {
+            std::hint::black_box(b);
+        })
+        .unwrap()
+        .flows;
+        let s = t.elapsed().as_secs_f64();
+        let (user, sys) = cpu_times();
+        println!(
+            "{n} flows in {s:.3} s: {:.1} ns/flow, user {:.3} s, sys {:.3} s",
+            s * 1e9 / n as f64,
+            user - cpu.0,
+            sys - cpu.1
+        );
+    }
+}
+
+/// User and system CPU seconds of this process, from /proc/self/stat (clock ticks of 1/100 s).
+fn cpu_times() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    (
+        f[11].parse::<f64>().unwrap() / 100.0,
+        f[12].parse::<f64>().unwrap() / 100.0,
+    )
+}

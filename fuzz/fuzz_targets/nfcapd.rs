@@ -1,11 +1,13 @@
 //! Arbitrary bytes through the nfcapd reader: open, then decode every chunk. Errors are fine, panics are not.
+//! The same bytes, laid over a V3 record of a shape the fast path decodes, must decode as the general walk does.
 #![no_main]
 
-use flowsketch::formats::nfcapd::NfcapdFile;
+use flowsketch::formats::nfcapd::{v3_fast_path_agrees_near_shape, NfcapdFile};
 use flowsketch::formats::{bytes_from_vec, Decoder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    assert!(v3_fast_path_agrees_near_shape(data), "{data:?}");
     if let Ok(f) = NfcapdFile::open(bytes_from_vec(data.to_vec())) {
         let mut scratch = Vec::new();
         let mut flows = 0usize;

@@ -15,6 +15,9 @@ pub mod writer;
 
 pub use codec::{Codec, MAX_BLOCK};
 pub use header::{StatRecord, LAYOUT_1, LAYOUT_2, MAGIC};
+/// For the fuzz target: the V3 fast path against the general element walk.
+#[doc(hidden)]
+pub use v3::fast_path_agrees_near_shape as v3_fast_path_agrees_near_shape;
 pub use writer::{Compression, NfcapdWriter, BLOCK_FLUSH};
 
 use super::{Bytes, ChunkStats, Decoder, FormatError};

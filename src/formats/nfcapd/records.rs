@@ -28,7 +28,9 @@ impl Bad {
 
 /// Collects records into a batch reused for the whole chunk and hands full batches to the consumer.
 pub struct Sink<'o> {
-    buf: Vec<FlowRecord>,
+    /// Always `BATCH` slots: a push writes one slot, with no capacity check or length update in a Vec.
+    buf: Box<[FlowRecord]>,
+    len: usize,
     out: &'o mut dyn FnMut(&[FlowRecord]),
     pub stats: ChunkStats,
 }
@@ -36,7 +38,8 @@ pub struct Sink<'o> {
 impl<'o> Sink<'o> {
     pub fn new(out: &'o mut dyn FnMut(&[FlowRecord])) -> Sink<'o> {
         Sink {
-            buf: Vec::with_capacity(BATCH),
+            buf: vec![FlowRecord::default(); BATCH].into_boxed_slice(),
+            len: 0,
             out,
             stats: ChunkStats::default(),
         }
@@ -44,20 +47,22 @@ impl<'o> Sink<'o> {
 
     #[inline]
     pub fn push(&mut self, r: FlowRecord) {
-        self.buf.push(r);
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = r;
+            self.len += 1;
+        }
         self.stats.flows += 1;
-        if self.buf.len() >= BATCH {
-            (self.out)(&self.buf);
-            self.buf.clear();
+        if self.len >= self.buf.len() {
+            self.flush();
         }
     }
 
     /// Hand out the last partial batch.
     pub fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            (self.out)(&self.buf);
-            self.buf.clear();
+        if let Some(batch) = self.buf.get(..self.len).filter(|b| !b.is_empty()) {
+            (self.out)(batch);
         }
+        self.len = 0;
     }
 }
 
@@ -145,6 +150,12 @@ pub fn walk(
     let n = origin.block.num_records;
     let mut pos = 0usize;
     for i in 0..n {
+        prefetch(data, pos + PREFETCH_AHEAD);
+        if let Some((f, size)) = v3::decode_fast(data, pos) {
+            sink.push(f);
+            pos += size;
+            continue;
+        }
         let (kind, rec) = next_record(data, pos, i, n).map_err(|b| origin.error(b.at, b.msg))?;
         match kind {
             v3::RECORD_TYPE => {
@@ -172,6 +183,24 @@ pub fn walk(
         pos += rec.len();
     }
     Ok(())
+}
+
+/// How far ahead of the record being decoded to ask for the data: the hardware prefetcher stops at page ends, so
+/// without this every new page of a memory-mapped block starts with cache misses. One page ahead measured best
+/// (about 2 ns per flow less on a 1 GB page-cached file; 512 B to 8 KiB all help).
+const PREFETCH_AHEAD: usize = 4096;
+
+/// A hint to load the cache line at `data[at]`; no effect past the end (a prefetch never faults).
+#[inline(always)]
+fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = data.as_ptr().wrapping_add(at);
+        // SAFETY: a prefetch only hints the cache; it does not read the address and cannot fault.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
 }
 
 /// The record starting at `pos`: its type and its bytes, checked to lie inside the block.

@@ -134,6 +134,135 @@ pub fn decode(rec: &[u8]) -> Result<FlowRecord, Bad> {
     Ok(f)
 }
 
+/// Record header and element headers packed as they are read: `{u16 type, u16 size, u16 elements}` and
+/// `{u16 id, u16 length}`.
+const fn record_head(size: usize, elements: u64) -> u64 {
+    RECORD_TYPE as u64 | (size as u64) << 16 | elements << 32
+}
+const fn element_head(id: u16, data_len: usize) -> u32 {
+    id as u32 | ((data_len + ELEMENT_HEADER_LEN) as u32) << 16
+}
+
+const GENERIC_AT: usize = HEADER_LEN;
+const ADDR_AT: usize = GENERIC_AT + ELEMENT_HEADER_LEN + GENERIC_FLOW_LEN;
+const V4_SIZE: usize = ADDR_AT + ELEMENT_HEADER_LEN + IPV4_FLOW_LEN;
+const V6_SIZE: usize = ADDR_AT + ELEMENT_HEADER_LEN + IPV6_FLOW_LEN;
+const MISC_SIZE: usize = ELEMENT_HEADER_LEN + FLOW_MISC_LEN;
+
+/// Decode the record at `pos` when it has one of the shapes nfcapd and our writer emit (EXgenericFlow, then
+/// EXipv4Flow or EXipv6Flow, then optionally EXflowMisc, nothing else): one compare of the record header, one per
+/// element header, then reads at constant offsets. Returns the flow and the record size, or `None` for any other
+/// record (or one running past `data`), which [`decode`] then walks element by element with its error checks.
+/// For the shapes it accepts, the result is the one [`decode`] gives.
+#[inline(always)]
+pub fn decode_fast(data: &[u8], pos: usize) -> Option<(FlowRecord, usize)> {
+    let rest = data.get(pos..)?;
+    let head = u64::from_le_bytes(*rest.first_chunk::<8>()?) & 0xffff_ffff_ffff;
+    const V4: u64 = record_head(V4_SIZE, 2);
+    const V6: u64 = record_head(V6_SIZE, 2);
+    const V4_MISC: u64 = record_head(V4_SIZE + MISC_SIZE, 3);
+    const V6_MISC: u64 = record_head(V6_SIZE + MISC_SIZE, 3);
+    match head {
+        V4_MISC => shaped::<{ V4_SIZE + MISC_SIZE }, false, true>(rest),
+        V4 => shaped::<V4_SIZE, false, false>(rest),
+        V6_MISC => shaped::<{ V6_SIZE + MISC_SIZE }, true, true>(rest),
+        V6 => shaped::<V6_SIZE, true, false>(rest),
+        _ => None,
+    }
+}
+
+/// One fixed shape: `N` bytes, IPv6 or IPv4 addresses, with or without EXflowMisc.
+#[inline(always)]
+fn shaped<const N: usize, const V6: bool, const MISC: bool>(
+    rest: &[u8],
+) -> Option<(FlowRecord, usize)> {
+    let r: &[u8; N] = rest.first_chunk::<N>()?;
+    let u32_of = |at: usize| u32::from_le_bytes(std::array::from_fn(|i| r[at + i]));
+    let u64_of = |at: usize| u64::from_le_bytes(std::array::from_fn(|i| r[at + i]));
+    let addr_head = if V6 {
+        element_head(EX_IPV6_FLOW, IPV6_FLOW_LEN)
+    } else {
+        element_head(EX_IPV4_FLOW, IPV4_FLOW_LEN)
+    };
+    let misc_at = if V6 { V6_SIZE } else { V4_SIZE };
+    if u32_of(GENERIC_AT) != element_head(EX_GENERIC_FLOW, GENERIC_FLOW_LEN)
+        || u32_of(ADDR_AT) != addr_head
+        || (MISC && u32_of(misc_at) != element_head(EX_FLOW_MISC, FLOW_MISC_LEN))
+    {
+        return None;
+    }
+    let g = GENERIC_AT + ELEMENT_HEADER_LEN;
+    let a = ADDR_AT + ELEMENT_HEADER_LEN;
+    let (src, dst) = if V6 {
+        let v6 = |at: usize| Addr::v6(u128::from(u64_of(at)) << 64 | u128::from(u64_of(at + 8)));
+        (v6(a), v6(a + 16))
+    } else {
+        (Addr::v4(u32_of(a)), Addr::v4(u32_of(a + 4)))
+    };
+    let (input, output) = if MISC {
+        let m = misc_at + ELEMENT_HEADER_LEN;
+        (u32_of(m), u32_of(m + 4))
+    } else {
+        (0, 0)
+    };
+    let f = FlowRecord {
+        src,
+        dst,
+        first_ms: u64_of(g),
+        last_ms: u64_of(g + 8),
+        packets: u64_of(g + 24),
+        bytes: u64_of(g + 32),
+        src_port: u16::from_le_bytes([r[g + 40], r[g + 41]]),
+        dst_port: u16::from_le_bytes([r[g + 42], r[g + 43]]),
+        proto: r[g + 44],
+        tcp_flags: r[g + 45],
+        src_tos: r[g + 47],
+        input,
+        output,
+        exporter: u32::from(u16::from_le_bytes([r[8], r[9]])),
+        sampling: 1,
+    };
+    Some((f, N))
+}
+
+/// Whether [`decode_fast`] agrees with [`decode`] on the record at the start of `data`: it either declines, or
+/// returns the flow `decode` returns for the record's declared size. For tests and the fuzz target.
+pub fn fast_path_agrees(data: &[u8]) -> bool {
+    match decode_fast(data, 0) {
+        None => true,
+        Some((f, size)) => {
+            usize::from(u16_at(data, 2)) == size && data.get(..size).map(decode) == Some(Ok(f))
+        }
+    }
+}
+
+/// [`fast_path_agrees`] on a record near one of the fast shapes, for the fuzz target (random bytes almost never
+/// match a shape): `data[0]` picks the shape and a cut, the rest is XORed over the shape's bytes and appended.
+pub fn fast_path_agrees_near_shape(data: &[u8]) -> bool {
+    let Some((&pick, rest)) = data.split_first() else {
+        return true;
+    };
+    let mut f = empty_flow();
+    if pick & 1 != 0 {
+        f.src = Addr::v6(0x2001_0db8 << 96);
+    }
+    if pick & 2 != 0 {
+        f.input = 1;
+    }
+    let mut rec = Vec::new();
+    encode(&f, &mut rec);
+    for (i, b) in rest.iter().enumerate() {
+        match rec.get_mut(i) {
+            Some(r) => *r ^= b,
+            None => rec.push(*b),
+        }
+    }
+    if pick & 4 != 0 {
+        rec.truncate(usize::from(pick >> 3) * 4);
+    }
+    fast_path_agrees(&rec)
+}
+
 /// Append one V3 record for `f` to `out` (no allocation once `out` has grown).
 pub fn encode(f: &FlowRecord, out: &mut Vec<u8>) {
     let v4 = f.src.is_v4() && f.dst.is_v4();
@@ -227,6 +356,86 @@ mod tests {
             let back = decode(&buf).unwrap();
             assert_eq!(back, f);
         }
+    }
+
+    /// The four shapes the fast path knows, as the writer emits them, with every field set.
+    fn shaped_records() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (v6, misc) in [(false, false), (false, true), (true, false), (true, true)] {
+            let mut f = empty_flow();
+            if v6 {
+                f.src = "2001:db8::1:2".parse().unwrap();
+                f.dst = "fe80::aa:bb".parse().unwrap();
+            } else {
+                f.src = "10.1.2.3".parse().unwrap();
+                f.dst = "192.168.7.9".parse().unwrap();
+            }
+            (f.first_ms, f.last_ms) = (1_700_000_000_123, 1_700_000_009_876);
+            (f.packets, f.bytes) = (0x0102_0304_0506, 0x1122_3344_5566_7788);
+            (f.src_port, f.dst_port, f.proto, f.tcp_flags, f.src_tos) = (40000, 443, 6, 0x1b, 0x2e);
+            if misc {
+                (f.input, f.output) = (0x0a0b_0c0d, 77);
+            }
+            f.exporter = 0xbeef;
+            let mut buf = Vec::new();
+            encode(&f, &mut buf);
+            out.push(buf);
+        }
+        out
+    }
+
+    #[test]
+    fn fast_path_takes_the_written_shapes_and_matches_the_general_walk() {
+        for rec in shaped_records() {
+            let (f, size) = decode_fast(&rec, 0).expect("a shape the writer emits");
+            assert_eq!(size, rec.len());
+            assert_eq!(Ok(f), decode(&rec));
+            // Bytes after the record (the next record) change nothing.
+            let mut longer = rec.clone();
+            longer.extend_from_slice(&rec);
+            assert_eq!(decode_fast(&longer, 0), Some((f, size)));
+            assert_eq!(decode_fast(&longer, size), Some((f, size)));
+        }
+    }
+
+    #[test]
+    fn fast_path_declines_truncated_records() {
+        for rec in shaped_records() {
+            for cut in 0..rec.len() {
+                assert_eq!(decode_fast(&rec[..cut], 0), None, "cut at {cut}");
+                assert_eq!(decode_fast(&rec, cut + 1), None, "start at {}", cut + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_walk_on_altered_headers_and_lengths() {
+        // Every byte of every shape set to values that make other types, sizes, element counts, element ids
+        // and lengths (including the other shapes' sizes and a sampler element).
+        let values = [
+            0u8, 1, 2, 3, 4, 11, 12, 18, 20, 36, 52, 56, 76, 96, 100, 120, 0xff,
+        ];
+        let mut declined = 0;
+        for rec in shaped_records() {
+            for at in 0..rec.len() {
+                for v in values.iter().copied().chain([rec[at] ^ 1]) {
+                    let mut m = rec.clone();
+                    m[at] = v;
+                    assert!(fast_path_agrees(&m), "byte {at} = {v}: {m:?}");
+                    declined += usize::from(decode_fast(&m, 0).is_none());
+                }
+            }
+        }
+        // The alterations of headers were declined, not decoded as if nothing changed.
+        assert!(declined > 4 * 20 * values.len() / 2, "{declined}");
+        // A record with a sampler element (4 elements) goes the general way and keeps its interval.
+        let mut rec = shaped_records().swap_remove(1);
+        rec[4] = 4;
+        rec.extend_from_slice(&[18, 0, 16, 0, 0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0]);
+        let size = rec.len() as u16;
+        rec[2..4].copy_from_slice(&size.to_le_bytes());
+        assert_eq!(decode_fast(&rec, 0), None);
+        assert_eq!(decode(&rec).unwrap().sampling, 100);
     }
 
     #[test]

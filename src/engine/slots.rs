@@ -42,23 +42,6 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Ask for transparent huge pages under a large, not yet touched allocation: with 4 KiB pages every random update
-/// of a table of millions of keys also misses the TLB.
-fn huge_pages<T>(v: &Vec<T>) {
-    const HUGE: usize = 2 << 20;
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes < 2 * HUGE {
-        return;
-    }
-    let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-    let end = (v.as_ptr() as usize + bytes) / HUGE * HUGE;
-    #[cfg(target_os = "linux")]
-    // SAFETY: madvise only changes how the kernel backs these pages of our own allocation; it does not touch data.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-    }
-}
-
 impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
     pub fn len(&self) -> usize {
         self.len
@@ -161,7 +144,6 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
     fn grow(&mut self) {
         let cap = (self.entries.len() * 2).max(16);
         let mut fresh: Vec<(K, S)> = Vec::with_capacity(cap);
-        huge_pages(&fresh);
         fresh.resize_with(cap, Default::default);
         let old = std::mem::replace(&mut self.entries, fresh);
         let mask = cap - 1;

@@ -173,6 +173,10 @@ impl<C: DistinctCounter> Worker<'_, C> {
         self.wiring
             .progress
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Apply what peers sent while this batch was routed: inboxes stay short, so senders rarely wait.
+        while let Ok(msg) = self.inbox.try_recv() {
+            self.handle(msg);
+        }
     }
 }
 

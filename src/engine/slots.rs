@@ -65,10 +65,13 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
                 .as_ptr()
                 .wrapping_add(hash as usize & self.mask());
             prefetch(p);
-            prefetch(
-                p.cast::<u8>()
-                    .wrapping_add(std::mem::size_of::<(K, S)>() - 1),
-            );
+            // A second line only when the entry straddles one: a prefetch waits for a free fill buffer too.
+            if (p as usize & 63) + std::mem::size_of::<(K, S)>() > 64 {
+                prefetch(
+                    p.cast::<u8>()
+                        .wrapping_add(std::mem::size_of::<(K, S)>() - 1),
+                );
+            }
         }
     }
 

@@ -1,8 +1,8 @@
 //! Worker threads: each decodes chunks, routes every matching record to the shard that owns its key, and applies
 //! the updates routed to its own shard.
 //!
-//! Records are copied once per batch into a shared buffer; what travels between workers is 16-byte [`Ref`]s
-//! pointing into it. Channels are bounded, and a worker that finds a peer's inbox full applies its own inbox while
+//! A peer gets a copy of just the records its keys need, with 16-byte [`Ref`]s pointing into it; buffers go back
+//! to the sender to be reused. Channels are bounded, and a worker that finds a peer's inbox full applies its own inbox while
 //! it waits, so no two workers can block on each other.
 
 use super::shard::{shard_of, Ref, Shard};
@@ -27,7 +27,7 @@ pub enum Msg {
     /// Updates for the receiver's shard, pointing into a batch of records; `from` gets the buffers back.
     Batch {
         from: usize,
-        records: Arc<Vec<FlowRecord>>,
+        records: Vec<FlowRecord>,
         refs: Vec<Ref>,
     },
     /// The sender has decoded its last chunk and will send nothing more.
@@ -52,8 +52,8 @@ pub struct Wiring<'a> {
     pub progress: &'a AtomicU64,
 }
 
-/// Buffers handed back to the worker that filled them: the records (when the last reader is done) and the refs.
-pub type Returned = (Option<Vec<FlowRecord>>, Vec<Ref>);
+/// Buffers handed back to the worker that filled them.
+pub type Returned = (Vec<FlowRecord>, Vec<Ref>);
 
 struct Worker<'a, C: DistinctCounter> {
     me: usize,
@@ -79,7 +79,7 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 self.shard.apply(self.wiring.compiled, &records, &refs);
                 refs.clear();
                 // A full return queue only means the sender has spares enough: drop these.
-                let _ = self.wiring.returns[from].try_send((Arc::into_inner(records), refs));
+                let _ = self.wiring.returns[from].try_send((records, refs));
             }
             Msg::Done => self.dones += 1,
         }
@@ -136,10 +136,9 @@ impl<C: DistinctCounter> Worker<'_, C> {
             }
         }
         while let Ok((records, refs)) = self.returned.try_recv() {
-            self.spare_records.extend(records);
+            self.spare_records.push(records);
             self.spare_refs.push(refs);
         }
-        let mut shared: Option<Arc<Vec<FlowRecord>>> = None;
         for to in 0..n {
             if self.outboxes[to].is_empty() {
                 continue;
@@ -150,16 +149,19 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 self.outboxes[to] = refs;
                 self.outboxes[to].clear();
             } else {
-                let records = shared
-                    .get_or_insert_with(|| {
-                        let mut copy = self.spare_records.pop().unwrap_or_default();
-                        copy.clear();
-                        copy.extend_from_slice(batch);
-                        Arc::new(copy)
-                    })
-                    .clone();
+                // Refs are in record order, so the records they name are copied once each, in order.
+                let mut records = self.spare_records.pop().unwrap_or_default();
+                records.clear();
                 let spare = self.spare_refs.pop().unwrap_or_default();
-                let refs = std::mem::replace(&mut self.outboxes[to], spare);
+                let mut refs = std::mem::replace(&mut self.outboxes[to], spare);
+                let mut last = u32::MAX;
+                for r in &mut refs {
+                    if r.idx != last {
+                        last = r.idx;
+                        records.push(batch[r.idx as usize]);
+                    }
+                    r.idx = (records.len() - 1) as u32;
+                }
                 self.send(
                     to,
                     Msg::Batch {

@@ -22,9 +22,7 @@ pub fn shard_of(hash: u64, n: usize) -> usize {
 /// All rule tables of one worker.
 pub struct Shard<C: DistinctCounter> {
     pub tables: Vec<RuleTable<C>>,
-    /// Per rule, where its updates start in `sorted` (reused between calls).
-    starts: Vec<usize>,
-    /// The updates of one call grouped by rule, so each table runs its own tight loop.
+    /// Refs that arrived out of rule order, sorted (reused between calls).
     sorted: Vec<Ref>,
 }
 
@@ -32,51 +30,31 @@ impl<C: DistinctCounter> Shard<C> {
     pub fn new(rules: &[CompiledRule]) -> Shard<C> {
         Shard {
             tables: rules.iter().map(RuleTable::new).collect(),
-            starts: vec![0; rules.len() + 1],
             sorted: Vec::new(),
         }
     }
 
-    /// Apply routed updates: grouped by rule (a counting sort, order kept within a rule), then each rule's table
-    /// applies its share in one loop specialised to its key and state types (see [`RuleTable::apply`]).
+    /// Apply routed updates, each rule's run by its table in one loop specialised to its key and state types
+    /// (see [`RuleTable::apply`]). Routing emits refs grouped by rule; others are sorted first (stably, so updates
+    /// of a rule keep their order).
     #[inline]
     pub fn apply(&mut self, rules: &[CompiledRule], records: &[FlowRecord], refs: &[Ref]) {
-        if let Some(first) = refs.first() {
-            if refs.iter().all(|r| r.rule == first.rule) {
-                let rule = first.rule as usize;
-                self.tables[rule].apply(&rules[rule], records, refs);
-                return;
-            }
+        if refs.windows(2).all(|w| w[0].rule <= w[1].rule) {
+            self.apply_runs(rules, records, refs);
+        } else {
+            let mut sorted = std::mem::take(&mut self.sorted);
+            sorted.clear();
+            sorted.extend_from_slice(refs);
+            sorted.sort_by_key(|r| r.rule);
+            self.apply_runs(rules, records, &sorted);
+            self.sorted = sorted;
         }
-        let starts = &mut self.starts;
-        starts.iter_mut().for_each(|s| *s = 0);
-        for r in refs {
-            starts[r.rule as usize + 1] += 1;
-        }
-        for i in 1..starts.len() {
-            starts[i] += starts[i - 1];
-        }
-        self.sorted.clear();
-        self.sorted.resize(
-            refs.len(),
-            Ref {
-                hash: 0,
-                idx: 0,
-                rule: 0,
-                side: 0,
-            },
-        );
-        let mut next = starts.clone();
-        for r in refs {
-            let at = &mut next[r.rule as usize];
-            self.sorted[*at] = *r;
-            *at += 1;
-        }
-        for (rule, table) in self.tables.iter_mut().enumerate() {
-            let share = &self.sorted[starts[rule]..starts[rule + 1]];
-            if !share.is_empty() {
-                table.apply(&rules[rule], records, share);
-            }
+    }
+
+    fn apply_runs(&mut self, rules: &[CompiledRule], records: &[FlowRecord], refs: &[Ref]) {
+        for run in refs.chunk_by(|a, b| a.rule == b.rule) {
+            let rule = run[0].rule as usize;
+            self.tables[rule].apply(&rules[rule], records, run);
         }
     }
 
@@ -114,6 +92,61 @@ impl<C: DistinctCounter> Shard<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Refs in record order (rules interleaved) count the same as refs grouped by rule.
+    #[test]
+    fn refs_in_any_rule_order_count_the_same() {
+        use crate::record::Addr;
+        use crate::rules::{CountSpec, DistinctField, KeySpec};
+        use crate::sketch::Compact;
+        let rules = [
+            CompiledRule {
+                key: KeySpec::SRC,
+                count: CountSpec::Distinct(DistinctField::Dst),
+                window_ms: 0,
+            },
+            CompiledRule {
+                key: "dst".parse().unwrap(),
+                count: CountSpec::Flows,
+                window_ms: 0,
+            },
+        ];
+        let records: Vec<FlowRecord> = (0..3_000u32)
+            .map(|i| FlowRecord {
+                src: Addr::v4(i % 50),
+                dst: Addr::v4(1_000 + i % 70),
+                ..Default::default()
+            })
+            .collect();
+        let refs_for = |order: &[(usize, u16)]| -> Vec<Ref> {
+            order
+                .iter()
+                .map(|&(i, rule)| Ref {
+                    hash: rules[rule as usize].key_hash(&records[i], 0),
+                    idx: i as u32,
+                    rule,
+                    side: 0,
+                })
+                .collect()
+        };
+        let by_record: Vec<(usize, u16)> =
+            (0..records.len()).flat_map(|i| [(i, 0), (i, 1)]).collect();
+        let mut by_rule = by_record.clone();
+        by_rule.sort_by_key(|&(_, rule)| rule);
+        let mut a = Shard::<Compact>::new(&rules);
+        let mut b = Shard::<Compact>::new(&rules);
+        a.apply(&rules, &records, &refs_for(&by_record));
+        b.apply(&rules, &records, &refs_for(&by_rule));
+        for rule in 0..2 {
+            let key = |c: &Counted| (c.key, c.value.value, c.seen.flows());
+            let mut x: Vec<_> = a.all(rule).iter().map(key).collect();
+            let mut y: Vec<_> = b.all(rule).iter().map(key).collect();
+            x.sort();
+            y.sort();
+            assert_eq!(x, y);
+            assert_eq!(x.len(), [50, 70][rule]);
+        }
+    }
 
     #[test]
     fn shards_spread_evenly() {

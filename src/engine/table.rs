@@ -292,6 +292,11 @@ impl<S: State> Default for Split<S> {
 
 impl<S: State> Split<S> {
     fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        let is_v4 = |r: &Ref| key_addr(rule.key, &records[r.idx as usize], r.side).is_v4();
+        if refs.iter().all(is_v4) {
+            self.v4.apply(rule, records, refs);
+            return;
+        }
         self.refs_v4.clear();
         self.refs_v6.clear();
         for r in refs {

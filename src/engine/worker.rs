@@ -66,6 +66,8 @@ struct Worker<'a, C: DistinctCounter> {
     returned: Receiver<Returned>,
     spare_records: Vec<Vec<FlowRecord>>,
     spare_refs: Vec<Vec<Ref>>,
+    /// Per record of the batch being routed, where it went in the copy for a peer (`u32::MAX`: not copied).
+    copied: Vec<u32>,
 }
 
 impl<C: DistinctCounter> Worker<'_, C> {
@@ -118,12 +120,15 @@ impl<C: DistinctCounter> Worker<'_, C> {
         let n = self.wiring.inboxes.len();
         let rules = self.wiring.rules;
         let compiled = self.wiring.compiled;
-        for (i, rec) in batch.iter().enumerate() {
-            for (ri, rule) in rules.iter().enumerate() {
-                if !rule.filter.matches(rec) {
+        // Rule by rule over the batch: one filter program runs on a thousand records at a time, and each shard's
+        // refs come out grouped by rule, as the tables apply them.
+        for (ri, rule) in rules.iter().enumerate() {
+            let c = &compiled[ri];
+            let any = rule.filter.is_any();
+            for (i, rec) in batch.iter().enumerate() {
+                if !any && !rule.filter.matches(rec) {
                     continue;
                 }
-                let c = &compiled[ri];
                 for side in 0..c.sides() {
                     let hash = c.key_hash(rec, side);
                     self.outboxes[shard_of(hash, n)].push(Ref {
@@ -149,18 +154,20 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 self.outboxes[to] = refs;
                 self.outboxes[to].clear();
             } else {
-                // Refs are in record order, so the records they name are copied once each, in order.
+                // Each record the refs name is copied once (several rules may name it) and the refs renumbered.
                 let mut records = self.spare_records.pop().unwrap_or_default();
                 records.clear();
                 let spare = self.spare_refs.pop().unwrap_or_default();
                 let mut refs = std::mem::replace(&mut self.outboxes[to], spare);
-                let mut last = u32::MAX;
+                self.copied.clear();
+                self.copied.resize(batch.len(), u32::MAX);
                 for r in &mut refs {
-                    if r.idx != last {
-                        last = r.idx;
+                    let at = &mut self.copied[r.idx as usize];
+                    if *at == u32::MAX {
+                        *at = records.len() as u32;
                         records.push(batch[r.idx as usize]);
                     }
-                    r.idx = (records.len() - 1) as u32;
+                    r.idx = *at;
                 }
                 self.send(
                     to,
@@ -200,6 +207,7 @@ pub fn run<C: DistinctCounter>(
         returned,
         spare_records: Vec::new(),
         spare_refs: Vec::new(),
+        copied: Vec::new(),
     };
     let mut stats = ChunkStats::default();
     let mut errors = Vec::new();

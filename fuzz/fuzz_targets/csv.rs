@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = d.warnings();
     }
     // The same bytes from a pipe.
-    if let Ok(d) = formats::open_stream(Box::new(std::io::Cursor::new(data.to_vec())), Some("csv")) {
+    if let Ok(d) = formats::open_stream(Box::new(std::io::Cursor::new(data.to_vec())), Some("csv"))
+    {
         let _ = formats::decode_all(d.as_ref(), &mut |_| {});
     }
 });

@@ -156,12 +156,16 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
         eprintln!("flowsketch: {e}");
     }
     let findings = report::findings(defs, &mut result);
+    let (stats, keys) = (result.stats, result.keys());
+    // One scan per process: freeing millions of per-host counters one by one would only delay the exit, and the
+    // system takes the memory back at once.
+    std::mem::forget(result);
     Outcome {
         warnings,
         findings,
         errors,
-        stats: result.stats,
-        keys: result.keys(),
+        stats,
+        keys,
         secs: start.elapsed().as_secs_f64(),
     }
 }

@@ -7,21 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FLOWS=${FLOWS:-10000000}
-SOURCES=${SOURCES:-1000000}
-RUNS=${RUNS:-3}
-DIR=${DIR:-/tmp/flowsketch-bench/scan-$FLOWS-$SOURCES}
-BIN=target/release/flowsketch
-
-cargo build --release --quiet
-if [ ! -f "$DIR/truth.json" ]; then
-  "$BIN" gen -o "$DIR" --flows "$FLOWS" --sources "$SOURCES" --compression none --rotate 0 --seed 1
-fi
-FILE=$(ls "$DIR"/nfcapd.* | head -1)
-cat "$FILE" > /dev/null
-
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "input: $FILE ($(du -m "$FILE" | cut -f1) MB)"
+. benches/input.sh
 echo
 echo "| threads | rules | wall s (median of $RUNS) | peak RSS MB | findings | time vs one rule |"
 echo "|---|---|---|---|---|---|"

@@ -300,7 +300,7 @@ impl<S: State> Split<S> {
         self.refs_v4.clear();
         self.refs_v6.clear();
         for r in refs {
-            if key_addr(rule.key, &records[r.idx as usize], r.side).is_v4() {
+            if is_v4(r) {
                 self.refs_v4.push(*r);
             } else {
                 self.refs_v6.push(*r);

@@ -2,8 +2,9 @@
 //! the updates routed to its own shard.
 //!
 //! A peer gets a copy of just the records its keys need, with 16-byte [`Ref`]s pointing into it; buffers go back
-//! to the sender to be reused. Channels are bounded, and a worker that finds a peer's inbox full applies its own inbox while
-//! it waits, so no two workers can block on each other.
+//! to the sender to be reused. Channels are bounded. A worker applies its inbox after every batch it routes, and
+//! one that finds a peer's inbox full applies its own inbox while it waits, so no two workers can block on each
+//! other.
 
 use super::shard::{shard_of, Ref, Shard};
 use super::table::CompiledRule;

@@ -4,7 +4,7 @@
 
 use super::fields::{classify, Context};
 use super::templates::{FieldSpec, Template, TemplateKey};
-use super::{exporter_id, u16_at, u32_at, Scan};
+use super::{exporter_id, need_header, u16_at, u32_at, walk_sets, Scan, SetNames};
 use crate::formats::FormatError;
 use crate::record::Addr;
 
@@ -13,15 +13,7 @@ pub const HEADER_LEN: usize = 16;
 /// Register the templates of the IPFIX message at the start of `b` and queue its data sets in `scan`;
 /// returns the message length (messages can follow each other in one payload).
 pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
-    if b.len() < HEADER_LEN {
-        return Err(FormatError::new(
-            base as u64,
-            format!(
-                "IPFIX header truncated: {} bytes, expected {HEADER_LEN}",
-                b.len()
-            ),
-        ));
-    }
+    need_header(b, base, HEADER_LEN, "IPFIX")?;
     let len = u16_at(b, 2) as usize;
     if len < HEADER_LEN || len > b.len() {
         return Err(FormatError::new(
@@ -44,31 +36,25 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
         id,
         version: 10,
     };
-    let b = &b[..len];
-    let mut at = HEADER_LEN;
-    while at + 4 <= len {
-        let id = u16_at(b, at);
-        let set_len = u16_at(b, at + 2) as usize;
-        if set_len < 4 || at + set_len > len {
-            scan.warn(
-                base + at,
-                format!(
-                    "IPFIX set {id} length {set_len} does not fit the {} bytes left; rest of message ignored",
-                    len - at
-                ),
-            );
-            break;
-        }
-        let body = &b[at + 4..at + set_len];
-        let body_base = base + at + 4;
-        match id {
+    let names = SetNames {
+        what: "IPFIX",
+        set: "set",
+        whole: "message",
+        zero_fill_ends: false,
+    };
+    walk_sets(
+        &b[..len],
+        HEADER_LEN,
+        base,
+        &names,
+        scan,
+        |id, body, body_base, at, scan| match id {
             2 => templates(body, body_base, false, &key, scan),
             3 => templates(body, body_base, true, &key, scan),
-            0..=255 => scan.warn(base + at, format!("IPFIX reserved set id {id} skipped")),
-            _ => scan.data(key(id), base + at + 4, set_len - 4, ctx),
-        }
-        at += set_len;
-    }
+            0..=255 => scan.warn(at, format!("IPFIX reserved set id {id} skipped")),
+            _ => scan.data(key(id), body_base, body.len(), ctx),
+        },
+    );
     Ok(len)
 }
 

@@ -32,6 +32,66 @@ pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// An error unless `b` holds at least a `len`-byte header of a `what` packet at input offset `base`.
+pub(crate) fn need_header(
+    b: &[u8],
+    base: usize,
+    len: usize,
+    what: &str,
+) -> Result<(), FormatError> {
+    if b.len() < len {
+        return Err(FormatError::new(
+            base as u64,
+            format!("{what} header truncated: {} bytes, expected {len}", b.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// How a v9 packet or an IPFIX message names its parts, for warnings.
+pub(crate) struct SetNames {
+    pub what: &'static str,
+    pub set: &'static str,
+    pub whole: &'static str,
+    /// v9 packets may end in zero padding after the last flowset; IPFIX messages have an exact length.
+    pub zero_fill_ends: bool,
+}
+
+/// Walk the `{u16 id, u16 length}` sets of `b` from `start` (v9 flowsets, IPFIX sets), calling `each` with the id,
+/// the set body, the body's input offset and the set's offset. A set that does not fit ends the walk with a warning.
+pub(crate) fn walk_sets(
+    b: &[u8],
+    start: usize,
+    base: usize,
+    names: &SetNames,
+    scan: &mut Scan,
+    mut each: impl FnMut(u16, &[u8], usize, usize, &mut Scan),
+) {
+    let mut at = start;
+    while at + 4 <= b.len() {
+        let id = u16_at(b, at);
+        let len = u16_at(b, at + 2) as usize;
+        if len < 4 || at + len > b.len() {
+            if names.zero_fill_ends && b[at..].iter().all(|&x| x == 0) {
+                break;
+            }
+            scan.warn(
+                base + at,
+                format!(
+                    "{} {} {id} length {len} does not fit the {} bytes left; rest of {} ignored",
+                    names.what,
+                    names.set,
+                    b.len() - at,
+                    names.whole
+                ),
+            );
+            break;
+        }
+        each(id, &b[at + 4..at + len], base + at + 4, base + at, scan);
+        at += len;
+    }
+}
+
 /// The exporter identity written into records: its IPv4 address when known (low 32 bits for IPv6),
 /// otherwise the v9 source id / IPFIX observation domain.
 pub(crate) fn exporter_id(exporter: Addr, domain: u32) -> u32 {

@@ -1,5 +1,6 @@
 //! NetFlow v5 export packets: a 24-byte header and up to 30 fixed 48-byte records.
 
+use super::{need_header, u16_at, u32_at};
 use crate::formats::FormatError;
 use crate::record::{Addr, FlowRecord};
 
@@ -8,27 +9,10 @@ pub const RECORD_LEN: usize = 48;
 /// Cisco's limit on records per v5 packet.
 pub const MAX_COUNT: usize = 30;
 
-#[inline]
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-#[inline]
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// Validate the v5 packet at the start of `b` (`base` is its offset in the input, for errors) and return its
 /// record count and length.
 pub fn check(b: &[u8], base: usize) -> Result<(usize, usize), FormatError> {
-    if b.len() < HEADER_LEN {
-        return Err(FormatError::new(
-            base as u64,
-            format!(
-                "NetFlow v5 header truncated: {} bytes, expected {HEADER_LEN}",
-                b.len()
-            ),
-        ));
-    }
+    need_header(b, base, HEADER_LEN, "NetFlow v5")?;
     let count = u16_at(b, 2) as usize;
     if count == 0 || count > MAX_COUNT {
         return Err(FormatError::new(

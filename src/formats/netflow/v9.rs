@@ -3,7 +3,7 @@
 
 use super::fields::{classify, Context};
 use super::templates::{FieldSpec, Template, TemplateKey};
-use super::{exporter_id, u16_at, u32_at, Scan};
+use super::{exporter_id, need_header, u16_at, u32_at, walk_sets, Scan, SetNames};
 use crate::formats::FormatError;
 use crate::record::Addr;
 
@@ -12,15 +12,7 @@ pub const HEADER_LEN: usize = 20;
 /// Register the templates of the v9 packet `b` (the whole payload from its header on) and queue its data
 /// flowsets in `scan`. `base` is the packet's offset in the input.
 pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
-    if b.len() < HEADER_LEN {
-        return Err(FormatError::new(
-            base as u64,
-            format!(
-                "NetFlow v9 header truncated: {} bytes, expected {HEADER_LEN}",
-                b.len()
-            ),
-        ));
-    }
+    need_header(b, base, HEADER_LEN, "NetFlow v9")?;
     let domain = u32_at(b, 16);
     let ctx = Context {
         unix_secs: u32_at(b, 8),
@@ -33,36 +25,25 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
         id,
         version: 9,
     };
-    let mut at = HEADER_LEN;
-    while at + 4 <= b.len() {
-        let id = u16_at(b, at);
-        let len = u16_at(b, at + 2) as usize;
-        if len < 4 || at + len > b.len() {
-            if b[at..].iter().all(|&x| x == 0) {
-                break; // zero fill after the last flowset
-            }
-            scan.warn(
-                base + at,
-                format!(
-                    "NetFlow v9 flowset {id} length {len} does not fit the {} bytes left; rest of packet ignored",
-                    b.len() - at
-                ),
-            );
-            break;
-        }
-        let body = &b[at + 4..at + len];
-        let body_base = base + at + 4;
-        match id {
+    let names = SetNames {
+        what: "NetFlow v9",
+        set: "flowset",
+        whole: "packet",
+        zero_fill_ends: true,
+    };
+    walk_sets(
+        b,
+        HEADER_LEN,
+        base,
+        &names,
+        scan,
+        |id, body, body_base, at, scan| match id {
             0 => templates(body, body_base, false, &key, scan),
             1 => templates(body, body_base, true, &key, scan),
-            2..=255 => scan.warn(
-                base + at,
-                format!("NetFlow v9 reserved flowset id {id} skipped"),
-            ),
-            _ => scan.data(key(id), base + at + 4, len - 4, ctx),
-        }
-        at += len;
-    }
+            2..=255 => scan.warn(at, format!("NetFlow v9 reserved flowset id {id} skipped")),
+            _ => scan.data(key(id), body_base, body.len(), ctx),
+        },
+    );
     Ok(b.len())
 }
 

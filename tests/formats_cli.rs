@@ -3,7 +3,7 @@
 //! `--input-format`. Skips (with a printed line) when ../shared/data or nfdump is absent.
 
 mod common;
-use common::{bin, data, flowtools_source, nfdump_on_path, stderr};
+use common::{bin, data, flowtools_source, nfdump_csv, nfdump_on_path, stderr};
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -290,15 +290,7 @@ fn nfdump_csv_gives_the_findings_of_its_nfcapd_file() {
     let src = data.join("nfcapd/nfcapd.sample");
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("sample.csv");
-    let out = Command::new("nfdump")
-        .env("TZ", "UTC")
-        .arg("-r")
-        .arg(&src)
-        .args(["-o", "csv"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&csv, &out.stdout).unwrap();
+    nfdump_csv(&src, &csv);
 
     let o = scan(&rules, &[src.to_str().unwrap()], None);
     let want = findings(&o);

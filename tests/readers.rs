@@ -2,7 +2,7 @@
 //! `netflow_parser` crate. Every test skips (with a message) when the data folder or nfdump is absent.
 
 mod common;
-use common::{data, flowtools_source, nfdump_on_path};
+use common::{data, flowtools_source, nfdump_csv, nfdump_on_path};
 
 use flowsketch::formats::{self, decode_all, open_stream, Decoder, Opener};
 use flowsketch::record::{Addr, FlowRecord};
@@ -648,16 +648,8 @@ fn nfdump_csv_gives_the_flows_nfdump_prints() {
         "scans/port-scan-1-10000.nfcapd",
     ] {
         let src = data.join(src);
-        let out = Command::new("nfdump")
-            .env("TZ", "UTC")
-            .arg("-r")
-            .arg(&src)
-            .args(["-o", "csv"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
         let csv = tmp.path().join("flows.csv");
-        std::fs::write(&csv, &out.stdout).unwrap();
+        nfdump_csv(&src, &csv);
         let want = multiset(nfdump_tuples(&src));
         let d = open_file(&csv);
         assert_eq!(d.format(), "csv");

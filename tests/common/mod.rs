@@ -53,3 +53,20 @@ pub fn flowtools_source(data: &Path, ft: &Path) -> PathBuf {
         data.join("nfcapd").join(stem)
     }
 }
+
+/// Write what the real `nfdump -r SRC -o csv` prints (times in UTC) to `to`.
+pub fn nfdump_csv(src: &Path, to: &Path) {
+    let out = Command::new("nfdump")
+        .env("TZ", "UTC")
+        .arg("-r")
+        .arg(src)
+        .args(["-o", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nfdump -r {} -o csv failed",
+        src.display()
+    );
+    std::fs::write(to, &out.stdout).unwrap();
+}

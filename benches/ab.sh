@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# A/B timing of flowsketch builds on one input: runs each binary in turn, RUNS rounds, and prints per binary the
+# median wall time, its user time and the smallest peak RSS. Alternating the builds in one run is what makes a
+# ratio trustworthy on a shared, noisy machine. Build each commit to compare and copy its binary aside first:
+#
+#   git checkout A && cargo build --release && cp target/release/flowsketch /tmp/fs-a
+#   git checkout B && cargo build --release && cp target/release/flowsketch /tmp/fs-b
+#   RULES=benches/rules/fs1-fs4.toml THREADS=2 RUNS=5 benches/ab.sh FILE /tmp/fs-a /tmp/fs-b
+#
+# FILE defaults to the one benches/scan.sh generates. Never run in CI.
+set -euo pipefail
+RULES=${RULES:-benches/rules/fs1-fs4.toml}
+THREADS=${THREADS:-2}
+RUNS=${RUNS:-5}
+file=$1
+shift
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for _ in $(seq "$RUNS"); do
+  n=0
+  for b in "$@"; do
+    n=$((n + 1))
+    /usr/bin/time -f '%e %U %M' -a -o "$tmp/$n" "$b" scan -q -j "$THREADS" -r "$RULES" "$file" > /dev/null 2>&1 || true
+  done
+done
+n=0
+for b in "$@"; do
+  n=$((n + 1))
+  grep -v '^Command' "$tmp/$n" | sort -n | awk -v b="$b" -v j="$THREADS" '
+    { w[NR] = $1; u[NR] = $2; m[NR] = $3 }
+    END { mid = int((NR + 1) / 2); min = m[1]; for (i = 1; i <= NR; i++) if (m[i] < min) min = m[i];
+          printf "%s -j %s: median wall %s s, user %s s, peak RSS %d MB (%d runs)\n", b, j, w[mid], u[mid], min / 1024, NR }'
+done

@@ -27,12 +27,12 @@ impl<K, S> Default for SlotTable<K, S> {
 
 /// The tag stored with a key: hash bits the bucket index does not use, made non-zero.
 #[inline]
-pub fn tag_of(hash: u64) -> u32 {
+fn tag_of(hash: u64) -> u32 {
     (hash >> 32) as u32 | 1
 }
 
 #[inline]
-pub fn prefetch<T>(p: *const T) {
+fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults and reads nothing into the program, whatever the address.
     unsafe {

@@ -11,6 +11,7 @@ use super::table::CompiledRule;
 use super::{Input, InputError};
 use crate::formats::{ChunkStats, Decoder};
 use crate::record::FlowRecord;
+use crate::rules::filter::Scratch;
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
 use crossbeam::channel::{Receiver, Select, Sender, TrySendError};
@@ -69,6 +70,9 @@ struct Worker<'a, C: DistinctCounter> {
     spare_refs: Vec<Vec<Ref>>,
     /// Per record of the batch being routed, where it went in the copy for a peer (`u32::MAX`: not copied).
     copied: Vec<u32>,
+    /// The records of the batch a rule's filter selects, one bit each, and the filter's working buffers.
+    selected: Vec<u64>,
+    filter_scratch: Scratch,
 }
 
 impl<C: DistinctCounter> Worker<'_, C> {
@@ -125,19 +129,29 @@ impl<C: DistinctCounter> Worker<'_, C> {
         // refs come out grouped by rule, as the tables apply them.
         for (ri, rule) in rules.iter().enumerate() {
             let c = &compiled[ri];
-            let any = rule.filter.is_any();
-            for (i, rec) in batch.iter().enumerate() {
-                if !any && !rule.filter.matches(rec) {
-                    continue;
-                }
+            let outboxes = &mut self.outboxes;
+            let mut emit = |i: usize| {
                 for side in 0..c.sides() {
-                    let hash = c.key_hash(rec, side);
-                    self.outboxes[shard_of(hash, n)].push(Ref {
+                    let hash = c.key_hash(&batch[i], side);
+                    outboxes[shard_of(hash, n)].push(Ref {
                         hash,
                         idx: i as u32,
                         rule: ri as u16,
                         side,
                     });
+                }
+            };
+            if rule.filter.is_any() {
+                (0..batch.len()).for_each(&mut emit);
+                continue;
+            }
+            rule.filter
+                .select(batch, &mut self.selected, &mut self.filter_scratch);
+            for (w, &word) in self.selected.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    emit(w * 64 + bits.trailing_zeros() as usize);
+                    bits &= bits - 1;
                 }
             }
         }
@@ -209,6 +223,8 @@ pub fn run<C: DistinctCounter>(
         spare_records: Vec::new(),
         spare_refs: Vec::new(),
         copied: Vec::new(),
+        selected: Vec::new(),
+        filter_scratch: Scratch::default(),
     };
     let mut stats = ChunkStats::default();
     let mut errors = Vec::new();

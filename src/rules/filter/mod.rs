@@ -3,6 +3,7 @@
 //!
 //! The accepted grammar and its semantics are documented in docs/DEFINITIONS.md, section "Filter expressions".
 
+mod batch;
 mod lexer;
 mod parser;
 mod program;
@@ -12,6 +13,7 @@ use std::fmt;
 use crate::record::FlowRecord;
 use crate::rules::lists::{AddrList, ListSet, PortList};
 
+pub use batch::Scratch;
 pub use lexer::CmpOp;
 pub use parser::MAX_DEPTH;
 use program::{Insn, Target, ACCEPT, REJECT};
@@ -20,6 +22,8 @@ use program::{Insn, Target, ACCEPT, REJECT};
 #[derive(Debug, Clone)]
 pub struct Filter {
     text: String,
+    /// The tree after constant folding, for [`Filter::select`]; `prog` is the same tree compiled.
+    tree: program::Node,
     prog: Vec<Insn>,
     entry: Target,
     addrs: Vec<AddrList>,
@@ -106,10 +110,12 @@ impl Filter {
         let toks = lexer::tokenize(text)?;
         let mut p = parser::Parser::new(toks, lists);
         let tree = without_empty_lists(p.parse_filter()?, &p.addr_lists, &p.port_lists);
+        let tree = program::resolve_negated_flags(tree, false);
         let mut prog = Vec::new();
-        let entry = program::compile(&tree, ACCEPT, REJECT, false, &mut prog);
+        let entry = program::compile(&tree, ACCEPT, REJECT, &mut prog);
         Ok(Filter {
             text: text.to_string(),
+            tree,
             prog,
             entry,
             addrs: p.addr_lists,
@@ -121,6 +127,7 @@ impl Filter {
     pub fn any() -> Filter {
         Filter {
             text: "any".into(),
+            tree: program::Node::Const(true),
             prog: Vec::new(),
             entry: ACCEPT,
             addrs: Vec::new(),
@@ -132,6 +139,14 @@ impl Filter {
     #[inline]
     pub fn matches(&self, r: &FlowRecord) -> bool {
         program::run(&self.prog, self.entry, r, &self.addrs, &self.ports)
+    }
+
+    /// Which records of `batch` pass, as bits: bit `i % 64` of `out[i / 64]` for record `i`. Gives the same
+    /// verdicts as [`Filter::matches`], faster on a batch (see `batch.rs`); `out` is resized to fit.
+    pub fn select(&self, batch: &[FlowRecord], out: &mut Vec<u64>, scratch: &mut Scratch) {
+        out.clear();
+        out.resize(batch::words(batch.len()), 0);
+        batch::select(&self.tree, batch, &self.addrs, &self.ports, out, scratch);
     }
 
     /// True when the filter accepts every record without testing anything (`any`, empty, `not not any`).
@@ -169,6 +184,11 @@ pub fn fuzz_check(data: &[u8]) {
         }
         Ok(f) => {
             let verdicts: Vec<bool> = records.iter().map(|r| f.matches(r)).collect();
+            let (mut bits, mut scratch) = (Vec::new(), Scratch::default());
+            f.select(records, &mut bits, &mut scratch);
+            for (i, v) in verdicts.iter().enumerate() {
+                assert_eq!(bits[i / 64] >> (i % 64) & 1 == 1, *v, "{text:?} record {i}");
+            }
             if !text.to_ascii_lowercase().contains("flags") {
                 if let Ok(neg) = Filter::parse(&format!("not ({text}\n)"), lists) {
                     for (r, v) in records.iter().zip(&verdicts) {

@@ -95,11 +95,23 @@ fn parse_row(row: &str) -> FlowRecord {
 
 fn ours(rows: &[String], recs: &[FlowRecord], filter: &str, lists: &ListSet) -> Vec<String> {
     let f = Filter::parse(filter, lists).unwrap_or_else(|e| panic!("{}", e.render(filter)));
-    rows.iter()
+    // The batch evaluator the engine uses must agree with the per-record one on every real row.
+    let (mut bits, mut scratch) = (Vec::new(), super::Scratch::default());
+    f.select(recs, &mut bits, &mut scratch);
+    let picked: Vec<String> = rows
+        .iter()
         .zip(recs)
         .filter(|(_, r)| f.matches(r))
         .map(|(row, _)| row.clone())
-        .collect()
+        .collect();
+    let batch: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits[i / 64] >> (i % 64) & 1 == 1)
+        .map(|(_, row)| row.clone())
+        .collect();
+    assert_eq!(batch, picked, "{filter}");
+    picked
 }
 
 #[test]

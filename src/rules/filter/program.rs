@@ -67,42 +67,55 @@ pub enum Node {
     Not(Box<Node>),
 }
 
+/// The tree with nfdump 1.7's meaning of a negated letter-flags test made explicit. `flags SA` is "S and A set",
+/// but `not flags SA` is "neither S nor A set" (not TCP, or none of the letters), which is how its manual's
+/// `flags S and not flags AFRPU` selects SYN-only flows: under an odd number of `not`s a `flags` test becomes
+/// "any of the letters", so the `not` above it yields "none of them". Both evaluators run the resolved tree.
+pub fn resolve_negated_flags(node: Node, negated: bool) -> Node {
+    match node {
+        Node::Test(Test::FlagsAll(m)) if negated => Node::Test(Test::FlagsAny(m)),
+        Node::And(items) => Node::And(
+            items
+                .into_iter()
+                .map(|n| resolve_negated_flags(n, negated))
+                .collect(),
+        ),
+        Node::Or(items) => Node::Or(
+            items
+                .into_iter()
+                .map(|n| resolve_negated_flags(n, negated))
+                .collect(),
+        ),
+        Node::Not(inner) => Node::Not(Box::new(resolve_negated_flags(*inner, !negated))),
+        other => other,
+    }
+}
+
 /// Compile a tree into `prog` and return the entry point. Every instruction jumps only to instructions emitted
 /// before it (lower indexes) or to a verdict, so evaluation always ends. Recursion depth is the tree's depth,
 /// which the parser bounds.
-///
-/// `negated` tracks whether an odd number of `not`s encloses the node. nfdump 1.7 gives a letter-flags test under
-/// negation its own meaning: `flags SA` is "S and A set", but `not flags SA` is "neither S nor A set" (not TCP, or
-/// none of the letters), which is how its manual's `flags S and not flags AFRPU` selects SYN-only flows. The
-/// compiler reproduces that by testing "any of the letters" where a negated `flags` test stands.
-pub fn compile(
-    node: &Node,
-    yes: Target,
-    no: Target,
-    negated: bool,
-    prog: &mut Vec<Insn>,
-) -> Target {
+pub fn compile(node: &Node, yes: Target, no: Target, prog: &mut Vec<Insn>) -> Target {
     match node {
         Node::Const(true) => yes,
         Node::Const(false) => no,
         Node::Test(test) => {
-            let test = match *test {
-                Test::FlagsAll(m) if negated => Test::FlagsAny(m),
-                t => t,
-            };
-            prog.push(Insn { test, yes, no });
+            prog.push(Insn {
+                test: *test,
+                yes,
+                no,
+            });
             (prog.len() - 1) as Target
         }
         // Emit the last operand first so each earlier operand can jump to the one after it.
         Node::And(items) => items
             .iter()
             .rev()
-            .fold(yes, |next, item| compile(item, next, no, negated, prog)),
+            .fold(yes, |next, item| compile(item, next, no, prog)),
         Node::Or(items) => items
             .iter()
             .rev()
-            .fold(no, |next, item| compile(item, yes, next, negated, prog)),
-        Node::Not(inner) => compile(inner, no, yes, !negated, prog),
+            .fold(no, |next, item| compile(item, yes, next, prog)),
+        Node::Not(inner) => compile(inner, no, yes, prog),
     }
 }
 

@@ -91,12 +91,43 @@ fn corpus() -> Vec<FlowRecord> {
     ]
 }
 
+/// The verdicts of [`Filter::select`] on `recs`, checked against [`Filter::matches`] record by record, and
+/// checked to leave no bit set past the last record.
+fn verdicts(fl: &Filter, recs: &[FlowRecord]) -> Vec<bool> {
+    let (mut bits, mut scratch) = (vec![u64::MAX; 3], Scratch::default());
+    fl.select(recs, &mut bits, &mut scratch);
+    assert_eq!(bits.len(), recs.len().div_ceil(64));
+    let got: Vec<bool> = (0..recs.len())
+        .map(|i| bits[i / 64] >> (i % 64) & 1 == 1)
+        .collect();
+    let one_by_one: Vec<bool> = recs.iter().map(|r| fl.matches(r)).collect();
+    assert_eq!(
+        got,
+        one_by_one,
+        "batch and per-record verdicts of {:?}",
+        fl.text()
+    );
+    let set: u32 = bits.iter().map(|w| w.count_ones()).sum();
+    assert_eq!(
+        set as usize,
+        got.iter().filter(|v| **v).count(),
+        "bits past the end"
+    );
+    got
+}
+
+/// The corpus repeated past two 64-record words, so batch verdicts cross word boundaries and end mid-word.
+fn long_corpus() -> Vec<FlowRecord> {
+    corpus().into_iter().cycle().take(9 * 15).collect()
+}
+
 fn selected(text: &str) -> Vec<usize> {
     let fl = f(text);
-    corpus()
-        .iter()
+    verdicts(&fl, &long_corpus());
+    verdicts(&fl, &corpus())
+        .into_iter()
         .enumerate()
-        .filter(|(_, r)| fl.matches(r))
+        .filter(|(_, v)| *v)
         .map(|(i, _)| i)
         .collect()
 }
@@ -342,6 +373,8 @@ fn compiled_program_agrees_with_a_direct_reading_on_random_filters() {
         let (text, want) = build(4, &mut next, &prims, &truth);
         let got: Vec<bool> = corpus().iter().map(|r| f(&text).matches(r)).collect();
         assert_eq!(got, want, "{text}");
+        let long: Vec<bool> = want.iter().copied().cycle().take(9 * 15).collect();
+        assert_eq!(verdicts(&f(&text), &long_corpus()), long, "{text}");
     }
 }
 

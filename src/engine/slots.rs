@@ -9,17 +9,18 @@
 //! padding, so a probe reads one entry, not a tag array and then an entry: one cache miss per lookup instead of two.
 
 use super::key::TableKey;
+use super::region::Region;
 
 /// A table of `(key, state)` entries.
 pub struct SlotTable<K, S> {
-    entries: Vec<(K, S)>,
+    entries: Region<(K, S)>,
     len: usize,
 }
 
 impl<K, S> Default for SlotTable<K, S> {
     fn default() -> Self {
         SlotTable {
-            entries: Vec::new(),
+            entries: Region::default(),
             len: 0,
         }
     }
@@ -144,22 +145,49 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
         &mut self.entries[i].1
     }
 
+    /// Double the table in place: the region extends without copying ([`Region`]), then entries move to where
+    /// the wider mask sends them.
+    ///
+    /// Why moving entries one at a time in place is safe: the entries in `0..e`, before the first empty slot,
+    /// belong to a cluster that wraps past the old end; they are set aside first. Then the old slots are taken
+    /// in order from `e + 1`: the entry at `i`, once lifted, probes from its new home, either its old home `h`
+    /// (with `e < h <= i`) or `h + old`, and walks only over slots already dealt with (or emptied, or the upper
+    /// half, which holds only entries already moved), and slot `i` itself is free. So no probe passes an entry
+    /// not yet moved, whose slot could empty under it later. The entries set aside go in last.
     fn grow(&mut self) {
-        let cap = (self.entries.len() * 2).max(16);
-        let mut fresh: Vec<(K, S)> = Vec::with_capacity(cap);
-        fresh.resize_with(cap, Default::default);
-        let old = std::mem::replace(&mut self.entries, fresh);
-        let mask = cap - 1;
-        for (k, s) in old {
-            if k.tag() == 0 {
-                continue;
-            }
-            let mut i = k.hash() as usize & mask;
-            while self.entries[i].0.tag() != 0 {
-                i = (i + 1) & mask;
-            }
-            self.entries[i] = (k, s);
+        let old = self.entries.len();
+        let cap = (old * 2).max(16);
+        self.entries.grow_to(cap);
+        if self.len == 0 {
+            return;
         }
+        let first_empty = self.entries[..old]
+            .iter()
+            .position(|(k, _)| k.tag() == 0)
+            .expect("a table below 7/8 full has an empty slot");
+        let wrapped: Vec<(K, S)> = self.entries[..first_empty]
+            .iter_mut()
+            .map(std::mem::take)
+            .collect();
+        for i in first_empty + 1..old {
+            if self.entries[i].0.tag() != 0 {
+                let entry = std::mem::take(&mut self.entries[i]);
+                self.place(entry);
+            }
+        }
+        for entry in wrapped {
+            self.place(entry);
+        }
+    }
+
+    /// Put an entry known to be absent in the first free slot from its home.
+    fn place(&mut self, entry: (K, S)) {
+        let mask = self.mask();
+        let mut j = entry.0.hash() as usize & mask;
+        while self.entries[j].0.tag() != 0 {
+            j = (j + 1) & mask;
+        }
+        self.entries[j] = entry;
     }
 
     /// Every entry.
@@ -172,8 +200,11 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
     }
 
     /// Every entry, by value.
-    pub fn into_entries(self) -> impl Iterator<Item = (K, S)> {
-        self.entries.into_iter().filter(|(k, _)| k.tag() != 0)
+    pub fn into_entries(mut self) -> impl Iterator<Item = (K, S)> {
+        let n = self.entries.len();
+        (0..n)
+            .map(move |i| std::mem::take(&mut self.entries[i]))
+            .filter(|(k, _)| k.tag() != 0)
     }
 }
 
@@ -216,6 +247,35 @@ mod tests {
         let sum: u64 = t.iter().map(|(_, v)| *v).sum();
         assert_eq!(sum, m.values().sum::<u64>());
         assert_eq!(t.into_entries().count(), m.len());
+    }
+
+    #[test]
+    fn growth_in_place_keeps_clusters_that_wrap_past_the_end() {
+        // Keys whose hashes end in 15 crowd the last slot of a 16-slot table and of every larger one, so at
+        // each doubling a cluster wraps past the old end and upper-half probes run off the new end.
+        let keys: Vec<AddrKey> = (0..200_000u32)
+            .map(key)
+            .filter(|k| k.hash() & 15 == 15)
+            .take(6_000)
+            .collect();
+        let mut t: SlotTable<AddrKey, u64> = SlotTable::default();
+        let mut cap = 0;
+        for (n, k) in keys.iter().enumerate() {
+            *t.slot(k.hash(), *k) = n as u64;
+            if t.capacity() != cap {
+                cap = t.capacity();
+                for (m, k) in keys[..=n].iter().enumerate() {
+                    assert_eq!(t.peek(k.hash(), *k), Some(&(m as u64)), "after growing to {cap}");
+                }
+            }
+        }
+        assert!(cap >= 8192, "the test grew the table {cap}");
+        for (m, k) in keys.iter().enumerate() {
+            assert_eq!(t.peek(k.hash(), *k), Some(&(m as u64)));
+        }
+        let mut all: Vec<u64> = t.into_entries().map(|(_, v)| v).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..keys.len() as u64).collect::<Vec<_>>());
     }
 
     #[test]

@@ -12,16 +12,19 @@ use std::ops::{Deref, DerefMut};
 
 /// `len` initialised values of `T` in an anonymous memory map.
 pub struct Region<T> {
-    map: Option<memmap2::MmapMut>,
+    /// The map's first byte (dangling while there is no map), kept beside it so indexing is one load.
+    base: std::ptr::NonNull<T>,
     len: usize,
+    map: Option<memmap2::MmapMut>,
     _owns: std::marker::PhantomData<T>,
 }
 
 impl<T> Default for Region<T> {
     fn default() -> Self {
         Region {
-            map: None,
+            base: std::ptr::NonNull::dangling(),
             len: 0,
+            map: None,
             _owns: std::marker::PhantomData,
         }
     }
@@ -69,7 +72,11 @@ impl<T: Default> Region<T> {
             // and 4 KiB pages would add a TLB miss to most lookups. Only a hint; failure changes nothing.
             let _ = map.advise(memmap2::Advice::HugePage);
         }
-        let base = self.base();
+        let base = self
+            .map
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |m| m.as_mut_ptr().cast::<T>());
+        self.base = std::ptr::NonNull::new(base).expect("a map is never at address 0");
         for i in self.len..new_len {
             // SAFETY: `i` is inside the map, which is aligned for `T`; the slot holds no value yet.
             unsafe { base.add(i).write(T::default()) };
@@ -78,36 +85,21 @@ impl<T: Default> Region<T> {
     }
 }
 
-impl<T> Region<T> {
-    fn base(&mut self) -> *mut T {
-        self.map
-            .as_mut()
-            .map_or(std::ptr::NonNull::dangling().as_ptr(), |m| {
-                m.as_mut_ptr().cast()
-            })
-    }
-}
-
 impl<T> Deref for Region<T> {
     type Target = [T];
 
+    #[inline]
     fn deref(&self) -> &[T] {
-        match &self.map {
-            // SAFETY: the first `len` values are initialised, and the map is aligned for `T`.
-            Some(m) => unsafe { std::slice::from_raw_parts(m.as_ptr().cast(), self.len) },
-            None => &[],
-        }
+        // SAFETY: `base` points at `len` initialised values in the map (or is dangling with `len` 0), aligned.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
     }
 }
 
 impl<T> DerefMut for Region<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
-        let len = self.len;
-        match &mut self.map {
-            // SAFETY: as for `deref`, and `&mut self` makes the borrow unique.
-            Some(m) => unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), len) },
-            None => &mut [],
-        }
+        // SAFETY: as for `deref`, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), self.len) }
     }
 }
 

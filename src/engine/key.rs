@@ -20,6 +20,14 @@ pub trait TableKey: Copy + Eq + Send + Sync + 'static {
     fn set_tag(&mut self, tag: u32);
 }
 
+/// A small form of a wider key type for the common case (IPv4 addresses), in a table of its own beside the wide
+/// one. It hashes exactly like the wide key of the same values, so routing never needs to know which table holds
+/// a key.
+pub trait NarrowKey: TableKey + Default {
+    /// Whether the key `rec` gives for `side` has the narrow form.
+    fn fits(spec: KeySpec, rec: &FlowRecord, side: u8) -> bool;
+}
+
 /// The tag accessors every key type shares: the field lives in the key's padding.
 macro_rules! tagged {
     () => {
@@ -147,6 +155,33 @@ impl TableKey for V4Key {
     tagged!();
 }
 
+impl NarrowKey for V4Key {
+    #[inline]
+    fn fits(spec: KeySpec, rec: &FlowRecord, side: u8) -> bool {
+        key_addr(spec, rec, side).is_v4()
+    }
+}
+
+/// The port (or protocol) of a key, and whether it is a protocol.
+#[inline]
+fn port_of(spec: KeySpec, rec: &FlowRecord) -> (u16, bool) {
+    match spec.extra {
+        KeyExtra::Sport => (rec.src_port, false),
+        KeyExtra::Dport => (rec.dst_port, false),
+        KeyExtra::Proto => (rec.proto as u16, true),
+        KeyExtra::None | KeyExtra::Src | KeyExtra::Dst => (0, false),
+    }
+}
+
+/// The second address of a pair key.
+#[inline]
+fn other_addr(spec: KeySpec, rec: &FlowRecord) -> Addr {
+    match spec.extra {
+        KeyExtra::Src => rec.src,
+        _ => rec.dst,
+    }
+}
+
 /// An address with a port or protocol (`src,dport`, `dst,dport`, `src,proto`).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrPortKey {
@@ -161,12 +196,7 @@ pub struct AddrPortKey {
 impl TableKey for AddrPortKey {
     #[inline]
     fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
-        let (x, proto_key) = match spec.extra {
-            KeyExtra::Sport => (rec.src_port, false),
-            KeyExtra::Dport => (rec.dst_port, false),
-            KeyExtra::Proto => (rec.proto as u16, true),
-            KeyExtra::None | KeyExtra::Src | KeyExtra::Dst => (0, false),
-        };
+        let (x, proto_key) = port_of(spec, rec);
         AddrPortKey {
             a: split(key_addr(spec, rec, side)),
             x,
@@ -177,10 +207,7 @@ impl TableKey for AddrPortKey {
     }
     #[inline]
     fn hash(&self) -> u64 {
-        combine(
-            hash128(join(self.a).0),
-            hash64((self.x as u64) << 32 | self.window as u64),
-        )
+        port_key_hash(join(self.a), self.x, self.window)
     }
     fn parts(&self) -> KeyParts {
         KeyParts {
@@ -196,6 +223,58 @@ impl TableKey for AddrPortKey {
     tagged!();
 }
 
+#[inline]
+fn port_key_hash(a: Addr, x: u16, window: u32) -> u64 {
+    combine(hash128(a.0), hash64((x as u64) << 32 | window as u64))
+}
+
+/// An [`AddrPortKey`] whose address is IPv4: 16 bytes instead of 32.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct V4PortKey {
+    a: u32,
+    x: u16,
+    proto_key: bool,
+    window: u32,
+    tag: u32,
+}
+
+impl TableKey for V4PortKey {
+    #[inline]
+    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
+        let (x, proto_key) = port_of(spec, rec);
+        V4PortKey {
+            a: key_addr(spec, rec, side).0 as u32,
+            x,
+            proto_key,
+            window,
+            tag: 0,
+        }
+    }
+    #[inline]
+    fn hash(&self) -> u64 {
+        port_key_hash(Addr::v4(self.a), self.x, self.window)
+    }
+    fn parts(&self) -> KeyParts {
+        KeyParts {
+            addr: Addr::v4(self.a),
+            extra: if self.proto_key {
+                KeyValue::Proto(self.x as u8)
+            } else {
+                KeyValue::Port(self.x)
+            },
+            window: self.window,
+        }
+    }
+    tagged!();
+}
+
+impl NarrowKey for V4PortKey {
+    #[inline]
+    fn fits(spec: KeySpec, rec: &FlowRecord, side: u8) -> bool {
+        key_addr(spec, rec, side).is_v4()
+    }
+}
+
 /// A pair of addresses (`src,dst`, `dst,src`).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddrPairKey {
@@ -208,25 +287,16 @@ pub struct AddrPairKey {
 impl TableKey for AddrPairKey {
     #[inline]
     fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
-        let b = match spec.extra {
-            KeyExtra::Src => rec.src,
-            _ => rec.dst,
-        };
         AddrPairKey {
             a: split(key_addr(spec, rec, side)),
-            b: split(b),
+            b: split(other_addr(spec, rec)),
             window,
             tag: 0,
         }
     }
     #[inline]
     fn hash(&self) -> u64 {
-        let h = combine(hash128(join(self.a).0), hash128(join(self.b).0));
-        if self.window == 0 {
-            h
-        } else {
-            combine(h, self.window as u64)
-        }
+        pair_key_hash(join(self.a), join(self.b), self.window)
     }
     fn parts(&self) -> KeyParts {
         KeyParts {
@@ -236,6 +306,56 @@ impl TableKey for AddrPairKey {
         }
     }
     tagged!();
+}
+
+#[inline]
+fn pair_key_hash(a: Addr, b: Addr, window: u32) -> u64 {
+    let h = combine(hash128(a.0), hash128(b.0));
+    if window == 0 {
+        h
+    } else {
+        combine(h, window as u64)
+    }
+}
+
+/// An [`AddrPairKey`] of two IPv4 addresses: 16 bytes instead of 40, so a pair rule's entry is 40 bytes, not 64.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct V4PairKey {
+    a: u32,
+    b: u32,
+    window: u32,
+    tag: u32,
+}
+
+impl TableKey for V4PairKey {
+    #[inline]
+    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
+        V4PairKey {
+            a: key_addr(spec, rec, side).0 as u32,
+            b: other_addr(spec, rec).0 as u32,
+            window,
+            tag: 0,
+        }
+    }
+    #[inline]
+    fn hash(&self) -> u64 {
+        pair_key_hash(Addr::v4(self.a), Addr::v4(self.b), self.window)
+    }
+    fn parts(&self) -> KeyParts {
+        KeyParts {
+            addr: Addr::v4(self.a),
+            extra: KeyValue::Addr(Addr::v4(self.b)),
+            window: self.window,
+        }
+    }
+    tagged!();
+}
+
+impl NarrowKey for V4PairKey {
+    #[inline]
+    fn fits(spec: KeySpec, rec: &FlowRecord, side: u8) -> bool {
+        key_addr(spec, rec, side).is_v4() && other_addr(spec, rec).is_v4()
+    }
 }
 
 #[cfg(test)]
@@ -304,5 +424,49 @@ mod tests {
             "a key routes the same whichever table holds it"
         );
         assert_eq!(a.parts(), b.parts());
+    }
+
+    /// Each narrow key fits exactly the IPv4 records and then hashes and reads like its wide key.
+    #[test]
+    fn narrow_keys_agree_with_wide_ones() {
+        fn check<N: NarrowKey, W: TableKey>(spec: &str, rec: &FlowRecord, window: u32) {
+            let spec: KeySpec = spec.parse().unwrap();
+            for side in 0..2 {
+                assert!(N::fits(spec, rec, side), "{spec:?}");
+                let (n, w) = (
+                    N::extract(spec, rec, side, window),
+                    W::extract(spec, rec, side, window),
+                );
+                assert_eq!(n.hash(), w.hash(), "{spec:?}");
+                assert_eq!(n.parts(), w.parts(), "{spec:?}");
+            }
+        }
+        let mut v4 = rec();
+        v4.dst = "198.51.100.20".parse().unwrap();
+        for spec in ["src", "dst", "host"] {
+            check::<V4Key, AddrKey>(spec, &v4, 0);
+        }
+        for spec in ["src,dport", "dst,sport", "src,proto"] {
+            check::<V4PortKey, AddrPortKey>(spec, &v4, 0);
+            check::<V4PortKey, AddrPortKey>(spec, &v4, 9);
+        }
+        for spec in ["src,dst", "dst,src"] {
+            check::<V4PairKey, AddrPairKey>(spec, &v4, 0);
+            check::<V4PairKey, AddrPairKey>(spec, &v4, 9);
+        }
+        // rec() has an IPv6 destination: only keys that leave it out fit.
+        let mixed = rec();
+        let fits = |spec: &str| {
+            let spec: KeySpec = spec.parse().unwrap();
+            (
+                V4PortKey::fits(spec, &mixed, 0),
+                V4PairKey::fits(spec, &mixed, 0),
+            )
+        };
+        assert_eq!(fits("src,dport"), (true, false));
+        assert_eq!(fits("dst,dport"), (false, false));
+        assert_eq!(fits("src,dst"), (true, false));
+        assert_eq!(std::mem::size_of::<V4PortKey>(), 16);
+        assert_eq!(std::mem::size_of::<V4PairKey>(), 16);
     }
 }

@@ -54,7 +54,8 @@ impl<T: Default> Region<T> {
             Some(map) => {
                 // SAFETY: an anonymous map has no file to run past, and the values are only reached through
                 // `self`, which re-derives its pointers from the map after this.
-                let grown = unsafe { map.remap(bytes, memmap2::RemapOptions::new().may_move(true)) };
+                let grown =
+                    unsafe { map.remap(bytes, memmap2::RemapOptions::new().may_move(true)) };
                 grown.unwrap_or_else(|e| out_of_memory(bytes, e));
             }
             #[cfg(not(target_os = "linux"))]

@@ -265,7 +265,11 @@ mod tests {
             if t.capacity() != cap {
                 cap = t.capacity();
                 for (m, k) in keys[..=n].iter().enumerate() {
-                    assert_eq!(t.peek(k.hash(), *k), Some(&(m as u64)), "after growing to {cap}");
+                    assert_eq!(
+                        t.peek(k.hash(), *k),
+                        Some(&(m as u64)),
+                        "after growing to {cap}"
+                    );
                 }
             }
         }

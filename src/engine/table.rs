@@ -1,7 +1,9 @@
 //! Per-rule tables: key to counter state, hashed with the key's fixed-seed hash (computed once, when the record
 //! is routed) so a lookup never hashes twice.
 
-use super::key::{key_addr, AddrKey, AddrPairKey, AddrPortKey, KeyParts, TableKey, V4Key};
+use super::key::{
+    AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey, V4PortKey,
+};
 use super::shard::Ref;
 use super::slots::SlotTable;
 use crate::hash::hash128;
@@ -269,67 +271,68 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
     }
 }
 
-/// The table of a rule keyed by an address alone, without windows: IPv4 keys in a table of 8-byte keys, the
-/// others in a table of full addresses. Most keys are IPv4, so most entries are 32 bytes instead of 48.
-pub struct Split<S> {
-    v4: Table<V4Key, S>,
-    v6: Table<AddrKey, S>,
-    /// The updates of one call for each side (reused).
-    refs_v4: Vec<Ref>,
-    refs_v6: Vec<Ref>,
+/// A rule's table in two: keys with IPv4 addresses in a table of their narrow form `N` (8 or 16 bytes), the
+/// others in a table of the wide form `W`. Most keys are IPv4, so most entries are 32 or 40 bytes instead of 48
+/// to 64: fewer cache lines per lookup and less memory to fault in.
+pub struct Split<N, W, S> {
+    narrow: Table<N, S>,
+    wide: Table<W, S>,
+    /// The updates of one call for each table (reused).
+    refs_narrow: Vec<Ref>,
+    refs_wide: Vec<Ref>,
 }
 
-impl<S: State> Default for Split<S> {
+impl<N: NarrowKey, W: TableKey + Default, S: State> Default for Split<N, W, S> {
     fn default() -> Self {
         Split {
-            v4: Table::default(),
-            v6: Table::default(),
-            refs_v4: Vec::new(),
-            refs_v6: Vec::new(),
+            narrow: Table::default(),
+            wide: Table::default(),
+            refs_narrow: Vec::new(),
+            refs_wide: Vec::new(),
         }
     }
 }
 
-impl<S: State> Split<S> {
+impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
     fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
-        let is_v4 = |r: &Ref| key_addr(rule.key, &records[r.idx as usize], r.side).is_v4();
-        if refs.iter().all(is_v4) {
-            self.v4.apply(rule, records, refs);
+        let fits = |r: &Ref| N::fits(rule.key, &records[r.idx as usize], r.side);
+        if refs.iter().all(fits) {
+            self.narrow.apply(rule, records, refs);
             return;
         }
-        self.refs_v4.clear();
-        self.refs_v6.clear();
+        self.refs_narrow.clear();
+        self.refs_wide.clear();
         for r in refs {
-            if is_v4(r) {
-                self.refs_v4.push(*r);
+            if fits(r) {
+                self.refs_narrow.push(*r);
             } else {
-                self.refs_v6.push(*r);
+                self.refs_wide.push(*r);
             }
         }
-        if !self.refs_v4.is_empty() {
-            self.v4.apply(rule, records, &self.refs_v4);
+        if !self.refs_narrow.is_empty() {
+            self.narrow.apply(rule, records, &self.refs_narrow);
         }
-        if !self.refs_v6.is_empty() {
-            self.v6.apply(rule, records, &self.refs_v6);
+        if !self.refs_wide.is_empty() {
+            self.wide.apply(rule, records, &self.refs_wide);
         }
     }
 
-    fn merge(&mut self, other: Split<S>) {
-        self.v4.merge(other.v4);
-        self.v6.merge(other.v6);
+    fn merge(&mut self, other: Split<N, W, S>) {
+        self.narrow.merge(other.narrow);
+        self.wide.merge(other.wide);
     }
 
     fn collect(&mut self, keep: impl Fn(&Estimate) -> bool + Copy, out: &mut Vec<Counted>) {
-        self.v4.collect(keep, out);
-        self.v6.collect(keep, out);
+        self.narrow.collect(keep, out);
+        self.wide.collect(keep, out);
     }
 
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.narrow.len() + self.wide.len()
     }
 
     fn bytes(&self) -> usize {
-        self.v4.bytes() + self.v6.bytes()
+        self.narrow.bytes() + self.wide.bytes()
     }
 }
 
@@ -389,14 +392,14 @@ impl CompiledRule {
 
 /// A rule's table, whichever key and state types it needs.
 pub enum RuleTable<C: DistinctCounter> {
-    AddrSum(Split<SumState>),
-    AddrDistinct(Split<DistinctState<C>>),
+    AddrSum(Split<V4Key, AddrKey, SumState>),
+    AddrDistinct(Split<V4Key, AddrKey, DistinctState<C>>),
     WindowSum(Table<AddrKey, SumState>),
     WindowDistinct(Table<AddrKey, DistinctState<C>>),
-    PortSum(Table<AddrPortKey, SumState>),
-    PortDistinct(Table<AddrPortKey, DistinctState<C>>),
-    PairSum(Table<AddrPairKey, SumState>),
-    PairDistinct(Table<AddrPairKey, DistinctState<C>>),
+    PortSum(Split<V4PortKey, AddrPortKey, SumState>),
+    PortDistinct(Split<V4PortKey, AddrPortKey, DistinctState<C>>),
+    PairSum(Split<V4PairKey, AddrPairKey, SumState>),
+    PairDistinct(Split<V4PairKey, AddrPairKey, DistinctState<C>>),
 }
 
 macro_rules! each_table {
@@ -424,10 +427,10 @@ impl<C: DistinctCounter> RuleTable<C> {
             }
             (KeyExtra::None, false) => RuleTable::WindowSum(Table::default()),
             (KeyExtra::None, true) => RuleTable::WindowDistinct(Table::default()),
-            (KeyExtra::Src | KeyExtra::Dst, false) => RuleTable::PairSum(Table::default()),
-            (KeyExtra::Src | KeyExtra::Dst, true) => RuleTable::PairDistinct(Table::default()),
-            (_, false) => RuleTable::PortSum(Table::default()),
-            (_, true) => RuleTable::PortDistinct(Table::default()),
+            (KeyExtra::Src | KeyExtra::Dst, false) => RuleTable::PairSum(Split::default()),
+            (KeyExtra::Src | KeyExtra::Dst, true) => RuleTable::PairDistinct(Split::default()),
+            (_, false) => RuleTable::PortSum(Split::default()),
+            (_, true) => RuleTable::PortDistinct(Split::default()),
         }
     }
 
@@ -506,57 +509,74 @@ mod tests {
         assert_eq!(std::mem::size_of::<Seen>(), 16);
     }
 
-    /// Both tables of a split rule count, and their union is what one table of full addresses would hold.
+    /// Both tables of a split rule count, and their union is what one table of wide keys would hold: for address
+    /// keys, address-and-port keys and address pairs, with IPv4 and IPv6 on either end.
     #[test]
     fn split_tables_count_ipv4_and_ipv6_keys() {
-        use crate::rules::KeySpec;
+        use crate::engine::KeyValue;
+        use crate::record::Addr;
         use crate::sketch::Compact;
-        let rule = CompiledRule {
-            key: KeySpec::SRC,
-            count: CountSpec::Distinct(DistinctField::Dst),
-            window_ms: 0,
-        };
+        use std::collections::{HashMap, HashSet};
         let mut records = Vec::new();
-        let mut want: std::collections::HashMap<u128, std::collections::HashSet<u128>> =
-            Default::default();
-        for i in 0..5_000u32 {
-            let src = if i % 3 == 0 {
-                crate::record::Addr::v6(0x2001_0db8 << 96 | (i % 97) as u128)
-            } else {
-                crate::record::Addr::v4(0x0a00_0000 | (i % 89))
+        for i in 0..6_000u32 {
+            let addr = |n: u32, v6: bool| {
+                if v6 {
+                    Addr::v6(0x2001_0db8 << 96 | n as u128)
+                } else {
+                    Addr::v4(0x0a00_0000 | n)
+                }
             };
-            let dst = crate::record::Addr::v4(i % 1_000);
-            want.entry(src.0).or_default().insert(dst.0);
             records.push(FlowRecord {
-                src,
-                dst,
+                src: addr(i % 89, i % 3 == 0),
+                dst: addr(1_000 + i % 31, i % 5 == 0),
+                src_port: (i % 7) as u16,
+                dst_port: (i % 1_000) as u16,
                 ..Default::default()
             });
         }
-        let refs: Vec<Ref> = (0..records.len())
-            .map(|i| Ref {
-                hash: rule.key_hash(&records[i], 0),
-                idx: i as u32,
-                rule: 0,
-                side: 0,
-            })
-            .collect();
-        let mut table = RuleTable::<Compact>::new(&rule);
-        assert!(matches!(table, RuleTable::AddrDistinct(_)));
-        // In two calls, so the second finds keys the first inserted.
-        table.apply(&rule, &records, &refs[..2_500]);
-        table.apply(&rule, &records, &refs[2_500..]);
-        assert_eq!(table.len(), want.len());
-        let mut got = Vec::new();
-        table.all(&mut got);
-        assert_eq!(got.len(), want.len());
-        for c in got {
-            assert_eq!(
-                c.value.value as usize,
-                want[&c.key.addr.0].len(),
-                "{:?}",
-                c.key
-            );
+        for (spec, want_kind) in [("src", "addr"), ("src,sport", "port"), ("src,dst", "pair")] {
+            let rule = CompiledRule {
+                key: spec.parse().unwrap(),
+                count: CountSpec::Distinct(DistinctField::Dport),
+                window_ms: 0,
+            };
+            // The truth, from the record fields directly.
+            let mut want: HashMap<(Addr, KeyValue), HashSet<u16>> = HashMap::new();
+            for r in &records {
+                let extra = match want_kind {
+                    "addr" => KeyValue::None,
+                    "port" => KeyValue::Port(r.src_port),
+                    _ => KeyValue::Addr(r.dst),
+                };
+                want.entry((r.src, extra)).or_default().insert(r.dst_port);
+            }
+            let refs: Vec<Ref> = (0..records.len())
+                .map(|i| Ref {
+                    hash: rule.key_hash(&records[i], 0),
+                    idx: i as u32,
+                    rule: 0,
+                    side: 0,
+                })
+                .collect();
+            let mut table = RuleTable::<Compact>::new(&rule);
+            let kind = match table {
+                RuleTable::AddrDistinct(_) => "addr",
+                RuleTable::PortDistinct(_) => "port",
+                RuleTable::PairDistinct(_) => "pair",
+                _ => "other",
+            };
+            assert_eq!(kind, want_kind);
+            // In two calls, so the second finds keys the first inserted.
+            table.apply(&rule, &records, &refs[..3_000]);
+            table.apply(&rule, &records, &refs[3_000..]);
+            assert_eq!(table.len(), want.len(), "{spec}");
+            let mut got = Vec::new();
+            table.all(&mut got);
+            assert_eq!(got.len(), want.len(), "{spec}");
+            for c in got {
+                let truth = &want[&(c.key.addr, c.key.extra)];
+                assert_eq!(c.value.value as usize, truth.len(), "{spec} {:?}", c.key);
+            }
         }
     }
 

@@ -182,10 +182,43 @@ fn other_addr(spec: KeySpec, rec: &FlowRecord) -> Addr {
     }
 }
 
-/// An address with a port or protocol (`src,dport`, `dst,dport`, `src,proto`).
+/// How a key stores an address: all 128 bits as two `u64` halves (8-byte aligned), or an IPv4 address in 32.
+pub trait StoredAddr: Copy + Default + Eq + Send + Sync + 'static {
+    fn store(a: Addr) -> Self;
+    fn load(self) -> Addr;
+}
+
+/// Any address.
+pub type Wide = [u64; 2];
+/// An IPv4 address; only for records where [`NarrowKey::fits`] said so.
+pub type Narrow = u32;
+
+impl StoredAddr for Wide {
+    #[inline]
+    fn store(a: Addr) -> Self {
+        split(a)
+    }
+    #[inline]
+    fn load(self) -> Addr {
+        join(self)
+    }
+}
+
+impl StoredAddr for Narrow {
+    #[inline]
+    fn store(a: Addr) -> Self {
+        a.0 as u32
+    }
+    #[inline]
+    fn load(self) -> Addr {
+        Addr::v4(self)
+    }
+}
+
+/// An address with a port or protocol (`src,dport`, `dst,dport`, `src,proto`): 32 bytes wide, 16 narrow.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct AddrPortKey {
-    a: [u64; 2],
+pub struct PortKey<A> {
+    a: A,
     /// Port, or protocol for `proto` keys.
     x: u16,
     proto_key: bool,
@@ -193,12 +226,15 @@ pub struct AddrPortKey {
     tag: u32,
 }
 
-impl TableKey for AddrPortKey {
+pub type AddrPortKey = PortKey<Wide>;
+pub type V4PortKey = PortKey<Narrow>;
+
+impl<A: StoredAddr> TableKey for PortKey<A> {
     #[inline]
     fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
         let (x, proto_key) = port_of(spec, rec);
-        AddrPortKey {
-            a: split(key_addr(spec, rec, side)),
+        PortKey {
+            a: A::store(key_addr(spec, rec, side)),
             x,
             proto_key,
             window,
@@ -207,56 +243,14 @@ impl TableKey for AddrPortKey {
     }
     #[inline]
     fn hash(&self) -> u64 {
-        port_key_hash(join(self.a), self.x, self.window)
+        combine(
+            hash128(self.a.load().0),
+            hash64((self.x as u64) << 32 | self.window as u64),
+        )
     }
     fn parts(&self) -> KeyParts {
         KeyParts {
-            addr: join(self.a),
-            extra: if self.proto_key {
-                KeyValue::Proto(self.x as u8)
-            } else {
-                KeyValue::Port(self.x)
-            },
-            window: self.window,
-        }
-    }
-    tagged!();
-}
-
-#[inline]
-fn port_key_hash(a: Addr, x: u16, window: u32) -> u64 {
-    combine(hash128(a.0), hash64((x as u64) << 32 | window as u64))
-}
-
-/// An [`AddrPortKey`] whose address is IPv4: 16 bytes instead of 32.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct V4PortKey {
-    a: u32,
-    x: u16,
-    proto_key: bool,
-    window: u32,
-    tag: u32,
-}
-
-impl TableKey for V4PortKey {
-    #[inline]
-    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
-        let (x, proto_key) = port_of(spec, rec);
-        V4PortKey {
-            a: key_addr(spec, rec, side).0 as u32,
-            x,
-            proto_key,
-            window,
-            tag: 0,
-        }
-    }
-    #[inline]
-    fn hash(&self) -> u64 {
-        port_key_hash(Addr::v4(self.a), self.x, self.window)
-    }
-    fn parts(&self) -> KeyParts {
-        KeyParts {
-            addr: Addr::v4(self.a),
+            addr: self.a.load(),
             extra: if self.proto_key {
                 KeyValue::Proto(self.x as u8)
             } else {
@@ -275,76 +269,42 @@ impl NarrowKey for V4PortKey {
     }
 }
 
-/// A pair of addresses (`src,dst`, `dst,src`).
+/// A pair of addresses (`src,dst`, `dst,src`): 40 bytes wide, 16 narrow (both IPv4), so a pair rule's narrow entry
+/// is 40 bytes, not 64.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct AddrPairKey {
-    a: [u64; 2],
-    b: [u64; 2],
+pub struct PairKey<A> {
+    a: A,
+    b: A,
     window: u32,
     tag: u32,
 }
 
-impl TableKey for AddrPairKey {
+pub type AddrPairKey = PairKey<Wide>;
+pub type V4PairKey = PairKey<Narrow>;
+
+impl<A: StoredAddr> TableKey for PairKey<A> {
     #[inline]
     fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
-        AddrPairKey {
-            a: split(key_addr(spec, rec, side)),
-            b: split(other_addr(spec, rec)),
+        PairKey {
+            a: A::store(key_addr(spec, rec, side)),
+            b: A::store(other_addr(spec, rec)),
             window,
             tag: 0,
         }
     }
     #[inline]
     fn hash(&self) -> u64 {
-        pair_key_hash(join(self.a), join(self.b), self.window)
+        let h = combine(hash128(self.a.load().0), hash128(self.b.load().0));
+        if self.window == 0 {
+            h
+        } else {
+            combine(h, self.window as u64)
+        }
     }
     fn parts(&self) -> KeyParts {
         KeyParts {
-            addr: join(self.a),
-            extra: KeyValue::Addr(join(self.b)),
-            window: self.window,
-        }
-    }
-    tagged!();
-}
-
-#[inline]
-fn pair_key_hash(a: Addr, b: Addr, window: u32) -> u64 {
-    let h = combine(hash128(a.0), hash128(b.0));
-    if window == 0 {
-        h
-    } else {
-        combine(h, window as u64)
-    }
-}
-
-/// An [`AddrPairKey`] of two IPv4 addresses: 16 bytes instead of 40, so a pair rule's entry is 40 bytes, not 64.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct V4PairKey {
-    a: u32,
-    b: u32,
-    window: u32,
-    tag: u32,
-}
-
-impl TableKey for V4PairKey {
-    #[inline]
-    fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u32) -> Self {
-        V4PairKey {
-            a: key_addr(spec, rec, side).0 as u32,
-            b: other_addr(spec, rec).0 as u32,
-            window,
-            tag: 0,
-        }
-    }
-    #[inline]
-    fn hash(&self) -> u64 {
-        pair_key_hash(Addr::v4(self.a), Addr::v4(self.b), self.window)
-    }
-    fn parts(&self) -> KeyParts {
-        KeyParts {
-            addr: Addr::v4(self.a),
-            extra: KeyValue::Addr(Addr::v4(self.b)),
+            addr: self.a.load(),
+            extra: KeyValue::Addr(self.b.load()),
             window: self.window,
         }
     }

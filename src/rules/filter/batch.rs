@@ -22,6 +22,14 @@ pub fn words(n: usize) -> usize {
     n.div_ceil(64)
 }
 
+/// What every test of one evaluation reads: the records and the filter's lists.
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    recs: &'a [FlowRecord],
+    addrs: &'a [AddrList],
+    ports: &'a [PortList],
+}
+
 /// Bit `i % 64` of word `i / 64` of `out` says whether record `i` passes `node`. `out` must hold
 /// [`words`]`(recs.len())` words; bits past the last record are zero.
 pub fn select(
@@ -33,7 +41,8 @@ pub fn select(
     scratch: &mut Scratch,
 ) {
     debug_assert_eq!(out.len(), words(recs.len()));
-    eval(node, recs, addrs, ports, out, scratch, 0);
+    let input = Input { recs, addrs, ports };
+    eval(node, input, out, scratch, 0);
     if let Some(last) = out.last_mut() {
         let tail = recs.len() % 64;
         if tail != 0 {
@@ -42,20 +51,12 @@ pub fn select(
     }
 }
 
-fn eval(
-    node: &Node,
-    recs: &[FlowRecord],
-    addrs: &[AddrList],
-    ports: &[PortList],
-    out: &mut [u64],
-    scratch: &mut Scratch,
-    depth: usize,
-) {
+fn eval(node: &Node, input: Input<'_>, out: &mut [u64], scratch: &mut Scratch, depth: usize) {
     match node {
         Node::Const(v) => out.fill(if *v { u64::MAX } else { 0 }),
-        Node::Test(t) => test(t, recs, addrs, ports, out),
+        Node::Test(t) => test(t, input, out),
         Node::Not(inner) => {
-            eval(inner, recs, addrs, ports, out, scratch, depth);
+            eval(inner, input, out, scratch, depth);
             out.iter_mut().for_each(|w| *w = !*w);
         }
         Node::And(items) | Node::Or(items) => {
@@ -64,7 +65,7 @@ fn eval(
                 out.fill(if and { u64::MAX } else { 0 });
                 return;
             };
-            eval(first, recs, addrs, ports, out, scratch, depth + 1);
+            eval(first, input, out, scratch, depth + 1);
             if rest.is_empty() {
                 return;
             }
@@ -84,7 +85,7 @@ fn eval(
                 if done {
                     break;
                 }
-                eval(item, recs, addrs, ports, &mut tmp, scratch, depth + 1);
+                eval(item, input, &mut tmp, scratch, depth + 1);
                 for (o, t) in out.iter_mut().zip(&tmp) {
                     *o = if and { *o & t } else { *o | t };
                 }
@@ -106,7 +107,8 @@ fn fill(recs: &[FlowRecord], out: &mut [u64], pass: impl Fn(&FlowRecord) -> bool
     }
 }
 
-fn test(t: &Test, recs: &[FlowRecord], addrs: &[AddrList], ports: &[PortList], out: &mut [u64]) {
+fn test(t: &Test, input: Input<'_>, out: &mut [u64]) {
+    let Input { recs, addrs, ports } = input;
     let icmp = |r: &FlowRecord| r.proto == proto::ICMP || r.proto == proto::ICMP6;
     let tcp = |r: &FlowRecord| r.proto == proto::TCP;
     match *t {

@@ -11,7 +11,7 @@ use super::table::CompiledRule;
 use super::{Input, InputError};
 use crate::formats::{ChunkStats, Decoder};
 use crate::record::FlowRecord;
-use crate::rules::filter::Scratch;
+use crate::rules::filter::{Columns, Scratch};
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
 use crossbeam::channel::{Receiver, Select, Sender, TrySendError};
@@ -73,6 +73,8 @@ struct Worker<'a, C: DistinctCounter> {
     /// The records of the batch a rule's filter selects, one bit each, and the filter's working buffers.
     selected: Vec<u64>,
     filter_scratch: Scratch,
+    /// The batch's fields filters test most, copied once for all rules.
+    columns: Columns,
 }
 
 impl<C: DistinctCounter> Worker<'_, C> {
@@ -127,6 +129,9 @@ impl<C: DistinctCounter> Worker<'_, C> {
         let compiled = self.wiring.compiled;
         // Rule by rule over the batch: one filter program runs on a thousand records at a time, and each shard's
         // refs come out grouped by rule, as the tables apply them.
+        if rules.iter().any(|r| !r.filter.is_any()) {
+            self.columns.load(batch);
+        }
         for (ri, rule) in rules.iter().enumerate() {
             let c = &compiled[ri];
             let outboxes = &mut self.outboxes;
@@ -145,8 +150,12 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 (0..batch.len()).for_each(&mut emit);
                 continue;
             }
-            rule.filter
-                .select(batch, &mut self.selected, &mut self.filter_scratch);
+            rule.filter.select(
+                batch,
+                &self.columns,
+                &mut self.selected,
+                &mut self.filter_scratch,
+            );
             for (w, &word) in self.selected.iter().enumerate() {
                 let mut bits = word;
                 while bits != 0 {
@@ -225,6 +234,7 @@ pub fn run<C: DistinctCounter>(
         copied: Vec::new(),
         selected: Vec::new(),
         filter_scratch: Scratch::default(),
+        columns: Columns::default(),
     };
     let mut stats = ChunkStats::default();
     let mut errors = Vec::new();

@@ -13,7 +13,7 @@ use std::fmt;
 use crate::record::FlowRecord;
 use crate::rules::lists::{AddrList, ListSet, PortList};
 
-pub use batch::Scratch;
+pub use batch::{Columns, Scratch};
 pub use lexer::CmpOp;
 pub use parser::MAX_DEPTH;
 use program::{Insn, Target, ACCEPT, REJECT};
@@ -142,11 +142,19 @@ impl Filter {
     }
 
     /// Which records of `batch` pass, as bits: bit `i % 64` of `out[i / 64]` for record `i`. Gives the same
-    /// verdicts as [`Filter::matches`], faster on a batch (see `batch.rs`); `out` is resized to fit.
-    pub fn select(&self, batch: &[FlowRecord], out: &mut Vec<u64>, scratch: &mut Scratch) {
+    /// verdicts as [`Filter::matches`], faster on a batch (see `batch.rs`). `cols` must be loaded from `batch`
+    /// ([`Columns::load`], once for all filters); `out` is resized to fit.
+    pub fn select(
+        &self,
+        batch: &[FlowRecord],
+        cols: &Columns,
+        out: &mut Vec<u64>,
+        scratch: &mut Scratch,
+    ) {
         out.clear();
         out.resize(batch::words(batch.len()), 0);
-        batch::select(&self.tree, batch, &self.addrs, &self.ports, out, scratch);
+        let lists = (&self.addrs[..], &self.ports[..]);
+        batch::select(&self.tree, (batch, cols), lists, out, scratch);
     }
 
     /// True when the filter accepts every record without testing anything (`any`, empty, `not not any`).
@@ -184,8 +192,10 @@ pub fn fuzz_check(data: &[u8]) {
         }
         Ok(f) => {
             let verdicts: Vec<bool> = records.iter().map(|r| f.matches(r)).collect();
-            let (mut bits, mut scratch) = (Vec::new(), Scratch::default());
-            f.select(records, &mut bits, &mut scratch);
+            let (mut bits, mut scratch, mut cols) =
+                (Vec::new(), Scratch::default(), Columns::default());
+            cols.load(records);
+            f.select(records, &cols, &mut bits, &mut scratch);
             for (i, v) in verdicts.iter().enumerate() {
                 assert_eq!(bits[i / 64] >> (i % 64) & 1 == 1, *v, "{text:?} record {i}");
             }

@@ -96,8 +96,13 @@ fn parse_row(row: &str) -> FlowRecord {
 fn ours(rows: &[String], recs: &[FlowRecord], filter: &str, lists: &ListSet) -> Vec<String> {
     let f = Filter::parse(filter, lists).unwrap_or_else(|e| panic!("{}", e.render(filter)));
     // The batch evaluator the engine uses must agree with the per-record one on every real row.
-    let (mut bits, mut scratch) = (Vec::new(), super::Scratch::default());
-    f.select(recs, &mut bits, &mut scratch);
+    let (mut bits, mut scratch, mut cols) = (
+        Vec::new(),
+        super::Scratch::default(),
+        super::Columns::default(),
+    );
+    cols.load(recs);
+    f.select(recs, &cols, &mut bits, &mut scratch);
     let picked: Vec<String> = rows
         .iter()
         .zip(recs)

@@ -94,8 +94,10 @@ fn corpus() -> Vec<FlowRecord> {
 /// The verdicts of [`Filter::select`] on `recs`, checked against [`Filter::matches`] record by record, and
 /// checked to leave no bit set past the last record.
 fn verdicts(fl: &Filter, recs: &[FlowRecord]) -> Vec<bool> {
-    let (mut bits, mut scratch) = (vec![u64::MAX; 3], Scratch::default());
-    fl.select(recs, &mut bits, &mut scratch);
+    let (mut bits, mut scratch, mut cols) =
+        (vec![u64::MAX; 3], Scratch::default(), Columns::default());
+    cols.load(recs);
+    fl.select(recs, &cols, &mut bits, &mut scratch);
     assert_eq!(bits.len(), recs.len().div_ceil(64));
     let got: Vec<bool> = (0..recs.len())
         .map(|i| bits[i / 64] >> (i % 64) & 1 == 1)

@@ -59,13 +59,7 @@ impl<T: Default> Region<T> {
                 grown.unwrap_or_else(|e| out_of_memory(bytes, e));
             }
             #[cfg(not(target_os = "linux"))]
-            Some(map) => {
-                let mut bigger =
-                    memmap2::MmapMut::map_anon(bytes).unwrap_or_else(|e| out_of_memory(bytes, e));
-                let used = self.len * std::mem::size_of::<T>();
-                bigger[..used].copy_from_slice(&map[..used]);
-                *map = bigger;
-            }
+            Some(map) => *map = copied_into_bigger(map, self.len * std::mem::size_of::<T>(), bytes),
         }
         #[cfg(target_os = "linux")]
         if let Some(map) = &self.map {
@@ -84,6 +78,14 @@ impl<T: Default> Region<T> {
         }
         self.len = new_len;
     }
+}
+
+/// A new map of `bytes` holding the first `used` bytes of `map`: growth where there is no `mremap`.
+#[cfg_attr(all(target_os = "linux", not(test)), allow(dead_code))]
+fn copied_into_bigger(map: &memmap2::MmapMut, used: usize, bytes: usize) -> memmap2::MmapMut {
+    let mut bigger = memmap2::MmapMut::map_anon(bytes).unwrap_or_else(|e| out_of_memory(bytes, e));
+    bigger[..used].copy_from_slice(&map[..used]);
+    bigger
 }
 
 impl<T> Deref for Region<T> {
@@ -138,6 +140,20 @@ mod tests {
         }
         assert_eq!(r[999], (1_000, vec![1_000]));
         assert_eq!(r[99_999], (100_000, vec![100_000]));
+    }
+
+    /// The growth other systems use (Linux extends the map instead), run here so it stays correct.
+    #[test]
+    fn growth_by_copy_keeps_the_bytes_and_zeroes_the_rest() {
+        let mut small = memmap2::MmapMut::map_anon(100).unwrap();
+        small
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8 + 1);
+        let big = copied_into_bigger(&small, 60, 10_000);
+        assert_eq!(big.len(), 10_000);
+        assert_eq!(&big[..60], &small[..60]);
+        assert!(big[60..].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn eval(node: &Node, input: Input<'_>, out: &mut [u64], scratch: &mut Scratch, d
     }
 }
 
-/// One test over the batch: a loop the compiler specialises for each predicate. Outcomes go to bytes first, which
+/// A test over the batch: a loop the compiler specialises for each predicate. Outcomes go to bytes first, which
 /// compile to vector compares, and are packed 8 at a time after.
 #[inline]
 fn fill<T>(items: &[T], out: &mut [u64], pass: impl Fn(&T) -> bool) {
@@ -176,6 +176,9 @@ fn fill_tcp(cols: &Columns, out: &mut [u64], pass: impl Fn(u8) -> bool) {
     }
 }
 
+/// One test over the batch. Tests on the protocol, flags and ports read the columns, in loops specialised for
+/// each predicate so they compile to vector compares; the others read the records through [`Test::eval`], the
+/// per-record definition of every test.
 fn test(t: &Test, input: Input<'_>, out: &mut [u64]) {
     let Input {
         recs,
@@ -183,17 +186,8 @@ fn test(t: &Test, input: Input<'_>, out: &mut [u64]) {
         addrs,
         ports,
     } = input;
-    let icmp = |r: &FlowRecord| r.proto == proto::ICMP || r.proto == proto::ICMP6;
     match *t {
         Test::Proto(p) => fill(&cols.proto, out, |&x| x == p),
-        Test::IsV6(v6) => fill(recs, out, |r| r.src.is_v4() != v6),
-        Test::Addr(Field::Src, lo, hi) => fill(recs, out, |r| lo <= r.src.0 && r.src.0 <= hi),
-        Test::Addr(Field::Dst, lo, hi) => fill(recs, out, |r| lo <= r.dst.0 && r.dst.0 <= hi),
-        Test::AddrList(f, n) => match addrs.get(usize::from(n)) {
-            Some(l) if f == Field::Src => fill(recs, out, |r| l.contains(r.src)),
-            Some(l) => fill(recs, out, |r| l.contains(r.dst)),
-            None => out.fill(0),
-        },
         Test::Port(Field::Src, op, v) => fill(&cols.sport, out, |&x| op.eval(x, v)),
         Test::Port(Field::Dst, op, v) => fill(&cols.dport, out, |&x| op.eval(x, v)),
         Test::PortList(f, n) => match ports.get(usize::from(n)) {
@@ -205,34 +199,6 @@ fn test(t: &Test, input: Input<'_>, out: &mut [u64]) {
         Test::FlagsAny(m) => fill_tcp(cols, out, |f| f & m != 0),
         Test::FlagsExact(v) => fill_tcp(cols, out, |f| f & !ECN_MASK == v),
         Test::FlagsCmp(op, v) => fill_tcp(cols, out, |f| op.eval(f, v)),
-        Test::Packets(op, v) => fill(recs, out, |r| op.eval(r.packets, v)),
-        Test::Bytes(op, v) => fill(recs, out, |r| op.eval(r.bytes, v)),
-        Test::DurationMs(op, v) => fill(recs, out, |r| op.eval(r.duration_ms(), v)),
-        Test::IcmpType(ty) => fill(recs, out, |r| icmp(r) & ((r.dst_port >> 8) as u8 == ty)),
-        Test::IcmpCode(c) => fill(recs, out, |r| icmp(r) & (r.dst_port as u8 == c)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pack;
-
-    #[test]
-    fn pack_puts_byte_i_at_bit_i() {
-        let mut state = 7u64;
-        for _ in 0..1_000 {
-            let mut bytes = [0u8; 64];
-            let mut want = 0u64;
-            for (i, b) in bytes.iter_mut().enumerate() {
-                state = crate::hash::fmix64(state.wrapping_add(i as u64));
-                if state & 1 == 1 {
-                    *b = 1;
-                    want |= 1 << i;
-                }
-            }
-            assert_eq!(pack(&bytes), want);
-        }
-        assert_eq!(pack(&[1; 64]), u64::MAX);
-        assert_eq!(pack(&[0; 64]), 0);
+        _ => fill(recs, out, |r| t.eval(r, addrs, ports)),
     }
 }

@@ -202,3 +202,27 @@ fn test(t: &Test, input: Input<'_>, out: &mut [u64]) {
         _ => fill(recs, out, |r| t.eval(r, addrs, ports)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pack;
+
+    #[test]
+    fn pack_puts_byte_i_at_bit_i() {
+        let mut state = 7u64;
+        for _ in 0..1_000 {
+            let mut bytes = [0u8; 64];
+            let mut want = 0u64;
+            for (i, b) in bytes.iter_mut().enumerate() {
+                state = crate::hash::fmix64(state.wrapping_add(i as u64));
+                if state & 1 == 1 {
+                    *b = 1;
+                    want |= 1 << i;
+                }
+            }
+            assert_eq!(pack(&bytes), want);
+        }
+        assert_eq!(pack(&[1; 64]), u64::MAX);
+        assert_eq!(pack(&[0; 64]), 0);
+    }
+}

@@ -16,7 +16,7 @@ fn main() {
     // Return freed memory to the system at once: a table that grows frees its old array, and keeping it would
     // add a third to the peak (measured in docs/BENCHMARKS.md), for no measurable speed.
     // SAFETY: sets a process-wide allocator option before any other thread exists.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, std::env::var("FS_PD").ok().and_then(|v| v.parse().ok()).unwrap_or(0)) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Scan(a) => cli::scan::run(a),

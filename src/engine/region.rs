@@ -61,6 +61,12 @@ impl<T: Default> Region<T> {
             #[cfg(not(target_os = "linux"))]
             Some(map) => *map = copied_into_bigger(map, self.len * std::mem::size_of::<T>(), bytes),
         }
+        #[cfg(target_os = "linux")]
+        if let Some(map) = &self.map {
+            // Huge pages where the kernel leaves them to the program (THP "madvise"): a table is read at random,
+            // and 4 KiB pages would add a TLB miss to most lookups. Only a hint; failure changes nothing.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
         let base = self
             .map
             .as_mut()

@@ -87,15 +87,6 @@ impl AsRef<[u8]> for MappedFile {
 }
 
 impl formats::ByteSource for MappedFile {
-    fn prepare(&self, range: std::ops::Range<usize>) {
-        let end = range.end.min(self.0.len());
-        if end > range.start {
-            let _ = self
-                .0
-                .advise_range(memmap2::Advice::PopulateRead, range.start, end - range.start);
-        }
-    }
-
     fn release(&self, range: std::ops::Range<usize>) {
         // Only whole pages inside the range: a page shared with a neighbouring chunk may still be in use.
         const PAGE: usize = 4096;

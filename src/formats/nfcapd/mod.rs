@@ -169,9 +169,6 @@ impl Decoder for NfcapdFile {
         if block.kind != BLOCK_TYPE_V1 && block.kind != BLOCK_TYPE_V3 {
             return Ok(ChunkStats::default());
         }
-        let start = block.offset as usize;
-        self.bytes
-            .prepare(start..block.payload_start() + block.size as usize);
         let data = appendix::payload(self.file(), block, self.header.codec, scratch)?;
         let origin = Origin {
             block,

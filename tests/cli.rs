@@ -284,3 +284,53 @@ fn csv_fields(line: &str) -> Vec<String> {
     }
     out
 }
+
+/// `--stats` gives each rule's keys, and they are the keys the rule reports when every key is a finding; together
+/// they are the summary's "keys tracked".
+#[test]
+fn stats_count_every_rule_s_keys() {
+    let Some(data) = data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let defs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/rules/fs1-fs4.toml"),
+    )
+    .unwrap();
+    let every_key = dir.path().join("every-key.toml");
+    std::fs::write(&every_key, defs.replace("above = 100", "above = 0")).unwrap();
+    let sample = data.join("nfcapd/nfcapd.sample");
+    let o = run(&[
+        "scan",
+        "--stats",
+        "-f",
+        "json",
+        "-r",
+        every_key.to_str().unwrap(),
+        sample.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    let reported = findings(&o);
+    let mut total = 0;
+    for rule in ["FS1", "FS4"] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("flowsketch: rule {rule}: ")))
+            .unwrap_or_else(|| panic!("no stats for {rule}: {err}"));
+        let keys: usize = line
+            .split(": ")
+            .nth(2)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let found = reported.iter().filter(|f| f.0 == rule).count();
+        assert_eq!(keys, found, "{line}");
+        assert!(
+            keys > 0 && line.contains("tables ") && line.contains("counters "),
+            "{line}"
+        );
+        total += keys;
+    }
+    assert!(err.contains(&format!("{total} keys tracked")), "{err}");
+}

@@ -74,6 +74,10 @@ pub struct ScanArgs {
     /// No progress display and no summary; findings and errors only.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// After the summary, each rule's keys and memory: its tables' slot arrays and its counters' heap.
+    #[arg(long, conflicts_with = "quiet")]
+    pub stats: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -51,6 +51,7 @@ fn plan(args: &CompareArgs, counter: &str) -> Result<ScanPlan, String> {
         no_mmap: args.no_mmap,
         input_format: args.input_format.clone(),
         quiet: true,
+        stats: false,
     })
 }
 

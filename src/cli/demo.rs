@@ -65,6 +65,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         format: Format::Text,
         counter: "compact".into(),
         quiet: false,
+        stats: false,
     };
     eprintln!("flowsketch demo: flowsketch scan {}", dir.display());
     let outcome = execute(&plan, std::slice::from_ref(&dir));

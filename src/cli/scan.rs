@@ -3,7 +3,7 @@
 use super::args::ScanArgs;
 use super::progress::Progress;
 use super::ExitCode;
-use flowsketch::engine::{self, InputError, ScanOptions, ScanStats};
+use flowsketch::engine::{self, Footprint, InputError, ScanOptions, ScanStats};
 use flowsketch::formats::Opener;
 use flowsketch::input::{self, InputOptions};
 use flowsketch::mem::{human_bytes, peak_rss_bytes};
@@ -21,6 +21,8 @@ pub struct ScanPlan {
     pub format: Format,
     pub counter: String,
     pub quiet: bool,
+    /// Print each rule's keys and memory after the summary.
+    pub stats: bool,
 }
 
 impl ScanPlan {
@@ -59,6 +61,7 @@ impl ScanPlan {
             format: args.format.parse()?,
             counter,
             quiet: args.quiet,
+            stats: args.stats,
         })
     }
 }
@@ -83,6 +86,8 @@ pub struct Outcome {
     pub secs: f64,
     /// Problems that did not stop decoding (said on stderr as they were found).
     pub warnings: usize,
+    /// Each rule's id and what its tables hold, when the plan asks for them.
+    pub footprints: Vec<(String, Footprint)>,
 }
 
 impl Outcome {
@@ -114,6 +119,14 @@ pub fn run_plan(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> ExitCode {
     }
     if !plan.quiet {
         summary(&outcome);
+    }
+    for (id, f) in &outcome.footprints {
+        eprintln!(
+            "flowsketch: rule {id}: {} keys, tables {}, counters {}",
+            f.keys,
+            human_bytes(f.table_bytes as u64),
+            human_bytes(f.counter_bytes as u64)
+        );
     }
     outcome.exit_code()
 }
@@ -157,6 +170,13 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
     }
     let findings = report::findings(defs, &mut result);
     let (stats, keys) = (result.stats, result.keys());
+    let footprints = if plan.stats {
+        (defs.rules.iter().enumerate())
+            .map(|(i, r)| (r.id.clone(), result.footprint(i)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // One scan per process: freeing millions of per-host counters one by one would only delay the exit, and the
     // system takes the memory back at once.
     std::mem::forget(result);
@@ -167,6 +187,7 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
         stats,
         keys,
         secs: start.elapsed().as_secs_f64(),
+        footprints,
     }
 }
 

@@ -14,7 +14,7 @@ mod worker;
 
 pub use key::{KeyParts, KeyValue};
 pub use shard::Shard;
-pub use table::{CompiledRule, Counted, Seen};
+pub use table::{CompiledRule, Counted, Footprint, Seen};
 
 use crate::formats::Decoder;
 use crate::rules::Rule;
@@ -84,6 +84,14 @@ impl<C: DistinctCounter> ScanResult<C> {
     /// Keys tracked over all rules and shards.
     pub fn keys(&self) -> usize {
         self.shards.iter().map(Shard::keys).sum()
+    }
+
+    /// What rule `rule`'s tables hold, over all shards.
+    pub fn footprint(&self, rule: usize) -> Footprint {
+        self.shards
+            .iter()
+            .map(|s| s.footprint(rule))
+            .fold(Footprint::default(), Footprint::plus)
     }
 
     /// The counts of rule `rule` above `above`, over all shards.

@@ -1,6 +1,6 @@
 //! A shard: the tables of every rule for the keys whose hash routes to one worker.
 
-use super::table::{CompiledRule, Counted, RuleTable};
+use super::table::{CompiledRule, Counted, Footprint, RuleTable};
 use crate::record::FlowRecord;
 use crate::sketch::DistinctCounter;
 
@@ -70,8 +70,9 @@ impl<C: DistinctCounter> Shard<C> {
         self.tables.iter().map(RuleTable::len).sum()
     }
 
-    pub fn bytes(&self) -> usize {
-        self.tables.iter().map(RuleTable::bytes).sum()
+    /// What rule `rule`'s table holds in this shard.
+    pub fn footprint(&self, rule: usize) -> Footprint {
+        self.tables[rule].footprint()
     }
 
     /// The counts of rule `rule` above `above`.

@@ -261,13 +261,12 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.len()
     }
 
-    fn bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(K, S)>()
-            + self
-                .entries
-                .iter()
-                .map(|(_, s)| s.heap_bytes())
-                .sum::<usize>()
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            keys: self.entries.len(),
+            table_bytes: self.entries.capacity() * std::mem::size_of::<(K, S)>(),
+            counter_bytes: self.entries.iter().map(|(_, s)| s.heap_bytes()).sum(),
+        }
     }
 }
 
@@ -331,8 +330,27 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
         self.narrow.len() + self.wide.len()
     }
 
-    fn bytes(&self) -> usize {
-        self.narrow.bytes() + self.wide.bytes()
+    fn footprint(&self) -> Footprint {
+        self.narrow.footprint().plus(self.wide.footprint())
+    }
+}
+
+/// What a rule's table holds: its keys, the bytes of its slot arrays, and the bytes its counters allocated
+/// (as asked of the allocator, before it rounds them up to its size classes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    pub keys: usize,
+    pub table_bytes: usize,
+    pub counter_bytes: usize,
+}
+
+impl Footprint {
+    pub fn plus(self, o: Footprint) -> Footprint {
+        Footprint {
+            keys: self.keys + o.keys,
+            table_bytes: self.table_bytes + o.table_bytes,
+            counter_bytes: self.counter_bytes + o.counter_bytes,
+        }
     }
 }
 
@@ -473,9 +491,9 @@ impl<C: DistinctCounter> RuleTable<C> {
         self.len() == 0
     }
 
-    /// Approximate bytes held, for the memory summary.
-    pub fn bytes(&self) -> usize {
-        each_table!(self, t => t.bytes())
+    /// What the table holds, for `scan --stats`.
+    pub fn footprint(&self) -> Footprint {
+        each_table!(self, t => t.footprint())
     }
 }
 

@@ -13,8 +13,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {
-    // Return freed memory to the system at once: a table that grows frees its old array, and keeping it would
-    // add a third to the peak (measured in docs/BENCHMARKS.md), for no measurable speed.
+    // Return freed memory to the system at once. It cut the peak by a fifth when tables grew through the allocator;
+    // since tables are maps of their own (engine/region.rs) it measures neither faster nor slower nor smaller
+    // (docs/BENCHMARKS.md, commit 000ade4); kept, as the setting every figure in docs/ was measured with.
     // SAFETY: sets a process-wide allocator option before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let cli = Cli::parse();

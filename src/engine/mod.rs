@@ -144,6 +144,7 @@ where
         inboxes: &inbox_tx,
         returns: &return_tx,
         progress,
+        any_filter: rules.iter().any(|r| !r.filter.is_any()),
     };
     let mut stats = ScanStats::default();
     let mut errors = Vec::new();

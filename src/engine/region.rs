@@ -12,8 +12,6 @@ use std::ops::{Deref, DerefMut};
 
 /// `len` initialised values of `T` in an anonymous memory map.
 pub struct Region<T> {
-    /// The map's first byte (dangling while there is no map), kept beside it so indexing is one load.
-    base: std::ptr::NonNull<T>,
     len: usize,
     map: Option<memmap2::MmapMut>,
     _owns: std::marker::PhantomData<T>,
@@ -22,7 +20,6 @@ pub struct Region<T> {
 impl<T> Default for Region<T> {
     fn default() -> Self {
         Region {
-            base: std::ptr::NonNull::dangling(),
             len: 0,
             map: None,
             _owns: std::marker::PhantomData,
@@ -67,11 +64,10 @@ impl<T: Default> Region<T> {
             // and 4 KiB pages would add a TLB miss to most lookups. Only a hint; failure changes nothing.
             let _ = map.advise(memmap2::Advice::HugePage);
         }
-        let base = self
-            .map
-            .as_mut()
-            .map_or(std::ptr::null_mut(), |m| m.as_mut_ptr().cast::<T>());
-        self.base = std::ptr::NonNull::new(base).expect("a map is never at address 0");
+        let Some(map) = self.map.as_mut() else {
+            unreachable!("mapped above")
+        };
+        let base = map.as_mut_ptr().cast::<T>();
         for i in self.len..new_len {
             // SAFETY: `i` is inside the map, which is aligned for `T`; the slot holds no value yet.
             unsafe { base.add(i).write(T::default()) };
@@ -93,16 +89,23 @@ impl<T> Deref for Region<T> {
 
     #[inline]
     fn deref(&self) -> &[T] {
-        // SAFETY: `base` points at `len` initialised values in the map (or is dangling with `len` 0), aligned.
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
+        match &self.map {
+            // SAFETY: the map holds `len` initialised values and is aligned for `T`.
+            Some(m) => unsafe { std::slice::from_raw_parts(m.as_ptr().cast(), self.len) },
+            None => &[],
+        }
     }
 }
 
 impl<T> DerefMut for Region<T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: as for `deref`, and `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), self.len) }
+        let len = self.len;
+        match &mut self.map {
+            // SAFETY: as for `deref`, and `&mut self` makes the borrow unique.
+            Some(m) => unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), len) },
+            None => &mut [],
+        }
     }
 }
 

@@ -295,13 +295,15 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Default for Split<N, W, S> {
 impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
     fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
         let fits = |r: &Ref| N::fits(rule.key, &records[r.idx as usize], r.side);
-        if refs.iter().all(fits) {
+        // Each ref is tested once: the run of narrow ones up to the first wide one goes over as it is.
+        let Some(first_wide) = refs.iter().position(|r| !fits(r)) else {
             self.narrow.apply(rule, records, refs);
             return;
-        }
+        };
         self.refs_narrow.clear();
+        self.refs_narrow.extend_from_slice(&refs[..first_wide]);
         self.refs_wide.clear();
-        for r in refs {
+        for r in &refs[first_wide..] {
             if fits(r) {
                 self.refs_narrow.push(*r);
             } else {

@@ -52,6 +52,8 @@ pub struct Wiring<'a> {
     /// Where each worker gets its message buffers back once the receiver has applied them.
     pub returns: &'a [Sender<Returned>],
     pub progress: &'a AtomicU64,
+    /// Whether any rule tests records (else no batch needs its filter columns).
+    pub any_filter: bool,
 }
 
 /// Buffers handed back to the worker that filled them.
@@ -129,7 +131,7 @@ impl<C: DistinctCounter> Worker<'_, C> {
         let compiled = self.wiring.compiled;
         // Rule by rule over the batch: one filter program runs on a thousand records at a time, and each shard's
         // refs come out grouped by rule, as the tables apply them.
-        if rules.iter().any(|r| !r.filter.is_any()) {
+        if self.wiring.any_filter {
             self.columns.load(batch);
         }
         for (ri, rule) in rules.iter().enumerate() {

@@ -263,3 +263,67 @@ fn hundred_thousand_entries_load_quickly() {
     let first = probe.next() as u32;
     assert!(list.contains(Addr::v4(first)));
 }
+
+#[test]
+fn membership_equals_a_naive_scan_across_buckets() {
+    // Intervals anywhere in both address families, some spanning many first octets or bytes, probed at random,
+    // at every interval's edges and at every bucket's edges (where the index changes).
+    let mut rng = Rng(19);
+    let v4 = |x: u32| 0xffff_0000_0000u128 | u128::from(x);
+    let mut edges: Vec<u128> = Vec::new();
+    for b in 0..BUCKETS {
+        let (lo, hi) = bucket_span(b);
+        edges.extend([lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)]);
+    }
+    for round in 0..200 {
+        let mut raw = Vec::new();
+        for _ in 0..rng.below(30) {
+            let (lo, width) = match rng.below(3) {
+                0 => {
+                    let bits = rng.below(30) + 1;
+                    (v4(rng.next() as u32), u128::from(rng.below(1 << bits)))
+                }
+                1 => {
+                    let lo = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                    let shift = rng.below(64);
+                    (lo, u128::from(rng.next()) << shift)
+                }
+                _ => {
+                    let lo = u128::from(rng.below(1 << 20));
+                    (lo, u128::from(rng.below(1 << 12)))
+                }
+            };
+            raw.push((lo, lo.saturating_add(width)));
+        }
+        // Intervals that start or end on a bucket's first or last address.
+        for _ in 0..rng.below(4) {
+            let e = edges[rng.below(edges.len() as u64) as usize];
+            let w = u128::from(rng.below(3));
+            raw.push(if rng.below(2) == 0 {
+                (e, e.saturating_add(w))
+            } else {
+                (e.saturating_sub(w), e)
+            });
+        }
+        let list = AddrList::from_intervals(raw.clone());
+        let mut probes: Vec<u128> = (0..300)
+            .map(|_| match rng.below(3) {
+                0 => v4(rng.next() as u32),
+                1 => {
+                    let hi = u128::from(rng.next());
+                    hi << 64 | u128::from(rng.next())
+                }
+                _ => u128::from(rng.below(1 << 21)),
+            })
+            .collect();
+        for &(lo, hi) in &raw {
+            probes.extend([lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)]);
+        }
+        probes.extend(&edges);
+        for x in probes {
+            let naive = raw.iter().any(|&(lo, hi)| lo <= x && x <= hi);
+            assert_eq!(list.contains(Addr(x)), naive, "round {round} x {x:#x}");
+        }
+    }
+    assert!(!AddrList::default().contains(Addr(v4(1))));
+}

@@ -14,8 +14,9 @@
 //! instead of 52 (see [`super::hll`]): irrelevant below 2^50 distinct values.
 //!
 //! The exact array grows by half (4, 6, 9, ... , 316, 383) and is kept sorted, searched from where a uniform hash
-//! would sit; it stops at [`MAX_EXACT`] = 383 hashes, where header plus hashes fill exactly the 3072 bytes of the registers. The next
-//! distinct value converts it to registers fed from the stored hashes, so the counter never holds more than 3 KiB.
+//! would sit; it stops at [`MAX_EXACT`] = 383 hashes, where header plus hashes fill exactly the 3072 bytes of the
+//! registers. The next distinct value converts it to registers fed from the stored hashes, so the counter never
+//! holds more than 3 KiB.
 //!
 //! Why this is sound (the unsafe code is in the `word` section below and nowhere else):
 //! - Ownership: the word owns its block exactly as a `Box` would. Every block is created by `Box::into_raw` in
@@ -500,7 +501,8 @@ mod tests {
 
     #[test]
     fn locate_answers_as_binary_search_does() {
-        // Uniform hashes (the real case), hashes crowded at either end, and duplicates of the probe's neighbours.
+        // Uniform hashes (the real case) and hashes crowded at either end, probed at random, at every stored hash
+        // and just after each.
         let mut state = 0x1234_5678_u64;
         let mut next = || {
             state = crate::hash::fmix64(state.wrapping_add(1));

@@ -82,9 +82,10 @@ fn index(ranges: &[Interval]) -> Arc<[(u32, u32)]> {
     (0..BUCKETS)
         .map(|b| {
             let (lo, hi) = bucket_span(b);
+            // Every interval before `start` ends below `lo`, so it begins below `hi` too: `start <= end`.
             let start = ranges.partition_point(|&(_, end)| end < lo);
             let end = ranges.partition_point(|&(begin, _)| begin <= hi);
-            (start as u32, end.max(start) as u32)
+            (start as u32, end as u32)
         })
         .collect()
 }

@@ -86,15 +86,17 @@ pub fn index_blocks(
     // Never trust the count for an allocation: a block takes at least its header.
     let cap = (count as usize).min(file.len() / BLOCK_HEADER_LEN + 1);
     let mut blocks = Vec::with_capacity(cap);
-    let mut at = first;
+    let mut tail_error = None;
     let mut released = 0usize;
-    let mut release_to = |at: u64, done: &mut dyn FnMut(Range<usize>)| {
-        let to = usize::try_from(at).unwrap_or(usize::MAX).min(file.len());
+    // Hand back everything before `to` not handed back yet (`to` may point past the end: `first` is the header's).
+    let mut release = |to: u64| {
+        let to = usize::try_from(to).map_or(file.len(), |t| t.min(file.len()));
         if to > released {
             done(released..to);
             released = to;
         }
     };
+    let mut at = first;
     for i in 0..count {
         match read_block(file, at) {
             Ok(b) => {
@@ -103,16 +105,16 @@ pub fn index_blocks(
             }
             Err(mut e) => {
                 e.message = format!("data block {i} of {count}: {}", e.message);
-                release_to(at, done);
-                return (blocks, Some(e));
+                tail_error = Some(e);
+                break;
             }
         }
         if (i + 1) % BLOCKS_PER_RELEASE == 0 {
-            release_to(at, done);
+            release(at);
         }
     }
-    release_to(at, done);
-    (blocks, None)
+    release(at);
+    (blocks, tail_error)
 }
 
 #[cfg(test)]

@@ -151,7 +151,6 @@ pub fn walk(
     let mut pos = 0usize;
     for i in 0..n {
         prefetch(data, pos + PREFETCH_AHEAD);
-        prefetch(data, pos + PREFETCH_AHEAD + 64);
         if let Some((f, size)) = v3::decode_fast(data, pos) {
             sink.push(f);
             pos += size;

@@ -195,10 +195,6 @@ impl<C: DistinctCounter> Worker<'_, C> {
                     }
                     r.idx = *at;
                 }
-                // Measurement only: copy each peer batch a second time, to see what the copy costs.
-                let mut dup: Vec<FlowRecord> = Vec::with_capacity(records.len());
-                dup.extend_from_slice(&records);
-                std::hint::black_box(&dup);
                 self.send(
                     to,
                     Msg::Batch {

@@ -213,11 +213,6 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
     /// first, so an index found in the second stage is still valid in the third.
     fn apply(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
         self.entries.reserve(refs.len());
-        // Experiment: updates in slot order, for locality in the table.
-        let mask = self.entries.capacity() as u64 - 1;
-        let mut sorted = refs.to_vec();
-        sorted.sort_unstable_by_key(|r| r.hash & mask);
-        let refs = &sorted[..];
         let mut ring = [0usize; RING];
         let n = refs.len();
         for i in 0..n + 2 * AHEAD {

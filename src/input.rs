@@ -104,15 +104,6 @@ impl formats::ByteSource for MappedFile {
             };
         }
     }
-
-    fn jumping(&self, jumps: bool) {
-        let advice = if jumps {
-            memmap2::Advice::Random
-        } else {
-            memmap2::Advice::Sequential
-        };
-        let _ = self.0.advise(advice);
-    }
 }
 
 /// Read or map a source's bytes.

@@ -26,8 +26,6 @@ pub trait ByteSource: AsRef<[u8]> + Send + Sync {
     /// A reader is done with `range` for now. A memory map gives those pages back to the page cache, so a scan
     /// of a file larger than memory keeps a small resident set; the bytes stay readable (they fault back in).
     fn release(&self, _range: std::ops::Range<usize>) {}
-    /// Experiment: whether the reader jumps (true) or reads in order, so a map can be told to read ahead or not.
-    fn jumping(&self, _jumps: bool) {}
 }
 
 impl ByteSource for Vec<u8> {}

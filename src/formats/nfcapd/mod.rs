@@ -54,12 +54,10 @@ impl NfcapdFile {
     pub fn open(bytes: Bytes) -> Result<NfcapdFile, FormatError> {
         let b: &[u8] = (*bytes).as_ref();
         let header = FileHeader::parse(b)?;
-        bytes.jumping(true);
         let (blocks, tail_error) =
             block::index_blocks(b, header.first_block, header.num_blocks, &mut |done| {
                 bytes.release(done)
             });
-        bytes.jumping(false);
         let (mut ident, mut stat, mut appendix_error) = (header.ident.clone(), header.stat, None);
         if header.appendix_blocks > 0 {
             match appendix::read(b, header.off_appendix, header.appendix_blocks, header.codec) {

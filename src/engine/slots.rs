@@ -57,7 +57,7 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
         self.entries.len().wrapping_sub(1)
     }
 
-    /// Start loading the cache lines where `hash` lands (an entry may straddle two lines).
+    /// Start loading the cache lines where `hash` lands, and the line after.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         if !self.entries.is_empty() {
@@ -65,13 +65,13 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
                 .entries
                 .as_ptr()
                 .wrapping_add(hash as usize & self.mask());
+            // The entry's line and the next: at the fills a table runs at (up to 7/8), a key is often a few slots
+            // past its home, and a probe that walks into a line not yet asked for waits a whole miss
+            // (docs/BENCHMARKS.md, "Prefetching the next line"). Entries over 64 bytes may reach a third line.
             prefetch(p);
-            // A second line only when the entry straddles one: a prefetch waits for a free fill buffer too.
-            if (p as usize & 63) + std::mem::size_of::<(K, S)>() > 64 {
-                prefetch(
-                    p.cast::<u8>()
-                        .wrapping_add(std::mem::size_of::<(K, S)>() - 1),
-                );
+            prefetch(p.cast::<u8>().wrapping_add(64));
+            if std::mem::size_of::<(K, S)>() > 64 {
+                prefetch(p.cast::<u8>().wrapping_add(128));
             }
         }
     }

@@ -38,14 +38,32 @@ pub const fn combine(a: u64, b: u64) -> u64 {
     fmix64(a ^ b.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// A `BuildHasher` with fixed seeds, for hash tables whose contents must not depend on the process.
-pub fn table_hasher() -> ahash::RandomState {
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
+/// A `BuildHasher` with fixed seeds, for hash tables whose contents must not depend on the process. It is
+/// zero-sized: `ahash::RandomState` is 32 bytes, and `--exact` keeps a set per key, millions of them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableHasher;
+
+/// The digits of pi, as ahash's own defaults use them: any fixed values would do.
+const TABLE_SEEDS: [u64; 4] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+];
+
+impl std::hash::BuildHasher for TableHasher {
+    type Hasher = ahash::AHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> ahash::AHasher {
+        static STATE: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+        STATE
+            .get_or_init(|| {
+                let [a, b, c, d] = TABLE_SEEDS;
+                ahash::RandomState::with_seeds(a, b, c, d)
+            })
+            .build_hasher()
+    }
 }
 
 #[cfg(test)]
@@ -62,6 +80,19 @@ mod tests {
         assert_eq!(hash128(0xffff_0a00_0080), 0xb893_72b9_3cce_2578);
         assert_eq!(hash128(0x2001_0db8 << 96 | 1), 0xfd26_d1dd_9984_a4cf);
         assert_ne!(hash128(1 << 64), hash128(1));
+    }
+
+    #[test]
+    fn the_table_hasher_is_free_to_store_and_the_same_every_time() {
+        use std::hash::BuildHasher;
+        assert_eq!(std::mem::size_of::<TableHasher>(), 0);
+        let [a, b, c, d] = TABLE_SEEDS;
+        let seeded = ahash::RandomState::with_seeds(a, b, c, d);
+        for v in [0u128, 1, 0xffff_0a00_0080, u128::MAX] {
+            assert_eq!(TableHasher.hash_one(v), TableHasher.hash_one(v));
+            assert_eq!(TableHasher.hash_one(v), seeded.hash_one(v));
+        }
+        assert_ne!(TableHasher.hash_one(1u128), TableHasher.hash_one(2u128));
     }
 
     #[test]

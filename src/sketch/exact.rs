@@ -6,14 +6,14 @@ use std::collections::HashSet;
 /// Exact counting with a fixed-seed ahash set of the 128-bit values (not their hashes, so no collisions).
 #[derive(Clone, Debug)]
 pub struct Exact {
-    set: HashSet<u128, ahash::RandomState>,
+    set: HashSet<u128, crate::hash::TableHasher>,
 }
 
 impl Default for Exact {
     fn default() -> Self {
         // An empty set allocates nothing; the hasher is fixed-seed so iteration order is the same in every run.
         Exact {
-            set: HashSet::with_hasher(crate::hash::table_hasher()),
+            set: HashSet::with_hasher(crate::hash::TableHasher),
         }
     }
 }

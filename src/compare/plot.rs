@@ -3,7 +3,7 @@
 //! Millions of keys would make a file nobody can open, so points are deduplicated by the pixel they fall on: the
 //! picture is the same, the file stays at a few thousand circles.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 const W: f64 = 640.0;
@@ -104,16 +104,22 @@ pub fn svg(s: &Scatter) -> String {
             s.above
         );
     }
-    let mut drawn = HashSet::new();
+    // One circle per half-pixel cell (finer than the circle, so deduplication changes nothing visible), drawn from
+    // the cell's smallest pair and in cell order: the file depends on the counts, not on the order in which the
+    // workers handed the keys over, which differs from run to run.
+    let mut cells: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
     for &(e, est) in s.pairs {
+        let cell = ((x(e as f64) * 2.0) as i64, (y(est as f64) * 2.0) as i64);
+        let first = cells.entry(cell).or_insert((e, est));
+        *first = (*first).min((e, est));
+    }
+    let drawn = cells.len();
+    for (e, est) in cells.into_values() {
         let (px, py) = (x(e as f64), y(est as f64));
-        // Half-pixel cells: finer than the circle, so deduplication changes nothing visible.
-        if drawn.insert(((px * 2.0) as i64, (py * 2.0) as i64)) {
-            let _ = writeln!(
-                o,
-                r##"<circle cx="{px:.1}" cy="{py:.1}" r="1.6" fill="#1f5fa8" fill-opacity="0.55"/>"##
-            );
-        }
+        let _ = writeln!(
+            o,
+            r##"<circle cx="{px:.1}" cy="{py:.1}" r="1.6" fill="#1f5fa8" fill-opacity="0.55"/>"##
+        );
     }
     let _ = writeln!(
         o,
@@ -135,7 +141,7 @@ pub fn svg(s: &Scatter) -> String {
         LEFT + pw - 6.0,
         TOP + ph - 8.0,
         s.pairs.len(),
-        drawn.len()
+        drawn
     );
     o.push_str("</svg>\n");
     o
@@ -175,5 +181,24 @@ mod tests {
         // Fewer circles than keys (high counts share pixels on a log axis), but more than a handful.
         assert!(circles > 200 && circles < 2001, "{circles}");
         assert!(out.contains("2001 keys"));
+    }
+
+    #[test]
+    fn the_same_counts_in_another_order_draw_the_same_file() {
+        let mut pairs: Vec<(u64, u64)> = (1..=3000u64).map(|i| (i, i + i % 7)).collect();
+        let draw = |pairs: &[(u64, u64)]| {
+            svg(&Scatter {
+                title: "FS1",
+                pairs,
+                above: 100,
+                x_label: "exact",
+                y_label: "estimate",
+            })
+        };
+        let before = draw(&pairs);
+        pairs.reverse();
+        assert_eq!(draw(&pairs), before);
+        pairs.sort_by_key(|&(e, _)| e.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        assert_eq!(draw(&pairs), before);
     }
 }

@@ -78,7 +78,7 @@ fn walk(dir: &Path, files: &mut Vec<Source>, errors: &mut Vec<InputError>) {
 }
 
 /// A read-only memory map of a whole file.
-struct MappedFile(memmap2::Mmap, File);
+struct MappedFile(memmap2::Mmap);
 
 impl AsRef<[u8]> for MappedFile {
     fn as_ref(&self) -> &[u8] {
@@ -87,15 +87,6 @@ impl AsRef<[u8]> for MappedFile {
 }
 
 impl formats::ByteSource for MappedFile {
-    fn read_range(&self, range: std::ops::Range<usize>, buf: &mut Vec<u8>) -> bool {
-        use std::os::unix::fs::FileExt;
-        if range.end > self.0.len() {
-            return false;
-        }
-        buf.resize(range.len(), 0);
-        self.1.read_exact_at(buf, range.start as u64).is_ok()
-    }
-
     fn release(&self, range: std::ops::Range<usize>) {
         // Only whole pages inside the range: a page shared with a neighbouring chunk may still be in use.
         const PAGE: usize = 4096;
@@ -139,7 +130,7 @@ pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
                     // Chunks are taken roughly in file order: let the kernel read ahead.
                     let _ = map.advise(memmap2::Advice::Sequential);
-                    return Ok(std::sync::Arc::new(MappedFile(map, file)));
+                    return Ok(std::sync::Arc::new(MappedFile(map)));
                 }
             }
             let mut buf = Vec::new();

@@ -26,12 +26,6 @@ pub trait ByteSource: AsRef<[u8]> + Send + Sync {
     /// A reader is done with `range` for now. A memory map gives those pages back to the page cache, so a scan
     /// of a file larger than memory keeps a small resident set; the bytes stay readable (they fault back in).
     fn release(&self, _range: std::ops::Range<usize>) {}
-
-    /// Copy `range` into `buf` with a read call instead of reading it through the map; false when the source
-    /// cannot (not a file).
-    fn read_range(&self, _range: std::ops::Range<usize>, _buf: &mut Vec<u8>) -> bool {
-        false
-    }
 }
 
 impl ByteSource for Vec<u8> {}

@@ -172,16 +172,7 @@ impl Decoder for NfcapdFile {
         if block.kind != BLOCK_TYPE_V1 && block.kind != BLOCK_TYPE_V3 {
             return Ok(ChunkStats::default());
         }
-        let start = block.payload_start();
-        let direct = (self.header.codec == Codec::None || block.stored_uncompressed())
-            && self
-                .bytes
-                .read_range(start..start + block.size as usize, scratch);
-        let data = if direct {
-            &scratch[..]
-        } else {
-            appendix::payload(self.file(), block, self.header.codec, scratch)?
-        };
+        let data = appendix::payload(self.file(), block, self.header.codec, scratch)?;
         let origin = Origin {
             block,
             in_file: self.header.codec == Codec::None || block.stored_uncompressed(),

@@ -128,6 +128,8 @@ pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError
                 // past the new end fault (SIGBUS); nfcapd writes rotated files under a temporary name and renames
                 // them when complete, so finished captures are not truncated under us. `--no-mmap` avoids the risk.
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+                    // Chunks are taken roughly in file order: let the kernel read ahead.
+                    let _ = map.advise(memmap2::Advice::Sequential);
                     return Ok(std::sync::Arc::new(MappedFile(map)));
                 }
             }

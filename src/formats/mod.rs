@@ -62,7 +62,7 @@ impl std::error::Error for FormatError {}
 
 /// Records are handed out in batches of at most this many, so the consumer's per-call cost is amortised. 1024
 /// records (96 KiB) stay below glibc's mmap threshold, so a batch buffer is recycled, not faulted in anew.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 1024;
 
 /// What one chunk held besides flows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -129,9 +129,6 @@ impl<C: DistinctCounter> Worker<'_, C> {
         let n = self.wiring.inboxes.len();
         let rules = self.wiring.rules;
         let compiled = self.wiring.compiled;
-        // Measurement only: every update stays with the worker that decoded it, so keys are split between
-        // shards and findings are wrong; what is left is the cost of the exchange.
-        let me = self.me;
         // Rule by rule over the batch: one filter program runs on a thousand records at a time, and each shard's
         // refs come out grouped by rule, as the tables apply them.
         if self.wiring.any_filter {
@@ -143,7 +140,7 @@ impl<C: DistinctCounter> Worker<'_, C> {
             let mut emit = |i: usize| {
                 for side in 0..c.sides() {
                     let hash = c.key_hash(&batch[i], side);
-                    outboxes[me].push(Ref {
+                    outboxes[shard_of(hash, n)].push(Ref {
                         hash,
                         idx: i as u32,
                         rule: ri as u16,

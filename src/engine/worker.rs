@@ -184,8 +184,17 @@ impl<C: DistinctCounter> Worker<'_, C> {
                 let mut records = self.spare_records.pop().unwrap_or_default();
                 records.clear();
                 let spare = self.spare_refs.pop().unwrap_or_default();
-                let refs = std::mem::replace(&mut self.outboxes[to], spare);
-                records.extend_from_slice(batch);
+                let mut refs = std::mem::replace(&mut self.outboxes[to], spare);
+                self.copied.clear();
+                self.copied.resize(batch.len(), u32::MAX);
+                for r in &mut refs {
+                    let at = &mut self.copied[r.idx as usize];
+                    if *at == u32::MAX {
+                        *at = records.len() as u32;
+                        records.push(batch[r.idx as usize]);
+                    }
+                    r.idx = *at;
+                }
                 self.send(
                     to,
                     Msg::Batch {

@@ -13,5 +13,8 @@ fi
 FILE=$(ls "$DIR"/nfcapd.* | head -1)
 cat "$DIR"/nfcapd.* > /dev/null  # page-cache the input: the figures are about the engine, not the disk
 
+# The median of RUNS lines on stdin, by their first number (a wall time).
+median_line() { sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"; }
+
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "input: $FILE ($(du -m "$FILE" | cut -f1) MB)"

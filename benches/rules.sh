@@ -21,7 +21,7 @@ for j in 1 2; do
       out=$( { /usr/bin/time -f 'TIME %e %M' "$BIN" scan -q -j "$j" -f json -r "benches/rules/$rules.toml" "$FILE" > /tmp/rules-bench.out; } 2>&1 || true)
       results+=("$(awk '/^TIME/{print $2, $3}' <<<"$out") $(wc -l < /tmp/rules-bench.out)")
     done
-    median=$(printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+    median=$(printf '%s\n' "${results[@]}" | median_line)
     read -r secs kb found <<<"$median"
     [ -z "$one" ] && one=$secs
     echo "| $j | $rules | $secs | $((kb / 1024)) | $found | $(awk -v a="$secs" -v b="$one" 'BEGIN{printf "%.2f", a / b}') |"
@@ -39,7 +39,7 @@ median_of() {
     /usr/bin/time -f '%e' -o "$tmp/time" "$BIN" scan -q -j 1 -r "$1" "$FILE" > /dev/null 2>&1 || true
     results+=("$(tail -1 "$tmp/time")")
   done
-  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+  printf '%s\n' "${results[@]}" | median_line
 }
 { echo "$header"; echo '[[rule]]'; echo 'id = "NONE"'; echo 'where = "proto 250"'; echo 'key = "src"';
   echo 'count = "flows"'; echo 'above = 0'; } > "$tmp/none.toml"

@@ -37,8 +37,8 @@ echo "| rules | counter | threads | wall s (median of $RUNS) | M flows/s | peak 
 echo "|---|---|---|---|---|---|---|"
 for c in "${configs[@]}"; do
   read -r rules counter j <<<"$c"
-  read -r secs kb flows < <(sort -n "$tmp/${c// /-}" | sed -n "$(( (RUNS + 1) / 2 ))p")
-  base=$(sort -n "$tmp/$rules-compact-$j" | sed -n "$(( (RUNS + 1) / 2 ))p" | cut -d' ' -f1)
+  read -r secs kb flows < <(median_line < "$tmp/${c// /-}")
+  read -r base _ < <(median_line < "$tmp/$rules-compact-$j")
   rate=$(awk -v f="$flows" -v s="$secs" 'BEGIN{printf "%.1f", f / s / 1e6}')
   ratio=$(awk -v s="$secs" -v b="$base" 'BEGIN{printf "%.2f", s / b}')
   echo "| $rules | $counter | $j | $secs | $rate | $((kb / 1024)) | $ratio |"

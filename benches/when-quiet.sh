@@ -10,14 +10,11 @@ cd "$(dirname "$0")/.."
 limit=$1
 shift
 [ $# -gt 0 ] || { echo "usage: benches/when-quiet.sh LIMIT COMMAND..." >&2; exit 2; }
-FLOWS=${FLOWS:-10000000}
-SOURCES=${SOURCES:-1000000}
-file=$(ls "${DIR:-/tmp/flowsketch-bench/scan-$FLOWS-$SOURCES}"/nfcapd.* 2>/dev/null | head -1)
-[ -n "$file" ] || { echo "no input yet: run benches/scan.sh once to generate it" >&2; exit 2; }
-cargo build --release --quiet
+# The same binary and input as benches/scan.sh (built and generated if need be); its machine lines go to the log.
+. benches/input.sh >&2
 deadline=$(( $(date +%s) + ${HOURS:-2} * 3600 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-  median=$(RUNS=3 benches/ab.sh "$file" target/release/flowsketch | sed -n 's/.*median wall \([0-9.]*\) s.*/\1/p')
+  median=$(RUNS=3 benches/ab.sh "$FILE" "$BIN" | sed -n 's/.*median wall \([0-9.]*\) s.*/\1/p')
   echo "$(date -u +%H:%M) UTC: FS1+FS4 at 2 threads, median of 3: $median s" >&2
   if awk -v m="$median" -v l="$limit" 'BEGIN { exit !(m <= l) }'; then
     exec "$@"

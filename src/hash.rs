@@ -83,13 +83,12 @@ mod tests {
     }
 
     #[test]
-    fn the_table_hasher_is_free_to_store_and_the_same_every_time() {
+    fn the_table_hasher_is_free_to_store_and_hashes_as_the_seeded_state_did() {
         use std::hash::BuildHasher;
         assert_eq!(std::mem::size_of::<TableHasher>(), 0);
         let [a, b, c, d] = TABLE_SEEDS;
         let seeded = ahash::RandomState::with_seeds(a, b, c, d);
         for v in [0u128, 1, 0xffff_0a00_0080, u128::MAX] {
-            assert_eq!(TableHasher.hash_one(v), TableHasher.hash_one(v));
             assert_eq!(TableHasher.hash_one(v), seeded.hash_one(v));
         }
         assert_ne!(TableHasher.hash_one(1u128), TableHasher.hash_one(2u128));

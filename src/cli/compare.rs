@@ -23,8 +23,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-/// Bytes of one key record: rule u16, address u128, extra tag u8, extra u128, window u32, value u64.
-const RECORD: usize = 2 + 16 + 1 + 16 + 4 + 8;
+/// Bytes of one key record: rule u16, address u128, extra tag u8, extra u128, window u64, value u64.
+const RECORD: usize = 2 + 16 + 1 + 16 + 8 + 8;
 
 pub fn run(args: &CompareArgs) -> ExitCode {
     let result = match &args.side {
@@ -129,14 +129,13 @@ fn encode(buf: &mut [u8; RECORD], rule: u16, key: &KeyParts, value: u64) {
     buf[2..18].copy_from_slice(&key.addr.0.to_le_bytes());
     buf[18] = tag;
     buf[19..35].copy_from_slice(&extra.to_le_bytes());
-    buf[35..39].copy_from_slice(&key.window.to_le_bytes());
-    buf[39..47].copy_from_slice(&value.to_le_bytes());
+    buf[35..43].copy_from_slice(&key.window.to_le_bytes());
+    buf[43..51].copy_from_slice(&value.to_le_bytes());
 }
 
 fn decode(buf: &[u8; RECORD]) -> Result<(usize, KeyParts, u64), String> {
     let mut a16 = [0u8; 16];
     let mut a8 = [0u8; 8];
-    let mut a4 = [0u8; 4];
     let rule = u16::from_le_bytes([buf[0], buf[1]]) as usize;
     a16.copy_from_slice(&buf[2..18]);
     let addr = Addr(u128::from_le_bytes(a16));
@@ -149,13 +148,13 @@ fn decode(buf: &[u8; RECORD]) -> Result<(usize, KeyParts, u64), String> {
         3 => KeyValue::Proto(extra as u8),
         t => return Err(format!("bad key tag {t} from a child scan")),
     };
-    a4.copy_from_slice(&buf[35..39]);
-    a8.copy_from_slice(&buf[39..47]);
+    a8.copy_from_slice(&buf[35..43]);
     let key = KeyParts {
         addr,
         extra,
-        window: u32::from_le_bytes(a4),
+        window: u64::from_le_bytes(a8),
     };
+    a8.copy_from_slice(&buf[43..51]);
     Ok((rule, key, u64::from_le_bytes(a8)))
 }
 

@@ -17,21 +17,20 @@ const AHEAD: usize = 16;
 /// Slot indices in flight between the second and third stage (a power of two above `AHEAD`).
 const RING: usize = 32;
 
-/// What a rule's state keeps besides its count: how many flows matched and when. 16 bytes, because a table
-/// holds millions: the span is kept in milliseconds up to 49 days (a month of captures fits), flows saturate at
-/// 2^32 - 1 (the count itself, for `count = "flows"`, is a separate 64-bit sum).
+/// What a rule's state keeps besides its count: how many flows matched and when. Full times, so a key whose flows
+/// span months (or a record stamped 0 beside today's) reports the times it saw, never a wrapped one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen {
     first_ms: u64,
-    span_ms: u32,
-    flows: u32,
+    last_ms: u64,
+    flows: u64,
 }
 
 impl Default for Seen {
     fn default() -> Seen {
         Seen {
             first_ms: u64::MAX,
-            span_ms: 0,
+            last_ms: 0,
             flows: 0,
         }
     }
@@ -39,7 +38,7 @@ impl Default for Seen {
 
 impl Seen {
     pub fn flows(&self) -> u64 {
-        self.flows as u64
+        self.flows
     }
 
     pub fn first_ms(&self) -> u64 {
@@ -51,33 +50,26 @@ impl Seen {
     }
 
     pub fn last_ms(&self) -> u64 {
-        self.first_ms() + self.span_ms as u64
+        self.last_ms
+    }
+
+    /// Count `flows` flows from `first` to `last` (an end before the start counts at the start).
+    #[inline]
+    pub fn cover(&mut self, first: u64, last: u64, flows: u64) {
+        self.first_ms = self.first_ms.min(first);
+        self.last_ms = self.last_ms.max(last.max(first));
+        self.flows = self.flows.saturating_add(flows);
     }
 
     #[inline]
-    fn cover(&mut self, first: u64, last: u64) {
-        let lo = self.first_ms.min(first);
-        let hi = if self.flows == 0 {
-            last
-        } else {
-            self.last_ms().max(last)
-        };
-        self.first_ms = lo;
-        self.span_ms = hi.saturating_sub(lo).min(u32::MAX as u64) as u32;
+    pub fn add(&mut self, rec: &FlowRecord) {
+        self.cover(rec.first_ms, rec.last_ms, 1);
     }
 
-    #[inline]
-    fn add(&mut self, rec: &FlowRecord) {
-        self.cover(rec.first_ms, rec.last_ms.max(rec.first_ms));
-        self.flows = self.flows.saturating_add(1);
-    }
-
-    fn merge(&mut self, o: &Seen) {
-        if o.flows == 0 {
-            return;
+    pub fn merge(&mut self, o: &Seen) {
+        if o.flows != 0 {
+            self.cover(o.first_ms, o.last_ms, o.flows);
         }
-        self.cover(o.first_ms, o.last_ms());
-        self.flows = self.flows.saturating_add(o.flows);
     }
 }
 
@@ -381,9 +373,10 @@ impl CompiledRule {
         }
     }
 
+    /// The index of the window `rec` starts in (0 without windows).
     #[inline]
-    pub fn window_of(&self, rec: &FlowRecord) -> u32 {
-        rec.first_ms.checked_div(self.window_ms).unwrap_or(0) as u32
+    pub fn window_of(&self, rec: &FlowRecord) -> u64 {
+        rec.first_ms.checked_div(self.window_ms).unwrap_or(0)
     }
 
     /// The routing hash of the key this rule builds from `rec` (must equal the table key's own hash).
@@ -416,6 +409,10 @@ pub enum RuleTable<C: DistinctCounter> {
     AddrDistinct(Split<V4Key, AddrKey, DistinctState<C>>),
     WindowSum(Table<AddrKey, SumState>),
     WindowDistinct(Table<AddrKey, DistinctState<C>>),
+    WindowPortSum(Table<AddrPortKey, SumState>),
+    WindowPortDistinct(Table<AddrPortKey, DistinctState<C>>),
+    WindowPairSum(Table<AddrPairKey, SumState>),
+    WindowPairDistinct(Table<AddrPairKey, DistinctState<C>>),
     PortSum(Split<V4PortKey, AddrPortKey, SumState>),
     PortDistinct(Split<V4PortKey, AddrPortKey, DistinctState<C>>),
     PairSum(Split<V4PairKey, AddrPairKey, SumState>),
@@ -429,6 +426,10 @@ macro_rules! each_table {
             RuleTable::AddrDistinct($t) => $body,
             RuleTable::WindowSum($t) => $body,
             RuleTable::WindowDistinct($t) => $body,
+            RuleTable::WindowPortSum($t) => $body,
+            RuleTable::WindowPortDistinct($t) => $body,
+            RuleTable::WindowPairSum($t) => $body,
+            RuleTable::WindowPairDistinct($t) => $body,
             RuleTable::PortSum($t) => $body,
             RuleTable::PortDistinct($t) => $body,
             RuleTable::PairSum($t) => $body,
@@ -440,17 +441,27 @@ macro_rules! each_table {
 impl<C: DistinctCounter> RuleTable<C> {
     pub fn new(rule: &CompiledRule) -> RuleTable<C> {
         let distinct = rule.count.is_distinct();
-        match (rule.key.extra, distinct) {
-            (KeyExtra::None, false) if rule.window_ms == 0 => RuleTable::AddrSum(Split::default()),
-            (KeyExtra::None, true) if rule.window_ms == 0 => {
-                RuleTable::AddrDistinct(Split::default())
+        // Narrow keys hold no window: a rule with windows keeps every key in the wide form.
+        let windows = rule.window_ms != 0;
+        match (rule.key.extra, distinct, windows) {
+            (KeyExtra::None, false, false) => RuleTable::AddrSum(Split::default()),
+            (KeyExtra::None, true, false) => RuleTable::AddrDistinct(Split::default()),
+            (KeyExtra::None, false, true) => RuleTable::WindowSum(Table::default()),
+            (KeyExtra::None, true, true) => RuleTable::WindowDistinct(Table::default()),
+            (KeyExtra::Src | KeyExtra::Dst, false, false) => RuleTable::PairSum(Split::default()),
+            (KeyExtra::Src | KeyExtra::Dst, true, false) => {
+                RuleTable::PairDistinct(Split::default())
             }
-            (KeyExtra::None, false) => RuleTable::WindowSum(Table::default()),
-            (KeyExtra::None, true) => RuleTable::WindowDistinct(Table::default()),
-            (KeyExtra::Src | KeyExtra::Dst, false) => RuleTable::PairSum(Split::default()),
-            (KeyExtra::Src | KeyExtra::Dst, true) => RuleTable::PairDistinct(Split::default()),
-            (_, false) => RuleTable::PortSum(Split::default()),
-            (_, true) => RuleTable::PortDistinct(Split::default()),
+            (KeyExtra::Src | KeyExtra::Dst, false, true) => {
+                RuleTable::WindowPairSum(Table::default())
+            }
+            (KeyExtra::Src | KeyExtra::Dst, true, true) => {
+                RuleTable::WindowPairDistinct(Table::default())
+            }
+            (_, false, false) => RuleTable::PortSum(Split::default()),
+            (_, true, false) => RuleTable::PortDistinct(Split::default()),
+            (_, false, true) => RuleTable::WindowPortSum(Table::default()),
+            (_, true, true) => RuleTable::WindowPortDistinct(Table::default()),
         }
     }
 
@@ -466,6 +477,10 @@ impl<C: DistinctCounter> RuleTable<C> {
             (RuleTable::AddrDistinct(a), RuleTable::AddrDistinct(b)) => a.merge(b),
             (RuleTable::WindowSum(a), RuleTable::WindowSum(b)) => a.merge(b),
             (RuleTable::WindowDistinct(a), RuleTable::WindowDistinct(b)) => a.merge(b),
+            (RuleTable::WindowPortSum(a), RuleTable::WindowPortSum(b)) => a.merge(b),
+            (RuleTable::WindowPortDistinct(a), RuleTable::WindowPortDistinct(b)) => a.merge(b),
+            (RuleTable::WindowPairSum(a), RuleTable::WindowPairSum(b)) => a.merge(b),
+            (RuleTable::WindowPairDistinct(a), RuleTable::WindowPairDistinct(b)) => a.merge(b),
             (RuleTable::PortSum(a), RuleTable::PortSum(b)) => a.merge(b),
             (RuleTable::PortDistinct(a), RuleTable::PortDistinct(b)) => a.merge(b),
             (RuleTable::PairSum(a), RuleTable::PairSum(b)) => a.merge(b),
@@ -526,7 +541,7 @@ mod tests {
         let mut e = Seen::default();
         e.merge(&Seen::default());
         assert_eq!((e.first_ms(), e.last_ms(), e.flows()), (0, 0, 0));
-        assert_eq!(std::mem::size_of::<Seen>(), 16);
+        assert_eq!(std::mem::size_of::<Seen>(), 24);
     }
 
     /// Both tables of a split rule count, and their union is what one table of wide keys would hold: for address
@@ -600,11 +615,33 @@ mod tests {
         }
     }
 
+    /// A record stamped 0 beside today's, or two months of captures: the times are the ones seen.
     #[test]
-    fn spans_past_49_days_saturate() {
+    fn spans_of_any_length_keep_their_times() {
         let mut a = Seen::default();
         a.add(&rec(0, 0));
-        a.add(&rec(60 * 86_400_000, 60 * 86_400_000));
-        assert_eq!(a.last_ms(), u32::MAX as u64);
+        let today = 1_764_000_000_000;
+        a.add(&rec(today, today + 5));
+        assert_eq!((a.first_ms(), a.last_ms()), (0, today + 5));
+        let mut b = Seen::default();
+        b.add(&rec(today + 60 * 86_400_000, today + 60 * 86_400_000));
+        b.merge(&a);
+        assert_eq!(
+            (b.first_ms(), b.last_ms(), b.flows()),
+            (0, today + 60 * 86_400_000, 3)
+        );
+    }
+
+    /// A 250 ms window over today's times has an index past 2^32; it must not wrap (it gave 1992).
+    #[test]
+    fn short_windows_keep_todays_index() {
+        let rule = CompiledRule {
+            key: crate::rules::KeySpec::SRC,
+            count: CountSpec::Flows,
+            window_ms: 250,
+        };
+        let today = 1_764_000_000_123;
+        assert_eq!(rule.window_of(&rec(today, today)), today / 250);
+        assert!(rule.window_of(&rec(today, today)) > u32::MAX as u64);
     }
 }

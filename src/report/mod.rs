@@ -78,8 +78,8 @@ impl Finding {
     /// Start and end of the finding's window in ms, when the rule has one.
     pub fn window_bounds(&self) -> Option<(u64, u64)> {
         self.window_ms.map(|w| {
-            let start = self.key.window as u64 * w;
-            (start, start + w)
+            let start = self.key.window.saturating_mul(w);
+            (start, start.saturating_add(w))
         })
     }
 }

@@ -13,7 +13,7 @@ pub struct InputOptions {
     /// Read files into memory instead of mapping them.
     pub no_mmap: bool,
     /// The reader to use (`--input-format`); the content decides when `None`.
-    pub format: Option<String>,
+    pub format: Option<formats::detect::Kind>,
 }
 
 /// One input to scan: a file, or standard input.
@@ -148,7 +148,7 @@ pub fn open(source: &Source, options: &InputOptions, opener: &Opener) -> Result<
         name: source.name(),
         message: e.to_string(),
     };
-    let format = options.format.as_deref();
+    let format = options.format.map(formats::detect::Kind::name);
     let decoder = match source {
         // A pipe is read as it comes: flow-tools and CSV stream, other formats are read whole first (with the
         // run's opener, so NetFlow templates from earlier inputs apply).

@@ -2,7 +2,8 @@
 //!
 //! Layers, each usable on its own: [`formats`] turns bytes into [`record::FlowRecord`]s, [`sketch`] counts distinct
 //! values per key, [`rules`] says what to count and what is suspicious, [`engine`] runs rules over inputs on worker
-//! threads, [`report`] writes findings. The command-line tool in `src/main.rs` is glue over these.
+//! threads, [`report`] writes findings, and [`scanner::Scanner`] runs a whole scan (both passes) over files. The
+//! command-line tool in `src/main.rs` is glue over these.
 
 pub mod compare;
 pub mod engine;
@@ -14,4 +15,5 @@ pub mod mem;
 pub mod record;
 pub mod report;
 pub mod rules;
+pub mod scanner;
 pub mod sketch;

@@ -1,6 +1,9 @@
 //! The command line, as clap reads it. Nothing here does work: `main` turns these into the library's types.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowsketch::formats::detect::Kind;
+use flowsketch::report::Format;
+use flowsketch::sketch::CounterKind;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
@@ -41,9 +44,8 @@ pub struct ScanArgs {
     pub rules: Option<PathBuf>,
 
     /// Output format.
-    #[arg(short = 'f', long, value_name = "FORMAT", default_value = "text",
-          value_parser = ["text", "json", "csv"])]
-    pub format: String,
+    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 
     /// Worker threads.
     #[arg(
@@ -55,21 +57,47 @@ pub struct ScanArgs {
     )]
     pub threads: Option<NonZeroUsize>,
 
-    /// Count exactly (same as --counter exact).
+    /// Count every key exactly in one table entry each (same as --counter exact --admit 0): the reference.
     #[arg(long, conflicts_with = "counter")]
     pub exact: bool,
 
-    /// Distinct-count backend: compact (exact while small, then HyperLogLog), exact, or hllpp (hyperloglogplus).
-    #[arg(long, value_name = "KIND", value_parser = ["compact", "exact", "hllpp"])]
-    pub counter: Option<String>,
+    /// Distinct-count backend of the first pass.
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub counter: Option<CounterArg>,
+
+    /// Admission fraction a: a key gets a table entry once a sketch says its count may have reached a times its
+    /// rule's threshold; 0 gives every key an entry. [default: 0.1, 0 with --exact]
+    #[arg(long, value_name = "A", value_parser = parse_admit, long_help = "Admission fraction a, from 0 to 1: a \
+        key gets a table entry once a count-min sketch says its count may have reached a times its rule's threshold \
+        T. Before that the key can miss at most a*T of its count, so one pass never misses a key at (1+a)*T or more \
+        and never reports one below T, and the verify pass makes every count exact. 0 gives every key an entry at \
+        its first flow. [default: 0.1, 0 with --exact]")]
+    pub admit: Option<f64>,
+
+    /// Memory for the admission sketches and tables (like 256M, 2G); admission tightens to stay within it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, long_help = "Memory the admission sketches and \
+        tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). When the admitted keys \
+        would outgrow it, the scan doubles the admission fraction of the growing rule (up to 1), says so, and \
+        states the guarantee it then gives; keys are never dropped. [default: 256M]")]
+    pub memory: Option<usize>,
+
+    /// One pass only: do not count the candidates again (findings then carry the admission bound).
+    #[arg(
+        long,
+        long_help = "One pass only. By default, when every input can be read twice (files, not \
+        standard input), a second pass counts the keys that could be over a threshold again from every flow, so \
+        findings and counts are exactly those of exact counting. Without it findings carry the admission bound: \
+        none below its threshold, none at (1+a) times it missed, and counts may lack up to A-1."
+    )]
+    pub no_verify: bool,
 
     /// Read files into memory instead of memory-mapping them.
     #[arg(long)]
     pub no_mmap: bool,
 
     /// Reader to use instead of detecting the format from the content.
-    #[arg(long, value_name = "FORMAT", value_parser = ["nfcapd", "flowtools", "netflow", "pcap", "csv"])]
-    pub input_format: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub input_format: Option<InputFormat>,
 
     /// No progress display and no summary; findings and errors only.
     #[arg(short, long)]
@@ -78,6 +106,113 @@ pub struct ScanArgs {
     /// After the summary, each rule's keys and memory: its tables' slot arrays and its counters' heap.
     #[arg(long, conflicts_with = "quiet")]
     pub stats: bool,
+}
+
+/// Output formats of findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Text,
+    /// JSON lines: one object per finding, then a summary record.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Csv => Format::Csv,
+        }
+    }
+}
+
+/// Distinct-count backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CounterArg {
+    /// Exact up to 383 distinct values, then HyperLogLog (1.6 % standard error); 8 bytes when idle.
+    Compact,
+    /// A hash set of the values.
+    Exact,
+    /// The hyperloglogplus crate's HyperLogLog++, for comparison.
+    Hllpp,
+}
+
+impl From<CounterArg> for CounterKind {
+    fn from(c: CounterArg) -> CounterKind {
+        match c {
+            CounterArg::Compact => CounterKind::Compact,
+            CounterArg::Exact => CounterKind::Exact,
+            CounterArg::Hllpp => CounterKind::Hllpp,
+        }
+    }
+}
+
+/// Readers `--input-format` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// nfdump nfcapd files (layout 1 and 2).
+    Nfcapd,
+    /// flow-tools files (stream v1/v3, export v1/v5/v7, zlib or not).
+    Flowtools,
+    /// Raw NetFlow v5/v9/IPFIX export packets, one UDP payload per file.
+    Netflow,
+    /// pcap/pcapng captures of NetFlow v5/v9/IPFIX exporter traffic.
+    Pcap,
+    /// nfdump -o csv or flow-tools flow-export -f2 CSV.
+    Csv,
+}
+
+impl From<InputFormat> for Kind {
+    fn from(f: InputFormat) -> Kind {
+        match f {
+            InputFormat::Nfcapd => Kind::Nfcapd,
+            InputFormat::Flowtools => Kind::FlowTools,
+            InputFormat::Netflow => Kind::Netflow,
+            InputFormat::Pcap => Kind::Pcap,
+            InputFormat::Csv => Kind::Csv,
+        }
+    }
+}
+
+/// `--admit`: a fraction from 0 to 1.
+fn parse_admit(s: &str) -> Result<f64, String> {
+    let a: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a fraction from 0 to 1, like 0.1; found '{s}'"))?;
+    if (0.0..=1.0).contains(&a) {
+        Ok(a)
+    } else {
+        Err(format!("expected a fraction from 0 to 1; found {a}"))
+    }
+}
+
+/// `--memory`: bytes with an optional K, M, G or T suffix (powers of 1024; `B` and `iB` may follow).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a size like 256M or 2G; found '{s}'"))?;
+    let shift = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => return Err(format!("expected a size like 256M or 2G; found '{s}'")),
+    };
+    let bytes = n
+        .checked_mul(1 << shift)
+        .filter(|&b| b <= usize::MAX as u64)
+        .ok_or_else(|| format!("size '{s}' is too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("--memory must be at least 1M; found '{s}'"));
+    }
+    Ok(bytes as usize)
 }
 
 #[derive(Args, Debug, Clone)]
@@ -159,26 +294,37 @@ pub struct CompareArgs {
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
-    /// Output format.
-    #[arg(short = 'f', long, value_name = "FORMAT", default_value = "text",
-          value_parser = ["text", "json"])]
-    pub format: String,
+    /// Output format: text or json.
+    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 
     /// Worker threads of each scan.
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<NonZeroUsize>,
 
     /// The counter compared against exact counting.
-    #[arg(long, value_name = "KIND", default_value = "compact", value_parser = ["compact", "exact", "hllpp"])]
-    pub counter: String,
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = CounterArg::Compact)]
+    pub counter: CounterArg,
+
+    /// Admission fraction of the sketch side (see `scan --admit`).
+    #[arg(long, value_name = "A", value_parser = parse_admit)]
+    pub admit: Option<f64>,
+
+    /// Memory budget of the sketch side (see `scan --memory`).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<usize>,
+
+    /// The sketch side runs one pass (see `scan --no-verify`).
+    #[arg(long)]
+    pub no_verify: bool,
 
     /// Read files into memory instead of memory-mapping them.
     #[arg(long)]
     pub no_mmap: bool,
 
     /// Reader to use instead of detecting the format from the content.
-    #[arg(long, value_name = "FORMAT", value_parser = ["nfcapd", "flowtools", "netflow", "pcap", "csv"])]
-    pub input_format: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub input_format: Option<InputFormat>,
 
     /// Write a log-log SVG of estimated against exact counts of one rule (see --plot-rule).
     #[arg(long, value_name = "FILE")]
@@ -190,6 +336,6 @@ pub struct CompareArgs {
 
     /// Internal: scan with this counter alone and write machine-readable counts to stdout (each side of a
     /// comparison runs as a child process so its time and peak memory are its own).
-    #[arg(long, value_name = "KIND", hide = true, value_parser = ["compact", "exact", "hllpp"])]
-    pub side: Option<String>,
+    #[arg(long, value_name = "KIND", hide = true, value_enum)]
+    pub side: Option<CounterArg>,
 }

@@ -5,30 +5,28 @@
 //! counted key of every rule as fixed-size binary records; the parent joins the two streams rule by rule with
 //! [`flowsketch::compare::RuleAccumulator`], holding only the exact side's near keys.
 
-use super::args::{CompareArgs, ScanArgs};
-use super::scan::ScanPlan;
+use super::args::{CompareArgs, CounterArg, OutputFormat};
 use super::ExitCode;
+use clap::ValueEnum;
 use flowsketch::compare::plot::{self, Scatter};
 use flowsketch::compare::{RuleAccumulator, RuleComparison, NEAR_FRACTION};
-use flowsketch::engine::{self, InputError, KeyParts, KeyValue};
-use flowsketch::formats::Opener;
-use flowsketch::input;
+use flowsketch::engine::{KeyParts, KeyValue};
+use flowsketch::input::InputOptions;
 use flowsketch::mem::{human_bytes, peak_rss_bytes};
 use flowsketch::record::Addr;
-use flowsketch::report;
-use flowsketch::sketch::{self, DistinctCounter};
+use flowsketch::rules::Definitions;
+use flowsketch::scanner::{Progress, ScanConfig, Scanner};
+use flowsketch::sketch::CounterKind;
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 
-/// Bytes of one key record: rule u16, address u128, extra tag u8, extra u128, window u64, value u64.
-const RECORD: usize = 2 + 16 + 1 + 16 + 8 + 8;
+/// Bytes of one key record: kind u8, rule u16, address u128, extra tag u8, extra u128, window u64, value u64.
+const RECORD: usize = 1 + 2 + 16 + 1 + 16 + 8 + 8;
 
 pub fn run(args: &CompareArgs) -> ExitCode {
-    let result = match &args.side {
-        Some(kind) => side(args, kind),
+    let result = match args.side {
+        Some(kind) => side(args, kind.into()),
         None => compare(args),
     };
     match result {
@@ -40,91 +38,105 @@ pub fn run(args: &CompareArgs) -> ExitCode {
     }
 }
 
-fn plan(args: &CompareArgs, counter: &str) -> Result<ScanPlan, String> {
-    ScanPlan::from_args(&ScanArgs {
-        paths: args.paths.clone(),
-        rules: args.rules.clone(),
-        format: "text".into(),
-        threads: args.threads,
-        exact: false,
-        counter: Some(counter.to_string()),
-        no_mmap: args.no_mmap,
-        input_format: args.input_format.clone(),
-        quiet: true,
-        stats: false,
-    })
+fn definitions(args: &CompareArgs) -> Result<Definitions, String> {
+    match &args.rules {
+        Some(path) => Definitions::load(path).map_err(|e| e.to_string()),
+        None => Ok(Definitions::builtin()),
+    }
+}
+
+/// The scan each side runs: the exact side counts every key exactly in one pass (the reference); the sketch side
+/// runs as `flowsketch scan` would with the same flags.
+fn config(args: &CompareArgs, counter: CounterKind) -> ScanConfig {
+    let exact = counter == CounterKind::Exact;
+    let mut c = ScanConfig {
+        counter,
+        admit: if exact {
+            0.0
+        } else {
+            args.admit.unwrap_or(ScanConfig::default().admit)
+        },
+        verify: !exact && !args.no_verify,
+        input: InputOptions {
+            no_mmap: args.no_mmap,
+            format: args.input_format.map(Into::into),
+        },
+        ..ScanConfig::default()
+    };
+    if let Some(n) = args.threads {
+        c.threads = n.get();
+    }
+    if let Some(m) = args.memory {
+        c.memory = m;
+    }
+    c
 }
 
 // ---- child: one scan, results to stdout ----
 
-fn side(args: &CompareArgs, kind: &str) -> Result<ExitCode, String> {
-    let plan = plan(args, kind)?;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let errors = match kind {
-        "exact" => side_with::<sketch::Exact>(&plan, &args.paths, &mut out),
-        "hllpp" => side_with::<sketch::Hllpp>(&plan, &args.paths, &mut out),
-        _ => side_with::<sketch::Compact>(&plan, &args.paths, &mut out),
-    }
-    .and_then(|e| out.flush().map(|()| e))
-    .map_err(|e| format!("cannot write results: {e}"))?;
-    Ok(if errors > 0 {
-        ExitCode::Error
-    } else {
-        ExitCode::Clean
-    })
-}
+/// Record kinds a child writes: a key its first pass counted, and a key it reported.
+const COUNTED: u8 = 0;
+const FOUND: u8 = 1;
 
-/// Scan as `flowsketch scan` does (open, scan, findings), note time and peak memory, then write every count.
-fn side_with<C: DistinctCounter>(
-    plan: &ScanPlan,
-    paths: &[std::path::PathBuf],
-    out: &mut dyn Write,
-) -> io::Result<usize> {
-    let start = Instant::now();
-    let defs = &plan.definitions;
-    let (sources, walk_errors) = input::expand(paths);
-    let opener = Opener::new();
-    let opened = sources.iter().map(|s| input::open(s, &plan.input, &opener));
-    let progress = AtomicU64::new(0);
-    let mut result = engine::scan::<C, _>(&defs.rules, opened, &plan.options, &progress);
-    let findings = report::findings(defs, &mut result);
-    let secs = start.elapsed().as_secs_f64();
+fn side(args: &CompareArgs, counter: CounterKind) -> Result<ExitCode, String> {
+    let defs = definitions(args)?;
+    let scanner = Scanner::new(&defs, config(args, counter));
+    let (scan, mut tables) = scanner.run_keeping_tables(&args.paths, &Progress::default());
     let peak = peak_rss_bytes();
-    let mut errors: Vec<InputError> = walk_errors;
-    errors.extend(result.errors.iter().cloned());
-    for e in &errors {
+    for e in &scan.errors {
         eprintln!("flowsketch: {e}");
     }
     let header = json!({
-        "counter": C::NAME,
-        "secs": secs,
+        "counter": scan.counter,
+        "secs": scan.secs(),
         "peak_rss_bytes": peak,
-        "flows": result.stats.flows,
-        "inputs": result.stats.inputs,
-        "errors": errors.len(),
-        "keys": result.keys(),
-        "findings": findings.len(),
+        "flows": scan.stats.flows,
+        "inputs": scan.stats.inputs,
+        "errors": scan.errors.len(),
+        "keys": scan.keys,
+        "findings": scan.findings.len(),
+        "guarantee": scan.guarantee.name(),
         "rules": defs.rules.iter().map(|r| json!({"id": r.id, "above": r.above})).collect::<Vec<_>>(),
     });
-    writeln!(out, "{header}")?;
-    let mut rec = [0u8; RECORD];
-    for rule in 0..defs.rules.len() {
-        for c in result.all(rule) {
-            encode(&mut rec, rule as u16, &c.key, c.value.value);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut write = || -> io::Result<()> {
+        writeln!(out, "{header}")?;
+        let mut rec = [0u8; RECORD];
+        let mut failed = Ok(());
+        for rule in 0..defs.rules.len() {
+            tables.each(rule, &mut |c| {
+                encode(&mut rec, COUNTED, rule as u16, &c.key, c.value.value);
+                if failed.is_ok() {
+                    failed = out.write_all(&rec);
+                }
+            });
+        }
+        failed?;
+        let index = |id: &str| defs.rules.iter().position(|r| r.id == id).unwrap_or(0);
+        for f in &scan.findings {
+            encode(&mut rec, FOUND, index(&f.rule) as u16, &f.key, f.count);
             out.write_all(&rec)?;
         }
-    }
-    Ok(errors.len())
+        out.flush()
+    };
+    write().map_err(|e| format!("cannot write results: {e}"))?;
+    Ok(if scan.errors.is_empty() {
+        ExitCode::Clean
+    } else {
+        ExitCode::Error
+    })
 }
 
-fn encode(buf: &mut [u8; RECORD], rule: u16, key: &KeyParts, value: u64) {
+fn encode(buf: &mut [u8; RECORD], kind: u8, rule: u16, key: &KeyParts, value: u64) {
     let (tag, extra) = match key.extra {
         KeyValue::None => (0u8, 0u128),
         KeyValue::Addr(a) => (1, a.0),
         KeyValue::Port(p) => (2, p as u128),
         KeyValue::Proto(p) => (3, p as u128),
     };
+    buf[0] = kind;
+    let buf = &mut buf[1..];
     buf[0..2].copy_from_slice(&rule.to_le_bytes());
     buf[2..18].copy_from_slice(&key.addr.0.to_le_bytes());
     buf[18] = tag;
@@ -133,7 +145,15 @@ fn encode(buf: &mut [u8; RECORD], rule: u16, key: &KeyParts, value: u64) {
     buf[43..51].copy_from_slice(&value.to_le_bytes());
 }
 
-fn decode(buf: &[u8; RECORD]) -> Result<(usize, KeyParts, u64), String> {
+/// A record: its kind, rule, key and value.
+type Decoded = (u8, usize, KeyParts, u64);
+
+fn decode(buf: &[u8; RECORD]) -> Result<Decoded, String> {
+    let kind = buf[0];
+    if kind > FOUND {
+        return Err(format!("bad record kind {kind} from a child scan"));
+    }
+    let buf = &buf[1..];
     let mut a16 = [0u8; 16];
     let mut a8 = [0u8; 8];
     let rule = u16::from_le_bytes([buf[0], buf[1]]) as usize;
@@ -155,7 +175,7 @@ fn decode(buf: &[u8; RECORD]) -> Result<(usize, KeyParts, u64), String> {
         window: u64::from_le_bytes(a8),
     };
     a8.copy_from_slice(&buf[43..51]);
-    Ok((rule, key, u64::from_le_bytes(a8)))
+    Ok((kind, rule, key, u64::from_le_bytes(a8)))
 }
 
 // ---- parent: run both sides, join, report ----
@@ -166,12 +186,13 @@ struct SideRun {
     failed: bool,
 }
 
-/// Run one side as a child and hand each counted key to `each(rule, key, value)`.
+/// Run one side as a child and hand each record to `each(kind, rule, key, value)`.
 fn run_side(
     args: &CompareArgs,
-    kind: &str,
-    mut each: impl FnMut(usize, KeyParts, u64),
+    counter: CounterArg,
+    mut each: impl FnMut(u8, usize, KeyParts, u64),
 ) -> Result<SideRun, String> {
+    let kind = CounterKind::from(counter).name();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("compare").arg("--side").arg(kind);
@@ -184,8 +205,18 @@ fn run_side(
     if args.no_mmap {
         cmd.arg("--no-mmap");
     }
-    if let Some(f) = &args.input_format {
-        cmd.arg("--input-format").arg(f);
+    if let Some(f) = args.input_format {
+        let name = f.to_possible_value().expect("no value is skipped");
+        cmd.arg("--input-format").arg(name.get_name());
+    }
+    if let Some(a) = args.admit {
+        cmd.arg("--admit").arg(a.to_string());
+    }
+    if let Some(m) = args.memory {
+        cmd.arg("--memory").arg(m.to_string());
+    }
+    if args.no_verify {
+        cmd.arg("--no-verify");
     }
     cmd.arg("--").args(&args.paths);
     let mut child = cmd
@@ -209,8 +240,8 @@ fn run_side(
         }
         r.read_exact(&mut rec)
             .map_err(|e| format!("reading the {kind} scan: {e}"))?;
-        let (rule, key, value) = decode(&rec)?;
-        each(rule, key, value);
+        let (kind, rule, key, value) = decode(&rec)?;
+        each(kind, rule, key, value);
     }
     let status = child
         .wait()
@@ -239,7 +270,7 @@ fn rules_of(header: &Value) -> Vec<(String, u64)> {
 
 fn compare(args: &CompareArgs) -> Result<ExitCode, String> {
     // Load the definitions here too: a bad file is said once, and the rules' thresholds are known up front.
-    let defs = plan(args, &args.counter)?.definitions;
+    let defs = definitions(args)?;
     let rules: Vec<(String, u64)> = defs.rules.iter().map(|r| (r.id.clone(), r.above)).collect();
     let plot_rule = match &args.plot {
         Some(_) => Some(
@@ -256,13 +287,20 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, String> {
         .map(|(i, (id, above))| RuleAccumulator::new(id, *above, plot_rule == Some(i)))
         .collect();
     let mut stray = 0u64;
-    let exact = run_side(args, "exact", |rule, key, value| match accs.get_mut(rule) {
-        Some(a) => a.exact(key, value),
-        None => stray += 1,
-    })?;
-    let sketch = run_side(args, &args.counter, |rule, key, value| {
+    // The exact side's counts are exact and complete: its findings add nothing.
+    let exact = run_side(
+        args,
+        CounterArg::Exact,
+        |kind, rule, key, value| match accs.get_mut(rule) {
+            Some(a) if kind == COUNTED => a.exact(key, value),
+            Some(_) => {}
+            None => stray += 1,
+        },
+    )?;
+    let sketch = run_side(args, args.counter, |kind, rule, key, value| {
         match accs.get_mut(rule) {
-            Some(a) => a.sketch(key, value),
+            Some(a) if kind == COUNTED => a.sketch(key, value),
+            Some(a) => a.sketch_finding(key, value),
             None => stray += 1,
         }
     })?;
@@ -277,16 +315,17 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, String> {
         ));
     }
     let results: Vec<RuleComparison> = accs.iter().map(RuleAccumulator::finish).collect();
+    let counter = CounterKind::from(args.counter).name();
     let report = Report {
-        counter: &args.counter,
+        counter,
         sketch: &sketch.header,
         exact: &exact.header,
         rules: &results,
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let written = match args.format.as_str() {
-        "json" => writeln!(out, "{}", report.json()),
+    let written = match args.format {
+        OutputFormat::Json => writeln!(out, "{}", report.json()),
         _ => report.text(&mut out),
     }
     .and_then(|()| out.flush());
@@ -301,7 +340,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, String> {
         let title = format!(
             "{}: {} estimate vs exact count per key ({} flows)",
             r.rule,
-            args.counter,
+            counter,
             exact.header["flows"].as_u64().unwrap_or(0)
         );
         let svg = plot::svg(&Scatter {
@@ -309,7 +348,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, String> {
             pairs: &pairs,
             above: r.above,
             x_label: "exact count",
-            y_label: &format!("{} estimate", args.counter),
+            y_label: &format!("{counter} estimate"),
         });
         std::fs::write(path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -567,14 +606,14 @@ mod tests {
             let key = KeyParts {
                 addr: Addr::v4(0x0a00_0001 + i as u32),
                 extra,
-                window: 3 * i as u32,
+                window: 3 * i as u64,
             };
             let mut buf = [0u8; RECORD];
-            encode(&mut buf, i as u16, &key, u64::MAX - i as u64);
-            assert_eq!(decode(&buf), Ok((i, key, u64::MAX - i as u64)));
+            encode(&mut buf, FOUND, i as u16, &key, u64::MAX - i as u64);
+            assert_eq!(decode(&buf), Ok((FOUND, i, key, u64::MAX - i as u64)));
         }
         let mut buf = [0u8; RECORD];
-        buf[18] = 9;
+        buf[19] = 9;
         assert!(decode(&buf).unwrap_err().contains("tag 9"));
     }
 }

@@ -3,15 +3,14 @@
 //! planted host was found by the rules it should trigger (and the decoy by none).
 
 use super::args::DemoArgs;
-use super::scan::{execute, ScanPlan};
+use super::scan::ScanPlan;
 use super::ExitCode;
-use flowsketch::engine::ScanOptions;
 use flowsketch::formats::nfcapd::writer::{Compression, NfcapdWriter};
 use flowsketch::gen::demo::{self, Planted};
-use flowsketch::input::InputOptions;
 use flowsketch::record::FlowRecord;
 use flowsketch::report::{self, Finding, Format};
 use flowsketch::rules::Definitions;
+use flowsketch::scanner::ScanConfig;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
@@ -54,28 +53,31 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         dir.display(),
         files.join(", ")
     );
-    let mut options = ScanOptions::default();
+    let mut config = ScanConfig::default();
     if let Some(n) = args.threads {
-        options.threads = n.get();
+        config.threads = n.get();
     }
     let plan = ScanPlan {
         definitions: Definitions::builtin(),
-        options,
-        input: InputOptions::default(),
+        config,
         format: Format::Text,
-        counter: "compact".into(),
         quiet: false,
         stats: false,
     };
     eprintln!("flowsketch demo: flowsketch scan {}", dir.display());
-    let outcome = execute(&plan, std::slice::from_ref(&dir));
+    let scan = plan.scan(std::slice::from_ref(&dir));
+    for e in &scan.errors {
+        eprintln!("flowsketch: {e}");
+    }
     let meta = plan.meta();
     let stdout = io::stdout();
-    let _ = report::write(&mut stdout.lock(), Format::Text, &meta, &outcome.findings);
-    let ok = verdict(&planted, &outcome.findings) && outcome.errors.is_empty();
+    let _ = report::write(&mut stdout.lock(), Format::Text, &meta, &scan.findings);
+    let ok = verdict(&planted, &scan.findings) && scan.errors.is_empty();
     eprintln!(
-        "flowsketch demo: {} flows scanned in {:.2} s",
-        outcome.stats.flows, outcome.secs
+        "flowsketch demo: {} flows scanned in {:.2} s ({})",
+        scan.stats.flows,
+        scan.secs(),
+        scan.guarantee.describe()
     );
     if ok {
         eprintln!("flowsketch demo: every planted host was found, and nothing under a threshold was reported");

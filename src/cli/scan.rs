@@ -1,25 +1,24 @@
-//! `flowsketch scan`: definitions in, inputs opened in order, engine run, findings written, summary on stderr.
+//! `flowsketch scan`: flags to a [`ScanConfig`], the library's [`Scanner`] over the paths, findings to stdout, the
+//! summary and problems to stderr, and the exit code.
 
 use super::args::ScanArgs;
-use super::progress::Progress;
 use super::ExitCode;
-use flowsketch::engine::{self, Footprint, InputError, ScanOptions, ScanStats};
-use flowsketch::formats::Opener;
-use flowsketch::input::{self, InputOptions};
+use flowsketch::input::InputOptions;
 use flowsketch::mem::{human_bytes, peak_rss_bytes};
+use flowsketch::report::summary::Summary;
 use flowsketch::report::{self, Format, ReportMeta};
 use flowsketch::rules::Definitions;
-use flowsketch::sketch::{self, DistinctCounter};
+use flowsketch::scanner::{Progress, Scan, ScanConfig, Scanner};
+use flowsketch::sketch::CounterKind;
 use std::io::{self, Write};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Everything a scan needs, decided from the flags.
 pub struct ScanPlan {
     pub definitions: Definitions,
-    pub options: ScanOptions,
-    pub input: InputOptions,
+    pub config: ScanConfig,
     pub format: Format,
-    pub counter: String,
     pub quiet: bool,
     /// Print each rule's keys and memory after the summary.
     pub stats: bool,
@@ -31,7 +30,7 @@ impl ScanPlan {
         ReportMeta {
             definitions_version: self.definitions.version.clone(),
             definitions_origin: self.definitions.origin.clone(),
-            counter: self.counter.clone(),
+            counter: self.config.counter.name().to_string(),
         }
     }
 
@@ -41,27 +40,57 @@ impl ScanPlan {
             None => Definitions::builtin(),
         };
         let counter = if args.exact {
-            "exact".to_string()
+            CounterKind::Exact
         } else {
-            args.counter
-                .clone()
-                .unwrap_or_else(|| "compact".to_string())
+            args.counter.map_or(CounterKind::Compact, CounterKind::from)
         };
-        let mut options = ScanOptions::default();
+        let mut config = ScanConfig {
+            counter,
+            // The reference counts every key exactly: no admission unless asked for.
+            admit: args.admit.unwrap_or(if args.exact {
+                0.0
+            } else {
+                ScanConfig::default().admit
+            }),
+            verify: !args.no_verify,
+            input: InputOptions {
+                no_mmap: args.no_mmap,
+                format: args.input_format.map(Into::into),
+            },
+            ..ScanConfig::default()
+        };
         if let Some(n) = args.threads {
-            options.threads = n.get();
+            config.threads = n.get();
+        }
+        if let Some(m) = args.memory {
+            config.memory = m;
         }
         Ok(ScanPlan {
             definitions,
-            options,
-            input: InputOptions {
-                no_mmap: args.no_mmap,
-                format: args.input_format.clone(),
-            },
-            format: args.format.parse()?,
-            counter,
+            config,
+            format: args.format.into(),
             quiet: args.quiet,
             stats: args.stats,
+        })
+    }
+
+    /// Scan `paths` with a progress line on a terminal (unless quiet); inactive rules are said first.
+    pub fn scan(&self, paths: &[PathBuf]) -> Scan {
+        if !self.quiet {
+            for (id, why) in &self.definitions.inactive {
+                eprintln!("flowsketch: rule {id} {why}");
+            }
+        }
+        let progress = Progress::default();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            if !self.quiet {
+                s.spawn(|| super::progress::show(&progress, &stop));
+            }
+            let scanner = Scanner::new(&self.definitions, self.config.clone());
+            let scan = scanner.run_with(paths, &progress);
+            stop.store(true, Ordering::Relaxed);
+            scan
         })
     }
 }
@@ -77,39 +106,39 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     run_plan(&plan, &args.paths)
 }
 
-/// What a scan produced, before anything is printed.
-pub struct Outcome {
-    pub findings: Vec<report::Finding>,
-    pub errors: Vec<InputError>,
-    pub stats: ScanStats,
-    pub keys: usize,
-    pub secs: f64,
-    /// Problems that did not stop decoding (said on stderr as they were found).
-    pub warnings: usize,
-    /// Each rule's id and what its tables hold, when the plan asks for them.
-    pub footprints: Vec<(String, Footprint)>,
-}
-
-impl Outcome {
-    pub fn exit_code(&self) -> ExitCode {
-        if !self.errors.is_empty() {
-            ExitCode::Error
-        } else if self.findings.is_empty() {
-            ExitCode::Clean
-        } else {
-            ExitCode::Findings
-        }
+/// The exit code a scan earns: errors first, then findings.
+pub fn exit_code(scan: &Scan) -> ExitCode {
+    if !scan.errors.is_empty() {
+        ExitCode::Error
+    } else if scan.findings.is_empty() {
+        ExitCode::Clean
+    } else {
+        ExitCode::Findings
     }
 }
 
 /// Run a scan plan over paths, writing the report to stdout and the summary to stderr.
-pub fn run_plan(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> ExitCode {
-    let outcome = execute(plan, paths);
+pub fn run_plan(plan: &ScanPlan, paths: &[PathBuf]) -> ExitCode {
+    let scan = plan.scan(paths);
+    for w in &scan.warnings {
+        eprintln!("flowsketch: {w}");
+    }
+    for e in &scan.errors {
+        eprintln!("flowsketch: {e}");
+    }
+    let summary = scan.summary(peak_rss_bytes());
     let meta = plan.meta();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let written =
-        report::write(&mut out, plan.format, &meta, &outcome.findings).and_then(|()| out.flush());
+    let written = report::write(&mut out, plan.format, &meta, &scan.findings)
+        .and_then(|()| {
+            if plan.format == Format::Json {
+                serde_json::to_writer(&mut out, &summary.object(&meta))?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        })
+        .and_then(|()| out.flush());
     if let Err(e) = written {
         // A closed pipe (`| head`) is the reader saying it has seen enough, not an error.
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -118,99 +147,84 @@ pub fn run_plan(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> ExitCode {
         }
     }
     if !plan.quiet {
-        summary(&outcome);
+        print_summary(&summary, &scan);
     }
-    for (id, f) in &outcome.footprints {
-        eprintln!(
-            "flowsketch: rule {id}: {} keys, tables {}, counters {}",
-            f.keys,
-            human_bytes(f.table_bytes as u64),
-            human_bytes(f.counter_bytes as u64)
-        );
+    if plan.stats {
+        print_stats(&scan);
     }
-    outcome.exit_code()
+    exit_code(&scan)
 }
 
-/// Scan without printing findings; inactive rules and input errors are said on stderr as they are known.
-pub fn execute(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> Outcome {
-    match plan.counter.as_str() {
-        "exact" => scan_with::<sketch::Exact>(plan, paths),
-        "hllpp" => scan_with::<sketch::Hllpp>(plan, paths),
-        _ => scan_with::<sketch::Compact>(plan, paths),
-    }
-}
-
-fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> Outcome {
-    let start = Instant::now();
-    let defs = &plan.definitions;
-    for (id, why) in &defs.inactive {
-        eprintln!("flowsketch: rule {id} {why}");
-    }
-    let (sources, walk_errors) = input::expand(paths);
-    let progress = Progress::start(!plan.quiet, sources.len());
-    let opener = Opener::new();
-    let mut warnings = 0;
-    let opened = sources.iter().map(|s| {
-        let input = input::open(s, &plan.input, &opener);
-        if let Ok(i) = &input {
-            // Said at once, in input order: data before its template, rejected templates, cut captures.
-            for w in i.decoder.warnings() {
-                eprintln!("flowsketch: warning: {}: {w}", i.name);
-                warnings += 1;
-            }
-        }
-        input
-    });
-    let mut result = engine::scan::<C, _>(&defs.rules, opened, &plan.options, &progress.flows);
-    progress.finish();
-    let mut errors: Vec<InputError> = walk_errors;
-    errors.extend(result.errors.iter().cloned());
-    for e in &errors {
-        eprintln!("flowsketch: {e}");
-    }
-    let findings = report::findings(defs, &mut result);
-    let (stats, keys) = (result.stats, result.keys());
-    let footprints = if plan.stats {
-        (defs.rules.iter().enumerate())
-            .map(|(i, r)| (r.id.clone(), result.footprint(i)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    // One scan per process: freeing millions of per-host counters one by one would only delay the exit, and the
-    // system takes the memory back at once.
-    std::mem::forget(result);
-    Outcome {
-        warnings,
-        findings,
-        errors,
-        stats,
-        keys,
-        secs: start.elapsed().as_secs_f64(),
-        footprints,
-    }
-}
-
-fn summary(o: &Outcome) {
-    let stats = &o.stats;
-    let peak = peak_rss_bytes().map_or_else(|| "unknown".to_string(), human_bytes);
-    let rate = if o.secs > 0.0 {
-        stats.flows as f64 / o.secs
+fn print_summary(s: &Summary, scan: &Scan) {
+    let peak = s
+        .peak_bytes
+        .map_or_else(|| "unknown".to_string(), human_bytes);
+    let rate = if s.secs > 0.0 {
+        s.flows as f64 / s.secs
     } else {
         0.0
     };
-    let errors = o.errors.len();
     eprintln!(
-        "flowsketch: {} input{} ({} with errors, {errors} error{}, {} warnings), {} flows, {} records skipped, {} keys tracked, peak memory {peak}, {:.2} s, {:.2} M flows/s",
-        stats.inputs,
-        if stats.inputs == 1 { "" } else { "s" },
-        stats.inputs_failed,
-        if errors == 1 { "" } else { "s" },
-        o.warnings,
-        stats.flows,
-        stats.skipped,
-        o.keys,
-        o.secs,
+        "flowsketch: {} input{} ({} with errors, {} error{}, {} warnings), {} flows, {} records skipped, {} keys tracked, peak memory {peak}, {:.2} s, {:.2} M flows/s",
+        s.inputs,
+        if s.inputs == 1 { "" } else { "s" },
+        s.inputs_failed,
+        s.errors,
+        if s.errors == 1 { "" } else { "s" },
+        s.warnings,
+        s.flows,
+        s.skipped,
+        s.keys,
+        s.secs,
         rate / 1e6
     );
+    for r in &s.rules {
+        if r.raises > 0 {
+            eprintln!(
+                "flowsketch: warning: rule {}: admission raised to a = {:.2} (A = {}) to stay within --memory: \
+                 one pass now guarantees only keys at {:.2} times the threshold",
+                r.id,
+                r.admit_fraction,
+                r.admit_at,
+                1.0 + r.admit_fraction
+            );
+        }
+        if r.over_budget {
+            eprintln!(
+                "flowsketch: warning: rule {}: {} keys outgrew --memory with nothing left to tighten; no key was dropped",
+                r.id, r.keys_admitted
+            );
+        }
+    }
+    eprintln!(
+        "flowsketch: {} ({} s + {} s)",
+        s.guarantee.describe(),
+        format_args!("{:.2}", scan.secs[0]),
+        format_args!("{:.2}", scan.secs[1])
+    );
+}
+
+/// `--stats`: per rule, what it matched, what it admitted and what that held.
+fn print_stats(scan: &Scan) {
+    for r in &scan.rules {
+        let seen = r
+            .keys_seen
+            .map_or_else(|| "too many to estimate".to_string(), |k| format!("~{k}"));
+        let admit = if r.admit_at < 2 {
+            "every key".to_string()
+        } else {
+            format!("at {} (a = {:.2})", r.admit_at, r.admit_fraction())
+        };
+        eprintln!(
+            "flowsketch: rule {}: {} flows matched, keys seen {seen}, admitted {} ({admit}), candidates {}, \
+             admission {}, tables {}, counters {}",
+            r.id,
+            r.flows,
+            r.keys_admitted,
+            r.candidates,
+            human_bytes(r.admission_bytes as u64),
+            human_bytes(r.tables.table_bytes as u64),
+            human_bytes(r.tables.counter_bytes as u64)
+        );
+    }
 }

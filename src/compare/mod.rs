@@ -108,13 +108,24 @@ pub struct Mismatch {
     pub sketch: Option<u64>,
 }
 
-/// Builds a [`RuleComparison`] from the exact side's counts, then the sketch side's.
+/// What is known of a kept key: its exact count, the sketch's count once seen, and whether the sketch reported it.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    exact: u64,
+    sketch: Option<u64>,
+    found: bool,
+}
+
+/// Builds a [`RuleComparison`] from the exact side's counts, then the sketch side's counts and findings.
+///
+/// The sketch side's counts (what its first pass counted) give the errors; its findings (after admission and,
+/// when it ran, the verify pass) give precision and recall. They differ: a scan with a verify pass reports exact
+/// counts of keys whose first-pass counts were short.
 pub struct RuleAccumulator {
     rule: String,
     above: u64,
     keep_all: bool,
-    /// Exact count of each kept key, and the sketch's count once seen.
-    kept: HashMap<KeyParts, (u64, Option<u64>)>,
+    kept: HashMap<KeyParts, Kept>,
     keys_exact: u64,
     keys_sketch: u64,
     exact_findings: u64,
@@ -148,25 +159,36 @@ impl RuleAccumulator {
             self.exact_findings += 1;
         }
         if self.keep_all || value >= near_from(self.above) {
-            self.kept.insert(key, (value, None));
+            self.kept.insert(
+                key,
+                Kept {
+                    exact: value,
+                    sketch: None,
+                    found: false,
+                },
+            );
         }
     }
 
-    /// One key of the sketch run.
+    /// One key the sketch run counted (in its first pass).
     pub fn sketch(&mut self, key: KeyParts, value: u64) {
         self.keys_sketch += 1;
-        let found = value > self.above;
-        if found {
-            self.sketch_findings += 1;
+        if let Some(k) = self.kept.get_mut(&key) {
+            k.sketch = Some(value);
         }
-        if let Some((exact, seen)) = self.kept.get_mut(&key) {
-            *seen = Some(value);
-            if found && *exact > self.above {
+    }
+
+    /// One key the sketch run reported, with the count it reported.
+    pub fn sketch_finding(&mut self, key: KeyParts, value: u64) {
+        self.sketch_findings += 1;
+        if let Some(k) = self.kept.get_mut(&key) {
+            k.found = true;
+            if k.exact > self.above {
                 self.true_positives += 1;
             }
         }
         // A key not kept has an exact count below near_from <= above (or none at all): a found one is false.
-        else if found && self.far_false.len() < MAX_LISTED {
+        else if self.far_false.len() < MAX_LISTED {
             self.far_false.push(Mismatch {
                 key,
                 exact: None,
@@ -179,7 +201,7 @@ impl RuleAccumulator {
     pub fn pairs(&self) -> Vec<(u64, u64)> {
         self.kept
             .values()
-            .filter_map(|&(e, s)| s.map(|s| (e, s)))
+            .filter_map(|k| k.sketch.map(|s| (k.exact, s)))
             .collect()
     }
 
@@ -188,9 +210,9 @@ impl RuleAccumulator {
         let signed: Vec<f64> = self
             .kept
             .values()
-            .filter(|(e, _)| *e >= near && *e > 0)
+            .filter(|k| k.exact >= near && k.exact > 0)
             // A near key the sketch never counted is counted as 0 by it: a 100 % error.
-            .map(|&(e, s)| (s.unwrap_or(0) as f64 - e as f64) / e as f64)
+            .map(|k| (k.sketch.unwrap_or(0) as f64 - k.exact as f64) / k.exact as f64)
             .collect();
         let tp = self.true_positives;
         let fp = self.sketch_findings - tp;
@@ -198,11 +220,11 @@ impl RuleAccumulator {
         let mut mismatches: Vec<Mismatch> = self
             .kept
             .iter()
-            .filter(|(_, &(e, s))| (e > self.above) != (s.unwrap_or(0) > self.above))
-            .map(|(&key, &(e, s))| Mismatch {
+            .filter(|(_, k)| (k.exact > self.above) != k.found)
+            .map(|(&key, k)| Mismatch {
                 key,
-                exact: Some(e),
-                sketch: s,
+                exact: Some(k.exact),
+                sketch: k.sketch,
             })
             .chain(self.far_false.iter().copied())
             .collect();
@@ -210,8 +232,8 @@ impl RuleAccumulator {
         let smallest_inexact = self
             .kept
             .values()
-            .filter(|&&(e, s)| s != Some(e))
-            .map(|&(e, _)| e)
+            .filter(|k| k.sketch != Some(k.exact))
+            .map(|k| k.exact)
             .min();
         mismatches.truncate(MAX_LISTED);
         let ratio = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
@@ -236,7 +258,8 @@ impl RuleAccumulator {
     }
 }
 
-/// Compare one rule's counts from a sketch run against the exact run's.
+/// Compare one rule's counts from a sketch run against the exact run's (the sketch reports what it counted over the
+/// threshold, as a single pass without admission does).
 pub fn compare_rule(
     rule: &str,
     above: u64,
@@ -249,6 +272,9 @@ pub fn compare_rule(
     }
     for c in sketch {
         acc.sketch(c.key, c.value.value);
+        if c.value.value > above {
+            acc.sketch_finding(c.key, c.value.value);
+        }
     }
     acc.finish()
 }
@@ -371,6 +397,7 @@ mod tests {
         acc.exact(counted(2, 500).key, 500);
         acc.sketch(counted(1, 5).key, 5);
         acc.sketch(counted(2, 510).key, 510);
+        acc.sketch_finding(counted(2, 510).key, 510);
         let mut p = acc.pairs();
         p.sort();
         assert_eq!(p, vec![(5, 5), (500, 510)]);

@@ -5,15 +5,17 @@
 //! chosen by its fixed-seed hash, so no table is ever locked or merged on the hot path; shards are combined only
 //! when results from several runs must be added up ([`Shard::merge`]).
 
+pub mod admit;
 pub mod key;
 mod region;
 pub mod shard;
 mod slots;
 pub mod table;
+pub mod verify;
 mod worker;
 
 pub use key::{KeyParts, KeyValue};
-pub use shard::Shard;
+pub use shard::{RuleCounts, Shard, Sizing};
 pub use table::{CompiledRule, Counted, Footprint, Seen};
 
 use crate::formats::Decoder;
@@ -51,13 +53,25 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Jobs queued ahead of the workers; bounds memory when inputs are read into buffers.
     pub queue: usize,
+    /// Admission fraction `a`: a key gets a table entry once its bound reaches `a` times its rule's threshold
+    /// (0 keeps every key).
+    pub admit: f64,
+    /// Bytes the admission sketches and tables may hold together (see [`Sizing::plan`]).
+    pub memory: usize,
 }
+
+/// The default admission fraction (`--admit`).
+pub const DEFAULT_ADMIT: f64 = 0.1;
+/// The default memory budget (`--memory`): the built-in rules stay well under 512 MB on any input.
+pub const DEFAULT_MEMORY: usize = 256 << 20;
 
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queue: 64,
+            admit: DEFAULT_ADMIT,
+            memory: DEFAULT_MEMORY,
         }
     }
 }
@@ -102,9 +116,67 @@ impl<C: DistinctCounter> ScanResult<C> {
             .collect()
     }
 
+    /// The counts of rule `rule` that `keep` accepts, over all shards.
+    pub fn select(
+        &mut self,
+        rule: usize,
+        keep: &dyn Fn(&crate::sketch::Estimate) -> bool,
+    ) -> Vec<Counted> {
+        let mut out = Vec::new();
+        for s in &mut self.shards {
+            s.tables[rule].select(keep, &mut out);
+        }
+        out
+    }
+
     /// Every count of rule `rule`, over all shards.
     pub fn all(&mut self, rule: usize) -> Vec<Counted> {
         self.shards.iter_mut().flat_map(|s| s.all(rule)).collect()
+    }
+
+    /// What rule `rule` did over all shards.
+    pub fn counts(&self, rule: usize) -> RuleCounts {
+        self.shards
+            .iter()
+            .map(|s| s.counts[rule])
+            .fold(RuleCounts::default(), |a, b| RuleCounts {
+                updates: a.updates + b.updates,
+                admitted: a.admitted + b.admitted,
+                raises: a.raises.max(b.raises),
+                over_budget: a.over_budget || b.over_budget,
+            })
+    }
+
+    /// The largest admission threshold `A` of `rule` in any shard (0 when every key was admitted): the most of
+    /// a key's measure the tables can have missed is `A - 1`.
+    pub fn admit_at(&self, rule: usize) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.admit_at(rule))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of rule `rule`'s admission sketches over all shards.
+    pub fn admission_bytes(&self, rule: usize) -> usize {
+        self.shards
+            .iter()
+            .filter_map(|s| s.fronts[rule].as_ref())
+            .map(|f| f.bytes())
+            .sum()
+    }
+
+    /// An estimate of the distinct keys rule `rule` saw, from its admission sketches (the table's count when it
+    /// has none); `None` when a sketch is too full to say. Never more than the updates it counted.
+    pub fn keys_seen(&self, rule: usize) -> Option<u64> {
+        let mut total = 0.0;
+        for s in &self.shards {
+            total += match &s.fronts[rule] {
+                Some(f) => f.keys_estimate()?,
+                None => s.tables[rule].len() as f64,
+            };
+        }
+        Some((total.round() as u64).min(self.counts(rule).updates))
     }
 
     /// Fold all shards into one (each key lives in one shard, so this only concatenates tables).
@@ -130,6 +202,7 @@ where
 {
     let threads = options.threads.max(1);
     let compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
+    let sizing = Sizing::plan(&compiled, threads, options.admit, options.memory);
     let (job_tx, job_rx) = crossbeam::channel::bounded::<Job>(options.queue.max(1));
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..threads)
         .map(|_| crossbeam::channel::bounded::<Msg>(64))
@@ -140,6 +213,7 @@ where
     let wiring = Wiring {
         rules,
         compiled: &compiled,
+        sizing: &sizing,
         jobs: job_rx,
         inboxes: &inbox_tx,
         returns: &return_tx,

@@ -1,5 +1,6 @@
-//! A shard: the tables of every rule for the keys whose hash routes to one worker.
+//! A shard: the admission sketches and tables of every rule for the keys whose hash routes to one worker.
 
+use super::admit::Admission;
 use super::table::{CompiledRule, Counted, Footprint, RuleTable};
 use crate::record::FlowRecord;
 use crate::sketch::DistinctCounter;
@@ -19,17 +20,123 @@ pub fn shard_of(hash: u64, n: usize) -> usize {
     ((((hash >> 24) & 0xffff_ffff) * n as u64) >> 32) as usize
 }
 
+/// How a shard sizes its rules' state.
+#[derive(Clone, Debug, Default)]
+pub struct Sizing {
+    /// Per rule: the bytes of its admission sketch in this shard and the admission threshold `A`; `None` when
+    /// every key is admitted at its first flow (`A` of 0 or 1: `--admit 0`, or a threshold of 0).
+    pub admission: Vec<Option<(usize, u64)>>,
+    /// Bytes this shard's tables and counters may hold before admission is tightened.
+    pub table_budget: usize,
+}
+
+impl Sizing {
+    /// Split a memory budget of `memory` bytes over `threads` shards: an eighth goes to the admission sketches of the
+    /// rules that admit (at most 16 MiB each: past that the sketch stops being the bill), the rest to tables and
+    /// counters. A rule admits when `A = ceil(admit * T)` is 2 or more.
+    pub fn plan(rules: &[CompiledRule], threads: usize, admit: f64, memory: usize) -> Sizing {
+        let threads = threads.max(1);
+        let ats: Vec<u64> = rules
+            .iter()
+            .map(|r| super::admit::admit_at(admit, r.above))
+            .collect();
+        let admitting = ats.iter().filter(|&&a| a >= 2).count();
+        let per_rule = match admitting {
+            0 => 0,
+            n => pow2_floor(memory / 8 / n).clamp(256 << 10, 16 << 20),
+        };
+        let per_shard = pow2_floor(per_rule / threads).max(super::admit::MIN_BYTES);
+        Sizing {
+            admission: ats
+                .iter()
+                .map(|&at| (at >= 2).then_some((per_shard, at)))
+                .collect(),
+            // Without admission every key was asked for: there is nothing to tighten, so no budget to watch.
+            table_budget: if admit > 0.0 {
+                memory.saturating_sub(admitting * per_shard * threads) / threads
+            } else {
+                usize::MAX
+            },
+        }
+    }
+
+    /// Every key of every rule admitted at once, without a budget: the engine as it was before admission.
+    pub fn unbounded(rules: usize) -> Sizing {
+        Sizing {
+            admission: vec![None; rules],
+            table_budget: usize::MAX,
+        }
+    }
+}
+
+/// The largest power of two at most `n` (1 for 0).
+fn pow2_floor(n: usize) -> usize {
+    if n == 0 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// What one rule did in one shard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCounts {
+    /// Updates the rule routed here: one per matching flow, two for `host` keys (one per end).
+    pub updates: u64,
+    /// Updates that reached the table (all of them without admission).
+    pub admitted: u64,
+    /// Times the admission threshold was doubled to keep the tables within the budget.
+    pub raises: u32,
+    /// The tables outgrew the budget with nothing left to tighten (no admission, or `A` already at `T`).
+    pub over_budget: bool,
+}
+
 /// All rule tables of one worker.
 pub struct Shard<C: DistinctCounter> {
     pub tables: Vec<RuleTable<C>>,
+    /// Each rule's admission sketch, when it has one.
+    pub fronts: Vec<Option<Admission>>,
+    pub counts: Vec<RuleCounts>,
+    table_budget: usize,
+    /// Each table's slot bytes when the budget was last checked (it is checked again when a table has grown), and
+    /// its slot and counter bytes then: only the growing table is walked again, so checks cost amortised O(1).
+    checked: Vec<usize>,
+    held: Vec<usize>,
+    /// The refs of one call that passed admission (reused).
+    admitted: Vec<Ref>,
     /// Refs that arrived out of rule order, sorted (reused between calls).
     sorted: Vec<Ref>,
 }
 
 impl<C: DistinctCounter> Shard<C> {
+    /// A shard without admission or budget (every key kept, as `--admit 0`).
     pub fn new(rules: &[CompiledRule]) -> Shard<C> {
+        Shard::sized(rules, &Sizing::unbounded(rules.len()))
+    }
+
+    /// A shard with the admission sketches and budget of `sizing`.
+    ///
+    /// # Panics
+    /// When the system refuses the memory of a sketch (as when a table cannot grow).
+    pub fn sized(rules: &[CompiledRule], sizing: &Sizing) -> Shard<C> {
+        let fronts = (0..rules.len())
+            .map(|i| {
+                let (bytes, at) = sizing.admission.get(i).copied().flatten()?;
+                Some(
+                    Admission::new(bytes, rules[i].above, at).unwrap_or_else(|e| {
+                        panic!("cannot map {bytes} bytes for an admission sketch: {e}")
+                    }),
+                )
+            })
+            .collect();
         Shard {
             tables: rules.iter().map(RuleTable::new).collect(),
+            fronts,
+            counts: vec![RuleCounts::default(); rules.len()],
+            table_budget: sizing.table_budget,
+            checked: vec![0; rules.len()],
+            held: vec![0; rules.len()],
+            admitted: Vec::new(),
             sorted: Vec::new(),
         }
     }
@@ -54,14 +161,65 @@ impl<C: DistinctCounter> Shard<C> {
     fn apply_runs(&mut self, rules: &[CompiledRule], records: &[FlowRecord], refs: &[Ref]) {
         for run in refs.chunk_by(|a, b| a.rule == b.rule) {
             let rule = run[0].rule as usize;
-            self.tables[rule].apply(&rules[rule], records, run);
+            let counts = &mut self.counts[rule];
+            counts.updates += run.len() as u64;
+            match &mut self.fronts[rule] {
+                Some(front) => {
+                    self.admitted.clear();
+                    front.admit(&rules[rule], records, run, &mut self.admitted);
+                    counts.admitted += self.admitted.len() as u64;
+                    if !self.admitted.is_empty() {
+                        self.tables[rule].apply(&rules[rule], records, &self.admitted);
+                    }
+                }
+                None => {
+                    counts.admitted += run.len() as u64;
+                    self.tables[rule].apply(&rules[rule], records, run);
+                }
+            }
+            if self.tables[rule].slot_bytes() > self.checked[rule] {
+                self.check_budget(rule);
+            }
         }
     }
 
-    /// Union with another shard built from the same rules: `Shard::new` is the identity.
+    /// A table grew: when the shard's tables and counters now hold more than the budget, double the growing rule's
+    /// admission threshold (keys already admitted stay; fewer new ones come in). Keys are never dropped: a rule
+    /// with nothing left to tighten is marked over budget, and the scan says so.
+    fn check_budget(&mut self, rule: usize) {
+        self.checked[rule] = self.tables[rule].slot_bytes();
+        if self.table_budget == usize::MAX {
+            return;
+        }
+        let f = self.tables[rule].footprint();
+        self.held[rule] = f.table_bytes + f.counter_bytes;
+        if self.held.iter().sum::<usize>() <= self.table_budget {
+            return;
+        }
+        let counts = &mut self.counts[rule];
+        if self.fronts[rule].as_mut().is_some_and(Admission::raise) {
+            counts.raises += 1;
+        } else {
+            counts.over_budget = true;
+        }
+    }
+
+    /// The admission threshold `A` of `rule` in force in this shard (0 when every key is admitted).
+    pub fn admit_at(&self, rule: usize) -> u64 {
+        self.fronts[rule].as_ref().map_or(0, Admission::at)
+    }
+
+    /// Union with another shard built from the same rules: `Shard::new` is the identity. The tables merge; the
+    /// admission sketches stay this shard's (each key lives in one shard of a scan, so no key's bound is in two).
     pub fn merge(&mut self, other: Shard<C>) {
         for (a, b) in self.tables.iter_mut().zip(other.tables) {
             a.merge(b);
+        }
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            a.updates += b.updates;
+            a.admitted += b.admitted;
+            a.raises += b.raises;
+            a.over_budget |= b.over_budget;
         }
     }
 
@@ -105,11 +263,13 @@ mod tests {
                 key: KeySpec::SRC,
                 count: CountSpec::Distinct(DistinctField::Dst),
                 window_ms: 0,
+                above: 100,
             },
             CompiledRule {
                 key: "dst".parse().unwrap(),
                 count: CountSpec::Flows,
                 window_ms: 0,
+                above: 100,
             },
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)

@@ -253,6 +253,10 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.len()
     }
 
+    fn slot_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(K, S)>()
+    }
+
     fn footprint(&self) -> Footprint {
         Footprint {
             keys: self.entries.len(),
@@ -327,6 +331,10 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
     fn footprint(&self) -> Footprint {
         self.narrow.footprint().plus(self.wide.footprint())
     }
+
+    fn slot_bytes(&self) -> usize {
+        self.narrow.slot_bytes() + self.wide.slot_bytes()
+    }
 }
 
 /// What a rule's table holds: its keys, the bytes of its slot arrays, and the bytes its counters allocated
@@ -362,6 +370,8 @@ pub struct CompiledRule {
     pub key: crate::rules::KeySpec,
     pub count: CountSpec,
     pub window_ms: u64,
+    /// The threshold: a count above it is a finding.
+    pub above: u64,
 }
 
 impl CompiledRule {
@@ -370,6 +380,7 @@ impl CompiledRule {
             key: r.key,
             count: r.count,
             window_ms: r.window_ms.unwrap_or(0),
+            above: r.above,
         }
     }
 
@@ -388,6 +399,19 @@ impl CompiledRule {
             KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).hash(),
             KeyExtra::Sport | KeyExtra::Dport | KeyExtra::Proto => {
                 AddrPortKey::extract(self.key, rec, side, w).hash()
+            }
+        }
+    }
+
+    /// The key this rule builds from `rec`, taken apart (for the verify pass, which looks up candidates by it).
+    #[inline]
+    pub fn key_parts(&self, rec: &FlowRecord, side: u8) -> KeyParts {
+        let w = self.window_of(rec);
+        match self.key.extra {
+            KeyExtra::None => AddrKey::extract(self.key, rec, side, w).parts(),
+            KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).parts(),
+            KeyExtra::Sport | KeyExtra::Dport | KeyExtra::Proto => {
+                AddrPortKey::extract(self.key, rec, side, w).parts()
             }
         }
     }
@@ -495,6 +519,11 @@ impl<C: DistinctCounter> RuleTable<C> {
         each_table!(self, t => t.collect(|v| v.value > above, out))
     }
 
+    /// Keys whose count `keep` accepts.
+    pub fn select(&mut self, keep: &dyn Fn(&Estimate) -> bool, out: &mut Vec<Counted>) {
+        each_table!(self, t => t.collect(|v| keep(v), out))
+    }
+
     /// Every key with its count (for comparisons of backends).
     pub fn all(&mut self, out: &mut Vec<Counted>) {
         each_table!(self, t => t.collect(|_| true, out))
@@ -511,6 +540,11 @@ impl<C: DistinctCounter> RuleTable<C> {
     /// What the table holds, for `scan --stats`.
     pub fn footprint(&self) -> Footprint {
         each_table!(self, t => t.footprint())
+    }
+
+    /// Bytes of the slot arrays alone (constant time, unlike [`Self::footprint`]).
+    pub fn slot_bytes(&self) -> usize {
+        each_table!(self, t => t.slot_bytes())
     }
 }
 
@@ -574,6 +608,7 @@ mod tests {
                 key: spec.parse().unwrap(),
                 count: CountSpec::Distinct(DistinctField::Dport),
                 window_ms: 0,
+                above: 0,
             };
             // The truth, from the record fields directly.
             let mut want: HashMap<(Addr, KeyValue), HashSet<u16>> = HashMap::new();
@@ -639,6 +674,7 @@ mod tests {
             key: crate::rules::KeySpec::SRC,
             count: CountSpec::Flows,
             window_ms: 250,
+            above: 0,
         };
         let today = 1_764_000_000_123;
         assert_eq!(rule.window_of(&rec(today, today)), today / 250);

@@ -6,7 +6,7 @@
 //! one that finds a peer's inbox full applies its own inbox while it waits, so no two workers can block on each
 //! other.
 
-use super::shard::{shard_of, Ref, Shard};
+use super::shard::{shard_of, Ref, Shard, Sizing};
 use super::table::CompiledRule;
 use super::{Input, InputError};
 use crate::formats::{ChunkStats, Decoder};
@@ -47,6 +47,7 @@ pub struct WorkerOutput<C: DistinctCounter> {
 pub struct Wiring<'a> {
     pub rules: &'a [Rule],
     pub compiled: &'a [CompiledRule],
+    pub sizing: &'a Sizing,
     pub jobs: Receiver<Job>,
     pub inboxes: &'a [Sender<Msg>],
     /// Where each worker gets its message buffers back once the receiver has applied them.
@@ -227,7 +228,7 @@ pub fn run<C: DistinctCounter>(
         me,
         wiring,
         inbox,
-        shard: Shard::new(wiring.compiled),
+        shard: Shard::sized(wiring.compiled, wiring.sizing),
         outboxes: vec![Vec::new(); n],
         dones: 0,
         returned,

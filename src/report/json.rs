@@ -36,6 +36,8 @@ pub fn object(meta: &ReportMeta, f: &Finding) -> Value {
         "value": f.count,
         "exact": f.exact,
         "rel_std_error": f.rel_std_error,
+        "verified": f.verified,
+        "missed_at_most": f.missed_at_most,
         "above": f.above,
         "flows": f.flows,
         "first": iso8601_ms(f.first_ms),

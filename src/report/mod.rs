@@ -3,6 +3,7 @@
 
 mod csv;
 mod json;
+pub mod summary;
 mod text;
 pub mod time;
 
@@ -33,26 +34,45 @@ pub struct Finding {
     pub last_ms: u64,
     /// Flows that matched the rule for this key.
     pub flows: u64,
+    /// Counted again from every flow by the verify pass.
+    pub verified: bool,
+    /// The most of the count (and of `flows`) a single pass may have missed before the key was admitted (`A - 1`;
+    /// 0 when verified or when every flow was counted).
+    pub missed_at_most: u64,
 }
 
 impl Finding {
-    fn from_counted(rule: &crate::rules::Rule, c: &Counted) -> Finding {
+    /// A finding of `rule` for `key`: its count, and the flows and times `seen`.
+    pub fn new(
+        rule: &crate::rules::Rule,
+        key: KeyParts,
+        value: crate::sketch::Estimate,
+        seen: crate::engine::Seen,
+        missed_at_most: u64,
+        verified: bool,
+    ) -> Finding {
         Finding {
             rule: rule.id.clone(),
             name: rule.name.clone(),
             severity: rule.severity,
             key_spec: rule.key,
-            key: c.key,
+            key,
             count_spec: rule.count,
-            count: c.value.value,
-            exact: c.value.exact,
-            rel_std_error: c.value.rel_std_error,
+            count: value.value,
+            exact: value.exact && missed_at_most == 0,
+            rel_std_error: value.rel_std_error,
             above: rule.above,
             window_ms: rule.window_ms,
-            first_ms: c.seen.first_ms(),
-            last_ms: c.seen.last_ms(),
-            flows: c.seen.flows(),
+            first_ms: seen.first_ms(),
+            last_ms: seen.last_ms(),
+            flows: seen.flows(),
+            verified,
+            missed_at_most,
         }
+    }
+
+    fn from_counted(rule: &crate::rules::Rule, c: &Counted) -> Finding {
+        Finding::new(rule, c.key, c.value, c.seen, 0, false)
     }
 
     /// The key as people read it: `10.0.0.128`, `10.0.0.128 port 80`, `10.0.0.128 > 10.0.0.1`.

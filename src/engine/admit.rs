@@ -1,0 +1,369 @@
+//! Admission: a key gets a table entry only once a count-min sketch says its measure may have reached a fraction
+//! `a` of the rule's threshold `T`. Most keys of real traffic stay far below every threshold (3 of the 5 million
+//! sources of the 100 M-flow benchmark talk to one address), so the tables hold the keys that could be reported,
+//! not the traffic, and a flood of spoofed sources costs cells that already exist instead of one entry each.
+//!
+//! The sketch holds, per key, an upper bound of the measure the rule has seen for it: the flows it matched (every
+//! distinct peer needs a flow, so this bounds distinct counts too) or the packets or bytes of a sum. Count-min never
+//! undercounts, and conservative update (raise only the cells at the minimum) keeps the bound close. A key is
+//! admitted at the flow that lifts its bound to `A = ceil(a*T)`; every flow before it lifted the bound less, so the
+//! table misses at most `A - 1` of the key's measure. docs/ACCURACY.md has the argument for what a scan then
+//! guarantees.
+//!
+//! Layout: each key's cells lie in one 64-byte line (a blocked count-min), picked by the top bits of a remix of the
+//! key's hash, with `ROWS` cells inside the line picked by the bits below. One cache miss per flow instead of one
+//! per row, and the line is prefetched [`AHEAD`] updates before it is used, as the tables do. Cells are bytes
+//! when the threshold fits in one (every built-in rule but FS8), else 16 bits; a threshold past 65,535 (a byte
+//! sum) counts in units of `ceil(T / 65,535)`, rounded up per flow, which keeps the bound an upper bound.
+//!
+//! The cells are an anonymous map: pages no key touched cost nothing, so a small capture pays for what it uses.
+
+use super::shard::Ref;
+use super::table::CompiledRule;
+use crate::record::FlowRecord;
+use crate::rules::CountSpec;
+
+/// How many updates ahead a line is prefetched.
+const AHEAD: usize = 16;
+/// Cells per key inside its line.
+pub const ROWS: usize = 3;
+/// Bytes of a line.
+const LINE: usize = 64;
+/// The smallest sketch a shard gets, whatever the budget and thread count.
+pub const MIN_BYTES: usize = 64 << 10;
+
+/// A cell type: a saturating counter.
+trait Cell: Copy + Ord + Default {
+    const MAX: u64;
+    fn get(self) -> u64;
+    fn set(v: u64) -> Self;
+}
+
+impl Cell for u8 {
+    const MAX: u64 = u8::MAX as u64;
+    #[inline]
+    fn get(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn set(v: u64) -> Self {
+        v.min(<Self as Cell>::MAX) as u8
+    }
+}
+
+impl Cell for u16 {
+    const MAX: u64 = u16::MAX as u64;
+    #[inline]
+    fn get(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn set(v: u64) -> Self {
+        v.min(<Self as Cell>::MAX) as u16
+    }
+}
+
+/// The measure a rule's flow adds to its key's bound.
+#[inline]
+pub fn measure(count: CountSpec, rec: &FlowRecord) -> u64 {
+    match count {
+        CountSpec::Packets => rec.packets,
+        CountSpec::Bytes => rec.bytes,
+        // A flow adds one to a flow count, and at most one distinct value.
+        CountSpec::Flows | CountSpec::Distinct(_) => 1,
+    }
+}
+
+/// The admission threshold `A = ceil(a*T)` in the measure's units; 0 or 1 means every key is admitted at once.
+pub fn admit_at(fraction: f64, above: u64) -> u64 {
+    (fraction * above as f64).ceil() as u64
+}
+
+/// One rule's admission sketch in one shard.
+pub struct Admission {
+    map: memmap2::MmapMut,
+    /// Lines - 1 (a power of two).
+    mask: usize,
+    /// Right shift that leaves the line index in the top bits of the remixed hash.
+    shift: u32,
+    /// 16-bit cells instead of bytes.
+    wide: bool,
+    /// Measure per cell step (1 unless the threshold is past what a cell holds).
+    unit: u64,
+    /// The rule's threshold T, and the admission threshold A in measure units and in cell steps.
+    above: u64,
+    at: u64,
+    at_cells: u64,
+}
+
+impl Admission {
+    /// A sketch of `bytes` (a power of two, at least [`MIN_BYTES`]) admitting keys of a rule with threshold `above`
+    /// at `at` (`A`, in the measure's units, at least 2 and at most `above`).
+    pub fn new(bytes: usize, above: u64, at: u64) -> std::io::Result<Admission> {
+        debug_assert!(bytes.is_power_of_two() && bytes >= MIN_BYTES && at >= 2);
+        let wide = above > u8::MAX as u64;
+        let cell_max = if wide { u16::MAX } else { u8::MAX as u16 } as u64;
+        let unit = above.div_ceil(cell_max).max(1);
+        let map = memmap2::MmapMut::map_anon(bytes)?;
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        let lines = bytes / LINE;
+        let mut a = Admission {
+            map,
+            mask: lines - 1,
+            shift: 64 - lines.trailing_zeros(),
+            wide,
+            unit,
+            above,
+            at: 0,
+            at_cells: 0,
+        };
+        a.set_at(at);
+        Ok(a)
+    }
+
+    fn set_at(&mut self, at: u64) {
+        self.at = at.min(self.above.max(2));
+        self.at_cells = self.at.div_ceil(self.unit);
+    }
+
+    /// The admission threshold `A` in force, in the measure's units.
+    pub fn at(&self) -> u64 {
+        self.at
+    }
+
+    /// Double `A` (up to `T`), so fewer new keys are admitted; false when it is already `T`.
+    pub fn raise(&mut self) -> bool {
+        let before = self.at;
+        self.set_at(self.at.saturating_mul(2));
+        self.at != before
+    }
+
+    /// Bytes of the cells.
+    pub fn bytes(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Count `refs` (all of `rule`) and append those whose key is admitted (from this flow on) to `admitted`.
+    pub fn admit(
+        &mut self,
+        rule: &CompiledRule,
+        records: &[FlowRecord],
+        refs: &[Ref],
+        admitted: &mut Vec<Ref>,
+    ) {
+        if self.wide {
+            self.admit_cells::<u16>(rule, records, refs, admitted)
+        } else {
+            self.admit_cells::<u8>(rule, records, refs, admitted)
+        }
+    }
+
+    fn admit_cells<C: Cell>(
+        &mut self,
+        rule: &CompiledRule,
+        records: &[FlowRecord],
+        refs: &[Ref],
+        admitted: &mut Vec<Ref>,
+    ) {
+        let per_line = LINE / std::mem::size_of::<C>();
+        let bits = per_line.trailing_zeros();
+        let (mask, shift, unit, at) = (self.mask, self.shift, self.unit, self.at_cells);
+        let base = self.map.as_mut_ptr();
+        let n = refs.len();
+        for i in 0..n + AHEAD {
+            if let Some(r) = refs.get(i) {
+                let line = (remix(r.hash) >> shift) as usize & mask;
+                prefetch(base.wrapping_add(line * LINE));
+            }
+            let Some(j) = i.checked_sub(AHEAD) else {
+                continue;
+            };
+            let r = &refs[j];
+            let h = remix(r.hash);
+            let line = (h >> shift) as usize & mask;
+            // SAFETY: `line <= mask`, so the line lies inside the map, which is page-aligned (so 64-aligned) and
+            // holds plain integers for which every bit pattern is valid; `&mut self` makes the access unique.
+            let cells: &mut [C] = unsafe {
+                std::slice::from_raw_parts_mut(base.add(line * LINE).cast::<C>(), per_line)
+            };
+            let mut pos = [0usize; ROWS];
+            let mut low = C::set(C::MAX);
+            for (k, p) in pos.iter_mut().enumerate() {
+                *p = (h >> (shift - bits * (k as u32 + 1))) as usize & (per_line - 1);
+                low = low.min(cells[*p]);
+            }
+            let w = measure(rule.count, &records[r.idx as usize]).div_ceil(unit);
+            let bound = C::set(low.get().saturating_add(w));
+            // Conservative update, branch-free: no cell drops, none rises past the new bound.
+            for p in pos {
+                cells[p] = cells[p].max(bound);
+            }
+            if bound.get() >= at {
+                admitted.push(*r);
+            }
+        }
+    }
+
+    /// Keys that touched the sketch, by linear counting of its empty cells (each key sets `ROWS` of them);
+    /// `None` when too few cells are empty to say.
+    pub fn keys_estimate(&self) -> Option<f64> {
+        let (cells, zero) = if self.wide {
+            let c: &[u16] = bytemuck_u16(&self.map);
+            (c.len(), c.iter().filter(|&&x| x == 0).count())
+        } else {
+            (self.map.len(), self.map.iter().filter(|&&x| x == 0).count())
+        };
+        if zero * 200 < cells {
+            return None;
+        }
+        let z = zero as f64 / cells as f64;
+        Some(-(cells as f64 / ROWS as f64) * z.ln())
+    }
+}
+
+/// The map's bytes as 16-bit cells.
+fn bytemuck_u16(b: &[u8]) -> &[u16] {
+    // SAFETY: the map is page-aligned and its length a multiple of 64; every bit pattern is a valid u16.
+    unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), b.len() / 2) }
+}
+
+/// Bits for the sketch that routing and the tables do not decide: a shard's keys share bits of their hash, and a
+/// multiply carries every input bit into the top ones.
+#[inline]
+fn remix(hash: u64) -> u64 {
+    (hash ^ hash >> 31).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults and reads nothing into the program, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Addr;
+    use crate::rules::{DistinctField, KeySpec};
+
+    fn rule(count: CountSpec) -> CompiledRule {
+        CompiledRule {
+            key: KeySpec::SRC,
+            count,
+            window_ms: 0,
+            above: 100,
+        }
+    }
+
+    /// Feed `keys` (one flow each, in order) and return, per key, the flow index at which it was admitted.
+    fn run(a: &mut Admission, rule: &CompiledRule, keys: &[u32]) -> Vec<Option<usize>> {
+        let records: Vec<FlowRecord> = keys
+            .iter()
+            .map(|&k| FlowRecord {
+                src: Addr::v4(k),
+                packets: 3,
+                ..Default::default()
+            })
+            .collect();
+        let refs: Vec<Ref> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Ref {
+                hash: rule.key_hash(r, 0),
+                idx: i as u32,
+                rule: 0,
+                side: 0,
+            })
+            .collect();
+        let mut admitted = Vec::new();
+        for chunk in refs.chunks(700) {
+            a.admit(rule, &records, chunk, &mut admitted);
+        }
+        let max = *keys.iter().max().unwrap_or(&0) as usize;
+        let mut first = vec![None; max + 1];
+        for r in admitted {
+            let k = keys[r.idx as usize] as usize;
+            first[k].get_or_insert(r.idx as usize);
+        }
+        first
+    }
+
+    #[test]
+    fn a_key_is_admitted_at_its_a_th_flow_when_alone() {
+        let r = rule(CountSpec::Distinct(DistinctField::Dst));
+        let mut a = Admission::new(MIN_BYTES, 100, 10).unwrap();
+        let first = run(&mut a, &r, &[7; 30]);
+        assert_eq!(first[7], Some(9), "the 10th flow lifts the bound to A = 10");
+    }
+
+    /// The bound never undercounts: with many keys sharing a tiny sketch, no key is admitted later than at its
+    /// A-th flow, and every flow after admission is passed on.
+    #[test]
+    fn admission_is_never_late() {
+        let r = rule(CountSpec::Flows);
+        let mut a = Admission::new(MIN_BYTES, 100, 10).unwrap();
+        let mut keys = Vec::new();
+        let mut rng = crate::gen::rng::Rng::new(3);
+        for _ in 0..400_000 {
+            keys.push(rng.zipf(200_000, 1.0) as u32);
+        }
+        let first = run(&mut a, &r, &keys);
+        let mut seen = vec![0usize; first.len()];
+        for (i, &k) in keys.iter().enumerate() {
+            seen[k as usize] += 1;
+            if seen[k as usize] == 10 {
+                let at = first[k as usize].expect("admitted by its 10th flow");
+                assert!(
+                    at <= i,
+                    "key {k} admitted at flow {at}, after its 10th at {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sums_count_their_quantity_and_wide_thresholds_use_units() {
+        // Packets, 3 per flow, threshold 1,000,000: 16-bit cells of 16 packets each; each flow rounds up to one.
+        let r = rule(CountSpec::Packets);
+        let mut a = Admission::new(MIN_BYTES, 1_000_000, 30).unwrap();
+        assert!(a.wide && a.unit == 16 && a.at_cells == 2);
+        let first = run(&mut a, &r, &[5; 4]);
+        assert_eq!(
+            first[5],
+            Some(1),
+            "two flows of 3 packets round up to 2 units = 32 >= 30"
+        );
+        let mut b = Admission::new(MIN_BYTES, 100, 10).unwrap();
+        let first = run(&mut b, &r, &[5; 4]);
+        assert_eq!(
+            first[5],
+            Some(3),
+            "3, 6, 9, 12 packets: admitted at 12 >= 10"
+        );
+    }
+
+    #[test]
+    fn raising_stops_at_the_threshold() {
+        let mut a = Admission::new(MIN_BYTES, 100, 10).unwrap();
+        assert!(a.raise() && a.at() == 20);
+        assert!(a.raise() && a.raise() && a.at() == 80);
+        assert!(a.raise() && a.at() == 100);
+        assert!(!a.raise());
+    }
+
+    #[test]
+    fn keys_are_estimated_from_empty_cells() {
+        let r = rule(CountSpec::Flows);
+        let mut a = Admission::new(1 << 20, 100, 10).unwrap();
+        let keys: Vec<u32> = (0..50_000).collect();
+        run(&mut a, &r, &keys);
+        let est = a.keys_estimate().unwrap();
+        assert!((est - 50_000.0).abs() < 2_500.0, "{est}");
+    }
+}

@@ -1,0 +1,470 @@
+//! The library's entry point for a whole scan: definitions and a config in, findings with the guarantee they carry
+//! out. The command line, `compare`, `demo` and the benchmarks all go through [`Scanner`].
+//!
+//! A scan is one or two passes over the inputs:
+//! 1. **Admission pass.** Every flow is decoded, filtered and routed to the worker that owns its key; a count-min
+//!    sketch per rule bounds each key's measure, and only keys whose bound reaches `a` times the threshold get a
+//!    table entry ([`crate::engine::admit`]). Memory follows the keys that could be reported, not the traffic.
+//! 2. **Verify pass** (files only, on by default). The keys that could be over their threshold are counted again
+//!    from every flow, exactly ([`crate::engine::verify`]): findings are then those of exact counting, with exact
+//!    values, flows and times.
+//!
+//! Without the verify pass (`verify: false`, or standard input, which cannot be read twice) findings carry the
+//! admission bound instead: a key is reported only when its count is over the threshold, no key at `(1 + a)` times
+//! the threshold or more is missed, and a count may lack up to `A - 1` of its flows. docs/ACCURACY.md has the
+//! argument.
+//!
+//! ```
+//! use flowsketch::formats::nfcapd::writer::{Compression, NfcapdWriter};
+//! use flowsketch::record::{Addr, FlowRecord};
+//! use flowsketch::rules::Definitions;
+//! use flowsketch::scanner::{ScanConfig, Scanner};
+//!
+//! // One host probing ten ports of another, written as an nfdump file.
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("nfcapd.202611260300");
+//! let mut w = NfcapdWriter::new(std::fs::File::create(&path).unwrap(), Compression::Lz4, "doc").unwrap();
+//! for port in 1..=10 {
+//!     w.write(&FlowRecord {
+//!         src: "10.0.0.9".parse().unwrap(),
+//!         dst: "10.0.0.1".parse().unwrap(),
+//!         dst_port: port,
+//!         proto: 6,
+//!         first_ms: 1_764_126_000_000 + port as u64,
+//!         ..Default::default()
+//!     }).unwrap();
+//! }
+//! w.finish().unwrap();
+//!
+//! let rules = Definitions::parse(r#"
+//!     [[rule]]
+//!     id = "PS"
+//!     name = "port scan"
+//!     key = "src,dst"
+//!     count = "distinct dport"
+//!     above = 5
+//! "#, "example.toml", None).unwrap();
+//! let scan = Scanner::new(&rules, ScanConfig::default()).run(&[path]);
+//! assert!(scan.errors.is_empty());
+//! assert_eq!(scan.findings.len(), 1);
+//! assert_eq!((scan.findings[0].count, scan.findings[0].flows), (10, 10));
+//! assert!(scan.guarantee.verified());
+//! ```
+
+use crate::engine::verify::{self, Candidates};
+use crate::engine::{
+    self, Counted, Footprint, InputError, KeyParts, ScanOptions, ScanResult, ScanStats,
+};
+use crate::formats::Opener;
+use crate::input::{self, InputOptions, Source};
+pub use crate::report::summary::{Guarantee, OnePassWhy};
+use crate::report::summary::{RuleAdmission, Summary};
+use crate::report::Finding;
+use crate::rules::{Definitions, Rule};
+use crate::sketch::{self, CounterKind, DistinctCounter, Estimate};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+/// How to scan.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// The distinct-count backend of the admission pass.
+    pub counter: CounterKind,
+    /// Admission fraction `a` in `[0, 1]`: a key gets a table entry once its bound reaches `a` times its rule's
+    /// threshold; 0 gives every key an entry.
+    pub admit: f64,
+    /// Bytes the admission sketches and tables may hold together; admission tightens (never drops keys) to stay
+    /// within it.
+    pub memory: usize,
+    /// Count the candidates again, exactly, when every input can be read twice.
+    pub verify: bool,
+    pub input: InputOptions,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        let engine = ScanOptions::default();
+        ScanConfig {
+            threads: engine.threads,
+            counter: CounterKind::Compact,
+            admit: engine.admit,
+            memory: engine.memory,
+            verify: true,
+            input: InputOptions::default(),
+        }
+    }
+}
+
+/// What one rule did, for `--stats` and the summary.
+#[derive(Debug, Clone)]
+pub struct RuleStats {
+    pub id: String,
+    pub above: u64,
+    /// Flows the rule's filter matched.
+    pub flows: u64,
+    /// Keys given a table entry.
+    pub keys_admitted: usize,
+    /// Distinct keys the rule saw (an estimate from its admission sketch when it has one; never more than
+    /// `flows` for one-ended keys); `None` when the sketch was too full to say.
+    pub keys_seen: Option<u64>,
+    /// The admission threshold `A` in force at the end (0: every key admitted); a key's count may lack up to
+    /// `A - 1` of its measure.
+    pub admit_at: u64,
+    /// Times `A` was doubled to stay within the memory budget.
+    pub raises: u32,
+    /// The tables outgrew the budget with nothing left to tighten.
+    pub over_budget: bool,
+    pub admission_bytes: usize,
+    pub tables: Footprint,
+    /// Keys the verify pass counted again.
+    pub candidates: usize,
+}
+
+impl RuleStats {
+    /// The admission fraction in force: `A / T` (0 when every key was admitted).
+    pub fn admit_fraction(&self) -> f64 {
+        if self.admit_at < 2 || self.above == 0 {
+            0.0
+        } else {
+            self.admit_at as f64 / self.above as f64
+        }
+    }
+}
+
+/// A finished scan.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub findings: Vec<Finding>,
+    /// Inputs that could not be read or decoded (in part or whole); the others were still scanned.
+    pub errors: Vec<InputError>,
+    /// Problems that did not stop decoding (NetFlow data before its template, cut captures).
+    pub warnings: Vec<InputError>,
+    pub stats: ScanStats,
+    pub guarantee: Guarantee,
+    pub rules: Vec<RuleStats>,
+    /// Keys given table entries, over all rules.
+    pub keys: usize,
+    /// Seconds of each pass (the second is 0 without a verify pass).
+    pub secs: [f64; 2],
+    /// The counter backend's name.
+    pub counter: &'static str,
+}
+
+impl Scan {
+    pub fn secs(&self) -> f64 {
+        self.secs[0] + self.secs[1]
+    }
+
+    /// The run's totals for the summary line and record; `peak_bytes` is the process's peak memory if known.
+    pub fn summary(&self, peak_bytes: Option<u64>) -> Summary {
+        Summary {
+            inputs: self.stats.inputs,
+            inputs_failed: self.stats.inputs_failed,
+            errors: self.errors.len(),
+            warnings: self.warnings.len(),
+            flows: self.stats.flows,
+            skipped: self.stats.skipped,
+            findings: self.findings.len(),
+            keys: self.keys,
+            peak_bytes,
+            secs: self.secs(),
+            guarantee: self.guarantee,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| RuleAdmission {
+                    id: r.id.clone(),
+                    flows: r.flows,
+                    admit_at: r.admit_at,
+                    admit_fraction: r.admit_fraction(),
+                    raises: r.raises,
+                    over_budget: r.over_budget,
+                    keys_admitted: r.keys_admitted,
+                    keys_seen: r.keys_seen,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Progress of a running scan, for a display on another thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Flows decoded in the current pass.
+    pub flows: AtomicU64,
+    /// 1 during the admission pass, 2 during the verify pass.
+    pub pass: AtomicU8,
+}
+
+/// Runs scans of one set of definitions.
+pub struct Scanner<'d> {
+    defs: &'d Definitions,
+    config: ScanConfig,
+}
+
+impl<'d> Scanner<'d> {
+    pub fn new(defs: &'d Definitions, config: ScanConfig) -> Scanner<'d> {
+        Scanner { defs, config }
+    }
+
+    pub fn config(&self) -> &ScanConfig {
+        &self.config
+    }
+
+    /// Scan files and folders (walked as `nfdump -R` walks them; `-` is standard input).
+    pub fn run(&self, paths: &[PathBuf]) -> Scan {
+        self.run_with(paths, &Progress::default())
+    }
+
+    /// [`Self::run`], reporting progress.
+    pub fn run_with(&self, paths: &[PathBuf], progress: &Progress) -> Scan {
+        self.dispatch(paths, progress, false).0
+    }
+
+    /// [`Self::run_with`], also handing back the first pass's tables: what each rule counted for each key it
+    /// admitted (for `compare`, which measures a counter against exact counting).
+    pub fn run_keeping_tables(&self, paths: &[PathBuf], progress: &Progress) -> (Scan, Tables) {
+        let (scan, tables) = self.dispatch(paths, progress, true);
+        (scan, tables.expect("asked to keep them"))
+    }
+
+    fn dispatch(
+        &self,
+        paths: &[PathBuf],
+        progress: &Progress,
+        keep: bool,
+    ) -> (Scan, Option<Tables>) {
+        match self.config.counter {
+            CounterKind::Compact => self.scan::<sketch::Compact>(paths, progress, keep),
+            CounterKind::Exact => self.scan::<sketch::Exact>(paths, progress, keep),
+            CounterKind::Hllpp => self.scan::<sketch::Hllpp>(paths, progress, keep),
+        }
+    }
+
+    fn engine_options(&self) -> ScanOptions {
+        ScanOptions {
+            threads: self.config.threads.max(1),
+            admit: self.config.admit.clamp(0.0, 1.0),
+            memory: self.config.memory,
+            ..ScanOptions::default()
+        }
+    }
+
+    fn scan<C: DistinctCounter>(
+        &self,
+        paths: &[PathBuf],
+        progress: &Progress,
+        keep: bool,
+    ) -> (Scan, Option<Tables>) {
+        let rules = &self.defs.rules;
+        let options = self.engine_options();
+        let start = Instant::now();
+        let (sources, walk_errors) = input::expand(paths);
+        progress.pass.store(1, Ordering::Relaxed);
+        let opener = Opener::new();
+        let mut warnings = Vec::new();
+        let opened = sources.iter().map(|s| {
+            let input = input::open(s, &self.config.input, &opener);
+            if let Ok(i) = &input {
+                warnings.extend(i.decoder.warnings().into_iter().map(|w| InputError {
+                    name: i.name.clone(),
+                    message: format!("warning: {w}"),
+                }));
+            }
+            input
+        });
+        let mut result = engine::scan::<C, _>(rules, opened, &options, &progress.flows);
+        let mut errors = walk_errors;
+        errors.extend(result.errors.iter().cloned());
+        let pass1 = start.elapsed().as_secs_f64();
+        let guarantee = if sources.contains(&Source::Stdin) {
+            Guarantee::OnePass(OnePassWhy::Stdin)
+        } else if !self.config.verify {
+            Guarantee::OnePass(OnePassWhy::Asked)
+        } else {
+            Guarantee::Verified
+        };
+        let mut stats_rules = rule_stats(rules, &result);
+        let keys = result.keys();
+        let stats = result.stats;
+        let findings = if guarantee.verified() {
+            let candidates = candidates(rules, &mut result, &mut stats_rules);
+            // The tables are done with unless kept: the second pass needs only the candidates.
+            let tables = keep.then(|| Tables(Box::new(result)));
+            let start2 = Instant::now();
+            progress.flows.store(0, Ordering::Relaxed);
+            progress.pass.store(2, Ordering::Relaxed);
+            let opener = Opener::new();
+            let reopened = sources
+                .iter()
+                .map(|s| input::open(s, &self.config.input, &opener));
+            let verified = verify::verify(
+                rules,
+                &candidates,
+                reopened,
+                options.threads,
+                options.queue,
+                &progress.flows,
+            );
+            // The same inputs decode to the same errors; anything else means an input changed under the scan.
+            for e in verified.errors {
+                if !errors.contains(&e) {
+                    errors.push(InputError {
+                        name: e.name,
+                        message: format!("{} (in the verify pass)", e.message),
+                    });
+                }
+            }
+            if verified.stats.flows != stats.flows {
+                errors.push(InputError {
+                    name: "verify pass".into(),
+                    message: format!(
+                        "read {} flows where the first pass read {}: an input changed during the scan",
+                        verified.stats.flows, stats.flows
+                    ),
+                });
+            }
+            let mut out = Vec::new();
+            for (ri, rule) in rules.iter().enumerate() {
+                for (key, tally) in candidates[ri].keys().iter().zip(&verified.tallies[ri]) {
+                    let value = tally.value(rule.count);
+                    if value.value > rule.above {
+                        out.push(Finding::new(rule, *key, value, tally.seen, 0, true));
+                    }
+                }
+            }
+            let secs2 = start2.elapsed().as_secs_f64();
+            crate::report::sort(&mut out);
+            let scan = Scan {
+                findings: out,
+                errors,
+                warnings,
+                stats,
+                guarantee,
+                rules: stats_rules,
+                keys,
+                secs: [pass1, secs2],
+                counter: C::NAME,
+            };
+            return (scan, tables);
+        } else {
+            let mut out = Vec::new();
+            for (ri, rule) in rules.iter().enumerate() {
+                let slack = stats_rules[ri].admit_at.saturating_sub(1);
+                for c in result.over(ri, rule.above) {
+                    out.push(Finding::new(rule, c.key, c.value, c.seen, slack, false));
+                }
+            }
+            crate::report::sort(&mut out);
+            out
+        };
+        let tables = if keep {
+            Some(Tables(Box::new(result)))
+        } else {
+            // One scan per process: freeing millions of per-host counters one by one would only delay the exit.
+            std::mem::forget(result);
+            None
+        };
+        let scan = Scan {
+            findings,
+            errors,
+            warnings,
+            stats,
+            guarantee,
+            rules: stats_rules,
+            keys,
+            secs: [pass1, 0.0],
+            counter: C::NAME,
+        };
+        (scan, tables)
+    }
+}
+
+/// The first pass's tables of a scan, whatever its counter.
+pub struct Tables(Box<dyn EachCount>);
+
+impl Tables {
+    /// Hand every key rule `rule` admitted, with its first-pass count, to `each`.
+    pub fn each(&mut self, rule: usize, each: &mut dyn FnMut(&Counted)) {
+        self.0.each(rule, each)
+    }
+}
+
+trait EachCount {
+    fn each(&mut self, rule: usize, each: &mut dyn FnMut(&Counted));
+}
+
+impl<C: DistinctCounter> EachCount for ScanResult<C> {
+    fn each(&mut self, rule: usize, each: &mut dyn FnMut(&Counted)) {
+        for c in self.all(rule) {
+            each(&c);
+        }
+    }
+}
+
+fn rule_stats<C: DistinctCounter>(rules: &[Rule], result: &ScanResult<C>) -> Vec<RuleStats> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let counts = result.counts(i);
+            let sides = if r.key.addr == crate::rules::AddrField::Host {
+                2
+            } else {
+                1
+            };
+            let tables = result.footprint(i);
+            RuleStats {
+                id: r.id.clone(),
+                above: r.above,
+                flows: counts.updates / sides,
+                keys_admitted: tables.keys,
+                keys_seen: result.keys_seen(i),
+                admit_at: result.admit_at(i),
+                raises: counts.raises,
+                over_budget: counts.over_budget,
+                admission_bytes: result.admission_bytes(i),
+                tables,
+                candidates: 0,
+            }
+        })
+        .collect()
+}
+
+/// The largest true value an estimate may stand for: itself when exact, else six standard errors above.
+fn upper(e: &Estimate) -> f64 {
+    if e.exact {
+        e.value as f64
+    } else if e.rel_std_error * 6.0 < 0.9 {
+        e.value as f64 / (1.0 - 6.0 * e.rel_std_error) + 1.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Every key of every rule whose true count could be over the threshold: its counted value (at most six standard
+/// errors low) plus what admission may have missed (`A - 1`).
+fn candidates<C: DistinctCounter>(
+    rules: &[Rule],
+    result: &mut ScanResult<C>,
+    stats: &mut [RuleStats],
+) -> Vec<Candidates> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let slack = stats[i].admit_at.saturating_sub(1) as f64;
+            let above = rule.above as f64;
+            let keys: Vec<KeyParts> = result
+                .select(i, &|e| upper(e) + slack > above)
+                .into_iter()
+                .map(|c| c.key)
+                .collect();
+            stats[i].candidates = keys.len();
+            Candidates::new(keys)
+        })
+        .collect()
+}

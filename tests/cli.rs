@@ -17,6 +17,7 @@ fn run(args: &[&str]) -> Output {
 fn findings(o: &Output) -> Vec<(String, String, u64, bool)> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
+        .filter(|l| !common::is_summary(l))
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
             let mut key = v["host"].as_str().unwrap().to_string();
@@ -316,8 +317,8 @@ fn stats_count_every_rule_s_keys() {
             .find(|l| l.starts_with(&format!("flowsketch: rule {rule}: ")))
             .unwrap_or_else(|| panic!("no stats for {rule}: {err}"));
         let keys: usize = line
-            .split(": ")
-            .nth(2)
+            .split("admitted ")
+            .nth(1)
             .unwrap()
             .split(' ')
             .next()

@@ -87,7 +87,12 @@ fn run<C: DistinctCounter>(
         input("a", recs[..recs.len() / 2].to_vec(), 1_000),
         input("b", recs[recs.len() / 2..].to_vec(), 777),
     ];
-    let options = ScanOptions { threads, queue: 4 };
+    let options = ScanOptions {
+        threads,
+        queue: 4,
+        admit: 0.0,
+        ..ScanOptions::default()
+    };
     let mut result = engine::scan::<C, _>(&defs.rules, inputs, &options, &AtomicU64::new(0));
     assert!(result.errors.is_empty());
     assert_eq!(result.stats.flows, recs.len() as u64);
@@ -181,7 +186,12 @@ fn shards_merged_equal_one_sequential_pass() {
     let compiled: Vec<_> = defs.rules.iter().map(engine::CompiledRule::new).collect();
     // Two runs over halves, merged, against one run over all.
     let scan = |part: &[FlowRecord], threads| {
-        let options = ScanOptions { threads, queue: 4 };
+        let options = ScanOptions {
+            threads,
+            queue: 4,
+            admit: 0.0,
+            ..ScanOptions::default()
+        };
         engine::scan::<Exact, _>(
             &defs.rules,
             vec![input("x", part.to_vec(), 500)],
@@ -226,6 +236,8 @@ fn a_failing_input_does_not_stop_the_others() {
         &ScanOptions {
             threads: 2,
             queue: 2,
+            admit: 0.0,
+            ..ScanOptions::default()
         },
         &AtomicU64::new(0),
     );

@@ -56,6 +56,9 @@ type Findings = BTreeMap<Finding, (i64, i64)>;
 fn findings(o: &Output) -> Findings {
     let mut m = BTreeMap::new();
     for l in String::from_utf8_lossy(&o.stdout).lines() {
+        if common::is_summary(l) {
+            continue;
+        }
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
         let f = Finding {
             rule: v["rule"].as_str().unwrap().to_string(),

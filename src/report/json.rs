@@ -24,6 +24,7 @@ pub fn object(meta: &ReportMeta, f: &Finding) -> Value {
     };
     let window = f.window_bounds();
     json!({
+        "type": "finding",
         "rule": f.rule,
         "name": f.name,
         "severity": f.severity.name(),

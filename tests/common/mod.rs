@@ -70,3 +70,8 @@ pub fn nfdump_csv(src: &Path, to: &Path) {
     );
     std::fs::write(to, &out.stdout).unwrap();
 }
+
+/// True for the summary record that ends `--format json` output (every other line is a finding).
+pub fn is_summary(line: &str) -> bool {
+    line.contains("\"type\":\"summary\"")
+}

@@ -107,6 +107,9 @@ pub struct RuleStats {
     pub flows: u64,
     /// Keys given a table entry.
     pub keys_admitted: usize,
+    /// Updates (one per flow, two for `host` keys) that reached a table, of all the rule routed.
+    pub updates_admitted: u64,
+    pub updates: u64,
     /// Distinct keys the rule saw (an estimate from its admission sketch when it has one; never more than
     /// `flows` for one-ended keys); `None` when the sketch was too full to say.
     pub keys_seen: Option<u64>,
@@ -422,6 +425,8 @@ fn rule_stats<C: DistinctCounter>(rules: &[Rule], result: &ScanResult<C>) -> Vec
                 above: r.above,
                 flows: counts.updates / sides,
                 keys_admitted: tables.keys,
+                updates_admitted: counts.admitted,
+                updates: counts.updates,
                 keys_seen: result.keys_seen(i),
                 admit_at: result.admit_at(i),
                 raises: counts.raises,

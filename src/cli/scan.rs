@@ -216,11 +216,12 @@ fn print_stats(scan: &Scan) {
             format!("at {} (a = {:.2})", r.admit_at, r.admit_fraction())
         };
         eprintln!(
-            "flowsketch: rule {}: {} flows matched, keys seen {seen}, admitted {} ({admit}), candidates {}, \
-             admission {}, tables {}, counters {}",
+            "flowsketch: rule {}: {} flows matched, keys seen {seen}, admitted {} ({admit}; {:.0} % of updates), \
+             candidates {}, admission {}, tables {}, counters {}",
             r.id,
             r.flows,
             r.keys_admitted,
+            r.updates_admitted as f64 * 100.0 / r.updates.max(1) as f64,
             r.candidates,
             human_bytes(r.admission_bytes as u64),
             human_bytes(r.tables.table_bytes as u64),

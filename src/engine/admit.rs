@@ -24,7 +24,7 @@ use crate::record::FlowRecord;
 use crate::rules::CountSpec;
 
 /// How many updates ahead a line is prefetched.
-const AHEAD: usize = 16;
+const AHEAD: usize = 32;
 /// Cells per key inside its line.
 pub const ROWS: usize = 3;
 /// Bytes of a line.
@@ -82,14 +82,17 @@ pub fn admit_at(fraction: f64, above: u64) -> u64 {
 /// One rule's admission sketch in one shard.
 pub struct Admission {
     map: memmap2::MmapMut,
+    /// Where the cells start in the map: the first 2 MiB boundary, so the kernel can back them with huge pages.
+    start: usize,
+    bytes: usize,
     /// Lines - 1 (a power of two).
     mask: usize,
     /// Right shift that leaves the line index in the top bits of the remixed hash.
     shift: u32,
     /// 16-bit cells instead of bytes.
     wide: bool,
-    /// Measure per cell step (1 unless the threshold is past what a cell holds).
-    unit: u64,
+    /// Measure per cell step, as a power of two (0 unless the threshold is past what a cell holds).
+    unit_shift: u32,
     /// The rule's threshold T, and the admission threshold A in measure units and in cell steps.
     above: u64,
     at: u64,
@@ -103,17 +106,27 @@ impl Admission {
         debug_assert!(bytes.is_power_of_two() && bytes >= MIN_BYTES && at >= 2);
         let wide = above > u8::MAX as u64;
         let cell_max = if wide { u16::MAX } else { u8::MAX as u16 } as u64;
-        let unit = above.div_ceil(cell_max).max(1);
-        let map = memmap2::MmapMut::map_anon(bytes)?;
+        let unit_shift = above
+            .div_ceil(cell_max)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros();
+        // A random line per flow: 4 KiB pages would add a TLB miss to most of them. Mapping a huge page more than
+        // needed lets the cells start on a huge-page boundary (the extra address space is never touched).
+        const HUGE: usize = 2 << 20;
+        let map = memmap2::MmapMut::map_anon(bytes + HUGE)?;
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
+        let start = (HUGE - map.as_ptr() as usize % HUGE) % HUGE;
         let lines = bytes / LINE;
         let mut a = Admission {
             map,
+            start,
+            bytes,
             mask: lines - 1,
             shift: 64 - lines.trailing_zeros(),
             wide,
-            unit,
+            unit_shift,
             above,
             at: 0,
             at_cells: 0,
@@ -124,7 +137,11 @@ impl Admission {
 
     fn set_at(&mut self, at: u64) {
         self.at = at.min(self.above.max(2));
-        self.at_cells = self.at.div_ceil(self.unit);
+        self.at_cells = self.at.div_ceil(1 << self.unit_shift);
+    }
+
+    fn cells(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.bytes]
     }
 
     /// The admission threshold `A` in force, in the measure's units.
@@ -141,7 +158,7 @@ impl Admission {
 
     /// Bytes of the cells.
     pub fn bytes(&self) -> usize {
-        self.map.len()
+        self.bytes
     }
 
     /// Count `refs` (all of `rule`) and append those whose key is admitted (from this flow on) to `admitted`.
@@ -152,14 +169,17 @@ impl Admission {
         refs: &[Ref],
         admitted: &mut Vec<Ref>,
     ) {
-        if self.wide {
-            self.admit_cells::<u16>(rule, records, refs, admitted)
-        } else {
-            self.admit_cells::<u8>(rule, records, refs, admitted)
+        let sum = matches!(rule.count, CountSpec::Packets | CountSpec::Bytes);
+        match (self.wide, sum) {
+            (false, false) => self.admit_cells::<u8, false>(rule, records, refs, admitted),
+            (false, true) => self.admit_cells::<u8, true>(rule, records, refs, admitted),
+            (true, false) => self.admit_cells::<u16, false>(rule, records, refs, admitted),
+            (true, true) => self.admit_cells::<u16, true>(rule, records, refs, admitted),
         }
     }
 
-    fn admit_cells<C: Cell>(
+    /// [`Self::admit`] for one cell type; `SUM` when the measure is a record's packets or bytes (else 1 a flow).
+    fn admit_cells<C: Cell, const SUM: bool>(
         &mut self,
         rule: &CompiledRule,
         records: &[FlowRecord],
@@ -168,22 +188,23 @@ impl Admission {
     ) {
         let per_line = LINE / std::mem::size_of::<C>();
         let bits = per_line.trailing_zeros();
-        let (mask, shift, unit, at) = (self.mask, self.shift, self.unit, self.at_cells);
-        let base = self.map.as_mut_ptr();
-        let n = refs.len();
-        for i in 0..n + AHEAD {
-            if let Some(r) = refs.get(i) {
-                let line = (remix(r.hash) >> shift) as usize & mask;
-                prefetch(base.wrapping_add(line * LINE));
+        let (mask, shift, at) = (self.mask, self.shift, self.at_cells);
+        let (unit_shift, round) = (self.unit_shift, (1u64 << self.unit_shift) - 1);
+        // SAFETY: `start + bytes` is inside the map (it was mapped a huge page longer than `bytes`).
+        let base = unsafe { self.map.as_mut_ptr().add(self.start) };
+        let line_of = |hash: u64| (remix(hash) >> shift) as usize & mask;
+        for r in refs.iter().take(AHEAD) {
+            prefetch(base.wrapping_add(line_of(r.hash) * LINE));
+        }
+        for (j, r) in refs.iter().enumerate() {
+            if let Some(next) = refs.get(j + AHEAD) {
+                prefetch(base.wrapping_add(line_of(next.hash) * LINE));
             }
-            let Some(j) = i.checked_sub(AHEAD) else {
-                continue;
-            };
-            let r = &refs[j];
             let h = remix(r.hash);
             let line = (h >> shift) as usize & mask;
-            // SAFETY: `line <= mask`, so the line lies inside the map, which is page-aligned (so 64-aligned) and
-            // holds plain integers for which every bit pattern is valid; `&mut self` makes the access unique.
+            // SAFETY: `line <= mask`, so the line lies inside the cells, which start 64-aligned (on a huge page
+            // boundary) and hold plain integers for which every bit pattern is valid; `&mut self` makes the access
+            // unique.
             let cells: &mut [C] = unsafe {
                 std::slice::from_raw_parts_mut(base.add(line * LINE).cast::<C>(), per_line)
             };
@@ -193,7 +214,11 @@ impl Admission {
                 *p = (h >> (shift - bits * (k as u32 + 1))) as usize & (per_line - 1);
                 low = low.min(cells[*p]);
             }
-            let w = measure(rule.count, &records[r.idx as usize]).div_ceil(unit);
+            let w = if SUM {
+                measure(rule.count, &records[r.idx as usize]).saturating_add(round) >> unit_shift
+            } else {
+                1
+            };
             let bound = C::set(low.get().saturating_add(w));
             // Conservative update, branch-free: no cell drops, none rises past the new bound.
             for p in pos {
@@ -208,11 +233,12 @@ impl Admission {
     /// Keys that touched the sketch, by linear counting of its empty cells (each key sets `ROWS` of them);
     /// `None` when too few cells are empty to say.
     pub fn keys_estimate(&self) -> Option<f64> {
+        let bytes = self.cells();
         let (cells, zero) = if self.wide {
-            let c: &[u16] = bytemuck_u16(&self.map);
+            let c: &[u16] = bytemuck_u16(bytes);
             (c.len(), c.iter().filter(|&&x| x == 0).count())
         } else {
-            (self.map.len(), self.map.iter().filter(|&&x| x == 0).count())
+            (bytes.len(), bytes.iter().filter(|&&x| x == 0).count())
         };
         if zero * 200 < cells {
             return None;
@@ -224,7 +250,7 @@ impl Admission {
 
 /// The map's bytes as 16-bit cells.
 fn bytemuck_u16(b: &[u8]) -> &[u16] {
-    // SAFETY: the map is page-aligned and its length a multiple of 64; every bit pattern is a valid u16.
+    // SAFETY: the cells start 64-aligned and their length is a multiple of 64; every bit pattern is a valid u16.
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), b.len() / 2) }
 }
 
@@ -332,7 +358,7 @@ mod tests {
         // Packets, 3 per flow, threshold 1,000,000: 16-bit cells of 16 packets each; each flow rounds up to one.
         let r = rule(CountSpec::Packets);
         let mut a = Admission::new(MIN_BYTES, 1_000_000, 30).unwrap();
-        assert!(a.wide && a.unit == 16 && a.at_cells == 2);
+        assert!(a.wide && a.unit_shift == 4 && a.at_cells == 2);
         let first = run(&mut a, &r, &[5; 4]);
         assert_eq!(
             first[5],

@@ -170,7 +170,10 @@ impl<C: DistinctCounter> State for DistinctState<C> {
         self.seen.merge(&o.seen);
     }
     fn value(&mut self) -> Estimate {
-        self.counter.estimate()
+        // A key cannot have more distinct values than flows: an estimate says no more than that.
+        let mut e = self.counter.estimate();
+        e.value = e.value.min(self.seen.flows());
+        e
     }
     fn seen(&self) -> Seen {
         self.seen

@@ -211,7 +211,11 @@ impl Tally {
             CountSpec::Flows => Estimate::exact(self.seen.flows()),
             CountSpec::Packets => Estimate::exact(self.packets),
             CountSpec::Bytes => Estimate::exact(self.bytes),
-            CountSpec::Distinct(_) => self.values.estimate(),
+            CountSpec::Distinct(_) => {
+                let mut e = self.values.estimate();
+                e.value = e.value.min(self.seen.flows());
+                e
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ fn stream(rng: &mut Rng, n: usize) -> Vec<FlowRecord> {
             let d = rng.zipf(3_000, 0.7) as u32;
             let first = 1_764_126_000_000 + rng.below(600_000);
             FlowRecord {
-                src: if s % 11 == 0 {
+                src: if s.is_multiple_of(11) {
                     Addr::v6(0x2001_0db8 << 96 | s as u128)
                 } else {
                     Addr::v4(0x0a00_0000 | s)

@@ -282,6 +282,10 @@ pub struct GenArgs {
     /// Background traffic only, no planted events.
     #[arg(long)]
     pub no_plant: bool,
+
+    /// Add a SYN flood at one more victim from this many spoofed sources, one flow each (in 176.0.0.0/4).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub spoofed: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -46,6 +46,7 @@ fn generate(args: &GenArgs) -> Result<(), String> {
         v6_share: args.v6,
         span_ms,
         plant: !args.no_plant,
+        spoofed: args.spoofed,
         ..TrafficConfig::default()
     };
     let start = Instant::now();

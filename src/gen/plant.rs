@@ -14,6 +14,9 @@ pub enum EventKind {
     VerticalScan,
     /// SYNs from many spoofed sources to one address: FS8.
     SynFlood,
+    /// One SYN from each of many forged sources, spread over 176.0.0.0/4, at one victim: what a spoofed flood
+    /// costs a tracker that gives every source an entry (`gen --spoofed`).
+    SpoofedFlood,
     /// A host sending to non-routable space: FS2.
     BogonTalker,
 }
@@ -103,6 +106,12 @@ impl Planter {
             EventKind::VerticalScan => f.dst_port = 1 + i as u16,
             EventKind::SynFlood => {
                 f.src = offset(self.host, i);
+                f.dst = self.target;
+            }
+            EventKind::SpoofedFlood => {
+                // A bijection of the 2^28 addresses of 176.0.0.0/4: every source distinct, none of them in the
+                // ranges the background and the other events use.
+                f.src = Addr::v4(0xb000_0000 | (i.wrapping_mul(0x9e37_79b1) & 0x0fff_ffff));
                 f.dst = self.target;
             }
             EventKind::BogonTalker => {

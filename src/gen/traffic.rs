@@ -23,6 +23,8 @@ pub struct TrafficConfig {
     pub span_ms: u64,
     /// Plant events around the default thresholds.
     pub plant: bool,
+    /// One-flow spoofed sources of a SYN flood at one more victim (0: none).
+    pub spoofed: u64,
 }
 
 impl Default for TrafficConfig {
@@ -35,6 +37,7 @@ impl Default for TrafficConfig {
             start_ms: super::demo::START_MS,
             span_ms: 3_600_000,
             plant: true,
+            spoofed: 0,
         }
     }
 }
@@ -64,6 +67,22 @@ impl Traffic {
         let mut events = Vec::new();
         if cfg.plant {
             plant_defaults(&mut planters, &mut events);
+        }
+        if cfg.spoofed > 0 {
+            let size = cfg.spoofed.min(1 << 28) as u32;
+            let victim = Addr::v4(FLOOD_VICTIMS + 100);
+            let p = Planter::new(EventKind::SpoofedFlood, victim, victim, 80, size, 1);
+            events.push(Event {
+                kind: EventKind::SpoofedFlood,
+                host: victim.to_string(),
+                port: None,
+                peer: None,
+                rule: "FS8",
+                true_count: size as u64,
+                threshold: 1_000,
+                flows: p.total(),
+            });
+            planters.push(p);
         }
         let planted_left: u64 = planters.iter().map(Planter::total).sum();
         let total = cfg.flows + planted_left;
@@ -320,6 +339,25 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0].first_ms <= w[1].first_ms));
         let (c, _) = Traffic::new(TrafficConfig { seed: 2, ..small() });
         assert_ne!(a, c.take(5_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn spoofed_sources_are_distinct_and_apart_from_the_rest() {
+        let (t, events) = Traffic::new(TrafficConfig {
+            spoofed: 50_000,
+            ..small()
+        });
+        let flood = events
+            .iter()
+            .find(|e| e.kind == EventKind::SpoofedFlood)
+            .unwrap();
+        let victim: Addr = flood.host.parse().unwrap();
+        let mut spoofed = HashSet::new();
+        for f in t.filter(|f| f.dst == victim) {
+            assert_eq!(f.src.as_v4().unwrap() >> 28, 0xb, "{:?}", f.src);
+            assert!(spoofed.insert(f.src), "a spoofed source twice: {:?}", f.src);
+        }
+        assert_eq!(spoofed.len() as u64, flood.true_count);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! when results from several runs must be added up ([`Shard::merge`]).
 
 pub mod admit;
+pub mod evidence;
 pub mod key;
 mod region;
 pub mod shard;

@@ -9,15 +9,16 @@
 //! locks) and the tallies merge by sums, minima, maxima and set unions, so the result does not depend on which
 //! worker saw which flow.
 
+use super::evidence::{Evidence, Gathered};
 use super::key::KeyParts;
 use super::table::{distinct_value, CompiledRule, Seen};
 use super::worker::Job;
 use super::{InputError, ScanStats};
 use crate::formats::{ChunkStats, Decoder};
 use crate::hash::{hash128, TableHasher};
-use crate::record::FlowRecord;
+use crate::record::{Addr, FlowRecord};
 use crate::rules::filter::{Columns, Scratch};
-use crate::rules::{CountSpec, Rule};
+use crate::rules::{CountSpec, DistinctField, Rule};
 use crate::sketch::hll::{self, Registers};
 use crate::sketch::Estimate;
 use std::collections::HashSet;
@@ -184,6 +185,7 @@ pub struct Tally {
     pub packets: u64,
     pub bytes: u64,
     pub values: Values,
+    pub gathered: Gathered,
 }
 
 impl Tally {
@@ -196,6 +198,8 @@ impl Tally {
             self.values
                 .insert(distinct_value(field, rec, side, rule.key.addr));
         }
+        let peer = distinct_value(DistinctField::Peer, rec, side, rule.key.addr);
+        self.gathered.add(rec, Addr(peer));
     }
 
     fn merge(&mut self, o: Tally) {
@@ -203,6 +207,12 @@ impl Tally {
         self.packets = self.packets.saturating_add(o.packets);
         self.bytes = self.bytes.saturating_add(o.bytes);
         self.values.merge(o.values);
+        self.gathered.merge(o.gathered);
+    }
+
+    /// The top `k` peers, ports and protocols with the totals, from every flow of the key.
+    pub fn evidence(&self, k: usize) -> Evidence {
+        self.gathered.evidence(k, self.bytes, self.packets, true)
     }
 
     /// The rule's count for this key; exact unless a distinct count passed [`EXACT_LIMIT`].

@@ -30,13 +30,15 @@ pub fn skip(test: &str, why: &str) {
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
     extern "C" fn report() {
         let n = SKIPPED.load(Ordering::SeqCst);
-        let name = std::env::args().next().unwrap_or_default();
-        let name = Path::new(&name)
-            .file_name()
+        // The test binary, `readers-1f2e...`, without cargo's hash.
+        let exe = std::env::args().next().unwrap_or_default();
+        let stem = Path::new(&exe)
+            .file_stem()
             .map(|n| n.to_string_lossy().into_owned());
+        let name = stem.map(|n| n.rsplit_once('-').map_or(n.clone(), |(a, _)| a.to_string()));
         let _ = writeln!(
             std::io::stderr(),
-            "skipped: {n} cross-check{} in {} (CI=true makes a skip a failure)",
+            "skipped: {n} cross-check{} in tests/{}.rs (CI=true makes a skip a failure)",
             if n == 1 { "" } else { "s" },
             name.unwrap_or_default()
         );
@@ -131,8 +133,8 @@ pub fn nfdump_csv(src: &Path, to: &Path) {
     std::fs::write(to, &out.stdout).unwrap();
 }
 
-/// Deterministic flows for self-made inputs: `n` flows of generated site traffic with planted scanners (a share
-/// `v6` of the sources IPv6), then a few flows at the edges of what formats hold: every TCP flag, ICMP type and
+/// Deterministic flows for self-made inputs: `n` flows of generated traffic (a share `v6` of the sources IPv6,
+/// no planted events), then a few flows at the edges of what formats hold: every TCP flag, ICMP type and
 /// code, ports 0 and 65535, 32-bit counters at their maximum, an end before the start, an exporter and a ToS.
 pub fn sample_flows(n: u64, v6: f64) -> Vec<flowsketch::record::FlowRecord> {
     use flowsketch::gen::traffic::{Traffic, TrafficConfig};
@@ -143,6 +145,7 @@ pub fn sample_flows(n: u64, v6: f64) -> Vec<flowsketch::record::FlowRecord> {
         sources: (n / 10).max(10),
         v6_share: v6,
         span_ms: 600_000,
+        plant: false,
         ..TrafficConfig::default()
     });
     let mut flows: Vec<FlowRecord> = traffic.collect();
@@ -236,4 +239,15 @@ pub fn assert_flows(
         );
     }
     assert_eq!(got.len(), want.len(), "{what}: flow count");
+}
+
+/// Write `flows` as an LZ4 nfcapd file with the library's writer (the format nfdump reads).
+pub fn write_nfcapd(path: &Path, flows: &[flowsketch::record::FlowRecord]) {
+    use flowsketch::formats::nfcapd::{Compression, NfcapdWriter};
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = NfcapdWriter::new(std::io::BufWriter::new(file), Compression::Lz4, "test").unwrap();
+    for f in flows {
+        w.write(f).unwrap();
+    }
+    w.finish().unwrap();
 }

@@ -276,20 +276,17 @@ impl Loader<'_> {
         };
         let window_ms = match &r.window {
             None => Some(None),
-            Some(w) => match w.get_ref() {
-                WindowValue::Seconds(s) if *s > 0 => Some(Some(*s as u64 * 1000)),
-                WindowValue::Seconds(s) => {
-                    self.error(
-                        w.span().start,
-                        format!("expected a window longer than 0; found {s}"),
-                    );
-                    None
-                }
-                WindowValue::Text(t) => parse_window(t)
+            Some(w) => {
+                // A number is seconds, as the same number written as a string: one parser checks both.
+                let text = match w.get_ref() {
+                    WindowValue::Seconds(s) => s.to_string(),
+                    WindowValue::Text(t) => t.clone(),
+                };
+                parse_window(&text)
                     .map(Some)
                     .map_err(|e| self.error(w.span().start, e))
-                    .ok(),
-            },
+                    .ok()
+            }
         };
         let filter = match &r.filter {
             None => Some(Filter::any()),
@@ -615,6 +612,38 @@ severity = "urgent"
         let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
         assert_eq!(lines, [4, 11, 12, 13], "{errs:?}");
         assert!(errs[0].message.contains("src, dst or host"));
+    }
+
+    /// A rule with `window = VALUE` (VALUE as written in TOML): the window in ms, or the error's line and message.
+    fn window(value: &str) -> Result<Option<u64>, (usize, String)> {
+        let text = format!(
+            "[[rule]]\nid = \"W\"\nkey = \"src\"\ncount = \"flows\"\nabove = 1\nwindow = {value}\n"
+        );
+        match Definitions::parse(&text, "w.toml", None) {
+            Ok(d) => Ok(d.rules[0].window_ms),
+            Err(e) => Err((e.0[0].line, e.0[0].message.clone())),
+        }
+    }
+
+    #[test]
+    fn windows_as_integers_and_strings_are_checked_alike() {
+        assert_eq!(window("300"), Ok(Some(300_000)));
+        assert_eq!(window("\"300\""), Ok(Some(300_000)));
+        // The largest whole number of seconds whose milliseconds fit 64 bits, and the next one.
+        assert_eq!(
+            window("18446744073709551"),
+            Ok(Some(18_446_744_073_709_551_000))
+        );
+        let too_long = "window '18446744073709552' is too long";
+        assert_eq!(window("18446744073709552"), Err((6, too_long.to_string())));
+        assert_eq!(
+            window("\"18446744073709552\""),
+            Err((6, too_long.to_string()))
+        );
+        for bad in ["0", "\"0\"", "-5", "\"-5\""] {
+            let (line, message) = window(bad).unwrap_err();
+            assert_eq!(line, 6, "{bad}: {message}");
+        }
     }
 
     #[test]

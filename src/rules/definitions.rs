@@ -54,6 +54,29 @@ impl Definitions {
     }
 
     /// Parse definitions from text. `base` is the folder `file:` lists are relative to.
+    ///
+    /// A rule whose filter can never match because a list it needs is empty is set aside as inactive, with the
+    /// reason:
+    ///
+    /// ```
+    /// use flowsketch::rules::Definitions;
+    ///
+    /// let text = r#"
+    ///     version = "site.1"
+    ///     [lists]
+    ///     proxies = []
+    ///     [[rule]]
+    ///     id = "P1"
+    ///     where = "src in @proxies and not dst port 443"
+    ///     key = "src"
+    ///     count = "flows"
+    ///     above = 0
+    /// "#;
+    /// let defs = Definitions::parse(text, "site.toml", None).unwrap();
+    /// assert!(defs.rules.is_empty());
+    /// assert_eq!(defs.inactive[0].0, "P1");
+    /// assert!(defs.inactive[0].1.contains("list @proxies is empty"));
+    /// ```
     pub fn parse(
         text: &str,
         origin: &str,

@@ -122,11 +122,6 @@ fn compare_and_scan_agree_with_the_planted_truth() {
             r["error"]["max"].as_f64().unwrap() < 4.0 * 0.01625,
             "{id}: {r}"
         );
-        // Few near keys are estimated here, so none should be beyond four standard errors of P=12 (1.625 %).
-        assert!(
-            r["error"]["max"].as_f64().unwrap() < 4.0 * 0.01625,
-            "{id}: {r}"
-        );
         // Wherever they disagree, the exact count is near the threshold and no planted event is far from it.
         for m in r["mismatches"].as_array().unwrap() {
             let exact = m["exact"].as_f64().unwrap_or(0.0);

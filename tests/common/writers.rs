@@ -22,8 +22,10 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// A clock that can state every time of `flows`: exported a second after the last end, in whole seconds when
-    /// `whole_seconds` (v9 headers have no sub-second field), booted an hour before the earliest time.
+    /// A clock that can state every time of `flows`: booted an hour before the earliest (less when the flows
+    /// span nearly 49 days, the most 32-bit offsets hold), exported a second after the last end (earlier when
+    /// that would not fit: real exporters send times past their export time too), in whole seconds when
+    /// `whole_seconds` (v9 headers have no sub-second field).
     pub fn for_flows(flows: &[FlowRecord], whole_seconds: bool) -> Clock {
         let earliest = flows
             .iter()
@@ -35,15 +37,19 @@ impl Clock {
             .map(|f| f.first_ms.max(f.last_ms))
             .max()
             .unwrap_or(0);
-        let mut export_ms = latest + 1000;
+        let max = u32::MAX as u64;
+        assert!(latest - earliest <= max, "flows span more than 49 days");
+        let boot = earliest
+            - UPTIME_BEFORE_MS
+                .min(max - (latest - earliest))
+                .min(earliest);
+        let mut export_ms = (latest + 1000).min(boot + max);
         if whole_seconds {
             export_ms -= export_ms % 1000;
         }
-        let uptime_ms = export_ms - earliest + UPTIME_BEFORE_MS;
-        assert!(uptime_ms <= u32::MAX as u64, "flows span more than 49 days");
         Clock {
             export_ms,
-            uptime_ms,
+            uptime_ms: export_ms - boot,
         }
     }
 

@@ -421,7 +421,11 @@ fn findings_json(path: &Path, rules: &Path, extra: &[&str]) -> (Option<i32>, Vec
 /// among good ones): the verified findings are exact counting's, and so are their exit codes.
 #[test]
 fn verified_findings_equal_exact_counting_on_real_captures() {
-    let Some(data) = common::data() else { return };
+    let Some(data) =
+        common::require_data("verified_findings_equal_exact_counting_on_real_captures")
+    else {
+        return;
+    };
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/low-thresholds.toml");
     let mut total = 0;
     for folder in ["nfcapd", "scans", "flow-tools", "netflow-packets", "pcap"] {

@@ -1,10 +1,18 @@
-//! Every reader through the real binary: flow-tools files against the IPv4 part of their nfcapd source, all
-//! NetFlow payloads in one scan, nfdump's CSV against the nfcapd file it was printed from, pipes, detection and
-//! `--input-format`. Skips (with a printed line) when ../shared/data or nfdump is absent.
+//! Every reader through the real binary: the same flows written in every format give the same findings as their
+//! nfcapd file (flow-tools for the IPv4 part; CSV to the second), from a path and from a pipe; NetFlow payloads
+//! and captures in one scan, broken ones reported; detection and `--input-format`. The same against the real
+//! files of ../shared/data and nfdump, which say `skipped` without them (and fail under `CI=true`).
 
 mod common;
-use common::{bin, data, flowtools_source, nfdump_csv, nfdump_on_path, stderr};
+use common::writers::{
+    csv_as_flow_export, csv_as_nfdump, pcap, udp_frame, Exporter, FlowTools, Order, V5,
+};
+use common::{
+    bin, flowtools_source, nfdump_csv, require_data, require_data_and_nfdump, sample_flows, stderr,
+    write_nfcapd,
+};
 
+use flowsketch::record::FlowRecord;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -141,8 +149,10 @@ fn nfdump_ipv4_flows(file: &Path) -> u64 {
 
 #[test]
 fn flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source() {
-    let Some(data) = data() else { return };
-    let nfdump = nfdump_on_path();
+    let test = "flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source";
+    let Some(data) = require_data_and_nfdump(test) else {
+        return;
+    };
     let rules = fixture("ipv4-low-thresholds.toml");
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("flow-tools"))
         .unwrap()
@@ -151,14 +161,14 @@ fn flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source() {
     files.sort();
     assert_eq!(files.len() % 4, 0, "four variants per source");
     // Per nfcapd source: its findings and nfdump's IPv4 flow count.
-    let mut sources: BTreeMap<PathBuf, (Findings, Option<u64>)> = BTreeMap::new();
+    let mut sources: BTreeMap<PathBuf, (Findings, u64)> = BTreeMap::new();
     let (mut checked, mut total_findings) = (0, 0);
     for ft in &files {
         let src = flowtools_source(&data, ft);
         let (want, ipv4) = sources.entry(src.clone()).or_insert_with(|| {
             let o = scan(&rules, &["-q", src.to_str().unwrap()], None);
             assert!(o.status.code() != Some(2), "{}", stderr(&o));
-            (findings(&o), nfdump.then(|| nfdump_ipv4_flows(&src)))
+            (findings(&o), nfdump_ipv4_flows(&src))
         });
         let o = scan(&rules, &[ft.to_str().unwrap()], None);
         let err = stderr(&o);
@@ -170,9 +180,7 @@ fn flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source() {
         let got = findings(&o);
         // flow-import keeps whole seconds, so first/last differ from the nfcapd's by less than a second.
         assert_same(&got, want, 999, &ft.display().to_string());
-        if let Some(n) = ipv4 {
-            assert_eq!(summary_flows(&o), *n, "{}: {err}", ft.display());
-        }
+        assert_eq!(summary_flows(&o), *ipv4, "{}: {err}", ft.display());
         // The same file through a pipe, read as a stream.
         let p = scan(&rules, &["-"], Some(ft));
         assert_eq!(p.status.code(), o.status.code(), "{}", stderr(&p));
@@ -189,6 +197,177 @@ fn flowtools_files_give_the_findings_of_the_ipv4_part_of_their_source() {
     );
 }
 
+/// `flows` written as an nfcapd file in `dir`, and its findings with `rules`.
+fn nfcapd_findings(dir: &Path, flows: &[FlowRecord], rules: &str) -> (PathBuf, Findings) {
+    let path = dir.join("flows.nfcapd");
+    write_nfcapd(&path, flows);
+    let o = scan(rules, &["-q", path.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let f = findings(&o);
+    assert!(
+        f.len() > 50,
+        "the rules must fire on the sample flows: {}",
+        f.len()
+    );
+    (path, f)
+}
+
+#[test]
+fn written_flowtools_files_give_the_findings_of_the_ipv4_part_of_their_flows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = fixture("ipv4-low-thresholds.toml");
+    let flows = sample_flows(20_000, 0.2);
+    let (_, want) = nfcapd_findings(tmp.path(), &flows, &rules);
+    // NetFlow v5 holds IPv4 only: the flow-tools files hold the IPv4 flows, and the rules look at those alone.
+    let v4: Vec<FlowRecord> = flows
+        .iter()
+        .filter(|r| r.src.is_v4() && r.dst.is_v4())
+        .copied()
+        .collect();
+    assert!(v4.len() < flows.len());
+    for order in [Order::Little, Order::Big] {
+        for zlib in [false, true] {
+            let ft = tmp.path().join(format!("ft-v05.{order:?}.{zlib}"));
+            std::fs::write(&ft, FlowTools::like_flow_import(order, zlib).write(&v4)).unwrap();
+            let what = ft.display().to_string();
+            let o = scan(&rules, &[ft.to_str().unwrap()], None);
+            assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+            // Times to the millisecond: the writer keeps them.
+            assert_same(&findings(&o), &want, 0, &what);
+            assert_eq!(summary_flows(&o), v4.len() as u64, "{what}");
+            let p = scan(&rules, &["-"], Some(&ft));
+            assert_same(&findings(&p), &want, 0, &format!("{what} from a pipe"));
+            assert_eq!(summary_flows(&p), v4.len() as u64, "{what} from a pipe");
+        }
+    }
+}
+
+#[test]
+fn written_csv_gives_the_findings_of_its_flows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = fixture("low-thresholds.toml");
+    let flows = sample_flows(20_000, 0.2);
+    let (_, want) = nfcapd_findings(tmp.path(), &flows, &rules);
+    let csv = tmp.path().join("flows.csv");
+    std::fs::write(&csv, csv_as_nfdump(&flows)).unwrap();
+    nfdump_csv_gives(&rules, &csv, &want, flows.len() as u64);
+    // flow-export's CSV of the IPv4 flows, with times to the millisecond.
+    let rules = fixture("ipv4-low-thresholds.toml");
+    let (_, want) = nfcapd_findings(tmp.path(), &flows, &rules);
+    let v4: Vec<FlowRecord> = flows
+        .iter()
+        .filter(|r| r.src.is_v4() && r.dst.is_v4())
+        .copied()
+        .collect();
+    std::fs::write(&csv, csv_as_flow_export(&v4)).unwrap();
+    let c = scan(&rules, &[csv.to_str().unwrap()], None);
+    assert_same(&findings(&c), &want, 0, "flow-export CSV");
+    assert_eq!(summary_flows(&c), v4.len() as u64);
+}
+
+#[test]
+fn written_netflow_payloads_and_captures_give_the_findings_of_their_flows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = fixture("low-thresholds.toml");
+    let flows = sample_flows(6_000, 0.2);
+    let (_, want) = nfcapd_findings(tmp.path(), &flows, &rules);
+    // IPv4 flows in thirds: v5, v9 and IPFIX; IPv6 flows split between v9 and IPFIX.
+    let (v4, v6): (Vec<FlowRecord>, Vec<FlowRecord>) =
+        flows.iter().partition(|r| r.src.is_v4() && r.dst.is_v4());
+    let third = v4.len() / 3;
+    let v5_flows = &v4[..third];
+    let v9_flows: Vec<FlowRecord> = v4[third..2 * third]
+        .iter()
+        .chain(&v6[..v6.len() / 2])
+        .copied()
+        .collect();
+    let ipfix_flows: Vec<FlowRecord> = v4[2 * third..]
+        .iter()
+        .chain(&v6[v6.len() / 2..])
+        .copied()
+        .collect();
+    let (v9, ipfix) = (Exporter::v9(3), Exporter::ipfix(4));
+    // Payload files as an exporter sends them, in the order given on the command line: the v9 templates first,
+    // then its data; IPFIX with its templates in every message; two broken payloads among them.
+    let mut payloads: Vec<(String, Vec<u8>)> = vec![("v9-tpl.dat".into(), v9.template_packet())];
+    payloads.extend(
+        v9.data_packets(&v9_flows)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("v9-data-{i:03}.dat"), p)),
+    );
+    payloads.extend(
+        ipfix
+            .packets_with_templates(&ipfix_flows)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("ipfix-{i:03}.dat"), p)),
+    );
+    payloads.extend(
+        V5::default()
+            .packets(v5_flows)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("v5-{i:03}.dat"), p)),
+    );
+    // A v5 header that claims 31 records and one cut inside its records: "at offset 2" for both.
+    let mut bad_count = payloads.last().unwrap().1.clone();
+    bad_count[3] = 31;
+    let cut = payloads.last().unwrap().1[..100].to_vec();
+    payloads.push(("v5-invalid-count.dat".into(), bad_count));
+    payloads.push(("v5-invalid-cut.dat".into(), cut));
+    let mut paths = Vec::new();
+    for (name, bytes) in &payloads {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        paths.push(p.to_str().unwrap().to_string());
+    }
+    for detect in [false, true] {
+        let mut args: Vec<&str> = if detect {
+            vec![]
+        } else {
+            vec!["--input-format", "netflow"]
+        };
+        args.extend(paths.iter().map(String::as_str));
+        let o = scan(&rules, &args, None);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        for n in [
+            "v5-invalid-count.dat: at offset 2: ",
+            "v5-invalid-cut.dat: at offset 2: ",
+        ] {
+            assert_eq!(err.matches(n).count(), 1, "{n}: {err}");
+        }
+        assert!(err.contains("(2 with errors"), "{err}");
+        assert!(!err.contains("warning:"), "{err}");
+        assert_eq!(summary_flows(&o), flows.len() as u64, "{err}");
+        assert_same(
+            &findings(&o),
+            &want,
+            0,
+            &format!("payloads, detect={detect}"),
+        );
+    }
+    // The same packets as one capture from three exporters.
+    let a: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    let frames: Vec<Vec<u8>> = payloads
+        .iter()
+        .filter(|(n, _)| !n.contains("invalid"))
+        .map(|(_, p)| udp_frame(p, a, false))
+        .collect();
+    let cap = tmp.path().join("exporters.pcap");
+    std::fs::write(&cap, pcap(&frames, false, false)).unwrap();
+    for (what, stdin, args) in [
+        ("file", None, vec![cap.to_str().unwrap()]),
+        ("pipe", Some(cap.as_path()), vec!["-"]),
+    ] {
+        let o = scan(&rules, &args, stdin);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        assert_eq!(summary_flows(&o), flows.len() as u64, "{what}");
+        assert_same(&findings(&o), &want, 0, &format!("capture from a {what}"));
+    }
+}
+
 /// Device prefix shared by a netflow-packets template file and its data files.
 fn netflow_group(name: &str) -> String {
     let stem = name.trim_end_matches(".dat");
@@ -203,7 +382,9 @@ fn netflow_group(name: &str) -> String {
 #[test]
 fn all_netflow_payloads_in_one_scan() {
     use flowsketch::formats::{bytes_from_vec, decode_all, Opener};
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("all_netflow_payloads_in_one_scan") else {
+        return;
+    };
     let dir = data.join("netflow-packets");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -285,10 +466,10 @@ fn all_netflow_payloads_in_one_scan() {
 
 #[test]
 fn nfdump_csv_gives_the_findings_of_its_nfcapd_file() {
-    let Some(data) = data() else { return };
-    if !nfdump_on_path() {
+    let Some(data) = require_data_and_nfdump("nfdump_csv_gives_the_findings_of_its_nfcapd_file")
+    else {
         return;
-    }
+    };
     let rules = fixture("low-thresholds.toml");
     let src = data.join("nfcapd/nfcapd.sample");
     let tmp = tempfile::tempdir().unwrap();
@@ -298,21 +479,25 @@ fn nfdump_csv_gives_the_findings_of_its_nfcapd_file() {
     let o = scan(&rules, &[src.to_str().unwrap()], None);
     let want = findings(&o);
     assert!(want.len() >= 9, "rules should fire on the sample: {want:?}");
-    let flows = summary_flows(&o);
+    nfdump_csv_gives(&rules, &csv, &want, summary_flows(&o));
+}
+
+/// nfdump's CSV `csv` of an nfcapd file gives, from the file and from a pipe (detected or named), its `flows` and
+/// findings `want`, with first/last cut to the second (nfdump prints `ts`/`te` to the second).
+fn nfdump_csv_gives(rules: &str, csv: &Path, want: &Findings, flows: u64) {
     for (what, args, stdin) in [
         ("file", vec![csv.to_str().unwrap()], None),
-        ("pipe", vec!["-"], Some(csv.as_path())),
+        ("pipe", vec!["-"], Some(csv)),
         (
             "pipe, --input-format csv",
             vec!["--input-format", "csv", "-"],
-            Some(csv.as_path()),
+            Some(csv),
         ),
     ] {
-        let c = scan(&rules, &args, stdin);
-        assert_eq!(c.status.code(), o.status.code(), "{what}: {}", stderr(&c));
-        // nfdump prints ts/te to the second: first/last are the nfcapd's, cut to the second.
+        let c = scan(rules, &args, stdin);
+        assert_eq!(c.status.code(), Some(1), "{what}: {}", stderr(&c));
         let got = findings(&c);
-        assert_same(&got, &want, 999, what);
+        assert_same(&got, want, 999, what);
         for (f, (first, last)) in &got {
             let (wf, wl) = want[f];
             assert_eq!(
@@ -323,15 +508,10 @@ fn nfdump_csv_gives_the_findings_of_its_nfcapd_file() {
         }
         assert_eq!(summary_flows(&c), flows, "{what}");
     }
-    println!(
-        "csv: nfdump -o csv of nfcapd.sample: {} findings and {flows} flows equal to the nfcapd file's",
-        want.len()
-    );
 }
 
 #[test]
 fn input_format_overrides_detection_and_unknown_input_is_explained() {
-    let Some(data) = data() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("flows.csv");
     std::fs::write(
@@ -364,8 +544,9 @@ fn input_format_overrides_detection_and_unknown_input_is_explained() {
             "{format}: {err}"
         );
     }
-    // A real nfcapd file forced as CSV or flow-tools is refused too; from a pipe as well.
-    let nfcapd = data.join("scans/icmp-sweep.nfcapd");
+    // An nfcapd file forced as CSV or flow-tools is refused too; from a pipe as well.
+    let nfcapd = tmp.path().join("icmp-sweep.nfcapd");
+    write_nfcapd(&nfcapd, &sample_flows(100, 0.0));
     for format in ["csv", "flowtools"] {
         let o = scan(
             &rules,
@@ -416,33 +597,67 @@ fn input_format_overrides_detection_and_unknown_input_is_explained() {
 }
 
 /// Regression: NetFlow data read from a pipe used a fresh template cache, so the templates of the files before
-/// `-` did not apply and its data was reported as "before its template".
+/// `-` did not apply and its data was reported as "before its template". The data read after its template file,
+/// from a path and from a pipe, gives `flows` flows and the same findings.
+fn templates_apply_to_a_pipe(tpl: &Path, payload: &Path, flows: u64) {
+    let rules = fixture("low-thresholds.toml");
+    let files = scan(
+        &rules,
+        &[tpl.to_str().unwrap(), payload.to_str().unwrap()],
+        None,
+    );
+    let piped = scan(&rules, &[tpl.to_str().unwrap(), "-"], Some(payload));
+    let err = stderr(&piped);
+    assert_eq!(summary_flows(&files), flows, "{}", stderr(&files));
+    assert_eq!(summary_flows(&piped), flows, "{err}");
+    assert!(!err.contains("before its template"), "{err}");
+    assert_eq!(findings(&piped), findings(&files));
+}
+
 #[test]
 fn netflow_templates_from_files_apply_to_data_from_a_pipe() {
-    let Some(data) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let flows = sample_flows(300, 0.2);
+    for e in [Exporter::v9(1), Exporter::ipfix(1)] {
+        let (tpl, payload) = (tmp.path().join("tpl.dat"), tmp.path().join("data.dat"));
+        std::fs::write(&tpl, e.template_packet()).unwrap();
+        // A v9 packet has no length and runs to the end of its payload: one packet; IPFIX messages in a row.
+        let packets = e.data_packets(&flows);
+        let (data, n) = match e.version {
+            9 => (packets[0].clone(), e.per_packet),
+            _ => (packets.concat(), flows.len()),
+        };
+        std::fs::write(&payload, data).unwrap();
+        // Without its template the data decodes to nothing.
+        let alone = scan(&fixture("low-thresholds.toml"), &["-"], Some(&payload));
+        assert!(
+            stderr(&alone).contains("before its template"),
+            "{}",
+            stderr(&alone)
+        );
+        templates_apply_to_a_pipe(&tpl, &payload, n as u64);
+    }
+}
+
+#[test]
+fn netflow_templates_from_real_files_apply_to_data_from_a_pipe() {
+    let test = "netflow_templates_from_real_files_apply_to_data_from_a_pipe";
+    let Some(data) = require_data(test) else {
+        return;
+    };
     let dir = data.join("netflow-packets");
-    let rules = fixture("low-thresholds.toml");
-    for (tpl, payload) in [
+    for (tpl, payload, flows) in [
         (
             "netflow9_test_cisco_asa_1_tpl.dat",
             "netflow9_test_cisco_asa_1_data.dat",
+            14,
         ),
         (
             "ipfix_test_mikrotik_tpl.dat",
             "ipfix_test_mikrotik_data258.dat",
+            28,
         ),
     ] {
-        let (tpl, payload) = (dir.join(tpl), dir.join(payload));
-        let files = scan(
-            &rules,
-            &[tpl.to_str().unwrap(), payload.to_str().unwrap()],
-            None,
-        );
-        let piped = scan(&rules, &[tpl.to_str().unwrap(), "-"], Some(&payload));
-        let err = stderr(&piped);
-        assert!(summary_flows(&files) > 0, "{}", stderr(&files));
-        assert_eq!(summary_flows(&piped), summary_flows(&files), "{err}");
-        assert!(!err.contains("before its template"), "{err}");
-        assert_eq!(findings(&piped), findings(&files));
+        templates_apply_to_a_pipe(&dir.join(tpl), &dir.join(payload), flows);
     }
 }

@@ -1,12 +1,22 @@
-//! Readers against real files in ../shared/data and independent oracles: the real nfdump 1.7.1 and the
-//! `netflow_parser` crate. Every test skips (with a message) when the data folder or nfdump is absent.
+//! Every reader on inputs written by the writers in tests/common/writers.rs, flow by flow, checked where possible
+//! by independent oracles (the `netflow_parser` crate, the real nfdump); and the readers against the real files
+//! in ../shared/data, whose tests say `skipped` without them (and fail under `CI=true`).
 
 mod common;
-use common::{data, flowtools_source, nfdump_csv, nfdump_on_path};
+use common::writers::{
+    csv_as_flow_export, csv_as_nfdump, pcap, pcapng, tcp_frame, udp_frame, Exporter, FlowTools,
+    Order, V5,
+};
+use common::{
+    assert_flows, flowtools_source, nfdump_csv, require_data, require_data_and_nfdump,
+    require_nfdump, sample_flows, sorted,
+};
 
+use flowsketch::formats::nfcapd::{Compression, NfcapdWriter};
 use flowsketch::formats::{self, decode_all, open_stream, Decoder, Opener};
 use flowsketch::record::{Addr, FlowRecord};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -92,6 +102,15 @@ fn read_all(d: &dyn Decoder) -> Result<Vec<FlowRecord>, formats::FormatError> {
     Ok(v)
 }
 
+/// Exporter `n`'s address, IPv4 or IPv6.
+fn exporter(n: u8, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::from([0x20, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n])
+    } else {
+        IpAddr::from([10, 9, 9, n])
+    }
+}
+
 fn open_file(path: &Path) -> Box<dyn Decoder> {
     let bytes = std::fs::read(path).unwrap();
     formats::open(formats::bytes_from_vec(bytes))
@@ -100,10 +119,11 @@ fn open_file(path: &Path) -> Box<dyn Decoder> {
 
 #[test]
 fn flowtools_files_give_the_ipv4_flows_of_their_nfcapd_source() {
-    let Some(data) = data() else { return };
-    if !nfdump_on_path() {
+    let Some(data) =
+        require_data_and_nfdump("flowtools_files_give_the_ipv4_flows_of_their_nfcapd_source")
+    else {
         return;
-    }
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("flow-tools"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -147,7 +167,9 @@ fn flowtools_files_give_the_ipv4_flows_of_their_nfcapd_source() {
 
 #[test]
 fn flowtools_variants_are_identical_including_times() {
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("flowtools_variants_are_identical_including_times") else {
+        return;
+    };
     let dir = data.join("flow-tools");
     for stem in ["nfcapd.sample", "port-scan-1-10000", "icmp-sweep"] {
         let base = read_all(open_file(&dir.join(format!("{stem}.ft"))).as_ref()).unwrap();
@@ -162,10 +184,9 @@ fn flowtools_variants_are_identical_including_times() {
 #[test]
 fn flowtools_times_match_nfdump_within_a_second() {
     // flow-import stores times with second resolution in unix_secs/First; compare against nfdump's ms times.
-    let Some(data) = data() else { return };
-    if !nfdump_on_path() {
+    let Some(data) = require_data_and_nfdump("flowtools_times_match_nfdump_within_a_second") else {
         return;
-    }
+    };
     let src = data.join("scans/syn-sweep-horizontal.nfcapd");
     let out = Command::new("nfdump")
         .env("TZ", "UTC")
@@ -320,7 +341,9 @@ fn icmp0(proto: u8, port: u16) -> u16 {
 
 #[test]
 fn netflow_payloads_match_netflow_parser_per_file() {
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("netflow_payloads_match_netflow_parser_per_file") else {
+        return;
+    };
     let dir = data.join("netflow-packets");
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -457,7 +480,10 @@ fn netflow_payloads_match_netflow_parser_per_file() {
 
 #[test]
 fn netflow_data_before_template_is_reported_not_lost_silently() {
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("netflow_data_before_template_is_reported_not_lost_silently")
+    else {
+        return;
+    };
     let dir = data.join("netflow-packets");
     let opener = Opener::new();
     let bytes = std::fs::read(dir.join("netflow9_test_cisco_asa_1_data.dat")).unwrap();
@@ -482,97 +508,11 @@ fn netflow_data_before_template_is_reported_not_lost_silently() {
     assert!(d.warnings().is_empty(), "{:?}", d.warnings());
 }
 
-/// Wrap UDP payloads into Ethernet (optionally VLAN-tagged) IPv4 or IPv6 frames from exporter `n`.
-fn frame(payload: &[u8], n: u8, v6: bool, vlan: bool) -> Vec<u8> {
-    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-    if vlan {
-        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
-    }
-    let udp_len = 8 + payload.len();
-    let mut udp = vec![0xc0, n, 0x08, 0x07];
-    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(payload);
-    if v6 {
-        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        f.extend_from_slice(&[17, 64]);
-        let mut src = [0u8; 16];
-        src[0] = 0x20;
-        src[1] = 0x01;
-        src[15] = n;
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&[0u8; 16]);
-    } else {
-        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
-        f.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 10, 9, 9, n, 10, 0, 0, 1]);
-    }
-    f.extend_from_slice(&udp);
-    f
-}
-
-fn pcap(frames: &[Vec<u8>], big_endian: bool) -> Vec<u8> {
-    let p32 = |v: u32| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let p16 = |v: u16| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let mut out = Vec::new();
-    out.extend_from_slice(&p32(0xa1b2c3d4));
-    out.extend_from_slice(&p16(2));
-    out.extend_from_slice(&p16(4));
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&p32(65535));
-    out.extend_from_slice(&p32(1));
-    for (i, f) in frames.iter().enumerate() {
-        out.extend_from_slice(&p32(1_600_000_000 + i as u32));
-        out.extend_from_slice(&p32(0));
-        out.extend_from_slice(&p32(f.len() as u32));
-        out.extend_from_slice(&p32(f.len() as u32));
-        out.extend_from_slice(f);
-    }
-    out
-}
-
-fn pcapng(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let block = |out: &mut Vec<u8>, t: u32, body: &[u8]| {
-        let pad = (4 - body.len() % 4) % 4;
-        let len = (12 + body.len() + pad) as u32;
-        out.extend_from_slice(&t.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(&vec![0; pad]);
-        out.extend_from_slice(&len.to_le_bytes());
-    };
-    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
-    shb.extend_from_slice(&[1, 0, 0, 0]);
-    shb.extend_from_slice(&(-1i64).to_le_bytes());
-    block(&mut out, 0x0a0d0d0a, &shb);
-    block(&mut out, 1, &[1, 0, 0, 0, 0xff, 0xff, 0, 0]);
-    for f in frames {
-        let mut epb = vec![0u8; 12];
-        epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        epb.extend_from_slice(f);
-        block(&mut out, 6, &epb);
-    }
-    out
-}
-
 #[test]
 fn captures_of_exporter_traffic_give_the_payload_flows() {
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("captures_of_exporter_traffic_give_the_payload_flows") else {
+        return;
+    };
     let dir = data.join("netflow-packets");
     // Two exporters with the same template ids: the cache must keep them apart by exporter address.
     let sets = [
@@ -596,15 +536,18 @@ fn captures_of_exporter_traffic_give_the_payload_flows() {
                 .open(formats::bytes_from_vec(bytes.clone()), name, None)
                 .unwrap();
             want.extend(read_all(d.as_ref()).unwrap().iter().map(tuple));
-            frames.push(frame(&bytes, i as u8 + 1, i == 1, i != 0));
+            frames.push(udp_frame(&bytes, exporter(i as u8 + 1, i == 1), i != 0));
         }
     }
     // Non-NetFlow UDP in between is skipped.
-    frames.insert(1, frame(b"not netflow at all", 9, false, false));
+    frames.insert(
+        1,
+        udp_frame(b"not netflow at all", exporter(9, false), false),
+    );
     assert!(!want.is_empty());
     for (what, cap) in [
-        ("pcap le", pcap(&frames, false)),
-        ("pcap be", pcap(&frames, true)),
+        ("pcap le", pcap(&frames, false, false)),
+        ("pcap be", pcap(&frames, true, false)),
         ("pcapng", pcapng(&frames)),
     ] {
         let d = Opener::new()
@@ -623,7 +566,9 @@ fn captures_of_exporter_traffic_give_the_payload_flows() {
 
 #[test]
 fn packet_captures_without_netflow_are_a_clear_error() {
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("packet_captures_without_netflow_are_a_clear_error") else {
+        return;
+    };
     for e in std::fs::read_dir(data.join("pcap")).unwrap() {
         let p = e.unwrap().path();
         let bytes = std::fs::read(&p).unwrap();
@@ -637,10 +582,9 @@ fn packet_captures_without_netflow_are_a_clear_error() {
 
 #[test]
 fn nfdump_csv_gives_the_flows_nfdump_prints() {
-    let Some(data) = data() else { return };
-    if !nfdump_on_path() {
+    let Some(data) = require_data_and_nfdump("nfdump_csv_gives_the_flows_nfdump_prints") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     for src in [
         "nfcapd/nfcapd.sample",
@@ -668,10 +612,9 @@ fn nfdump_csv_gives_the_flows_nfdump_prints() {
 #[test]
 fn flow_export_csv_is_read_by_its_header() {
     // flow-export -f2 columns, written here from nfdump's own output of a scan (not from our readers).
-    let Some(data) = data() else { return };
-    if !nfdump_on_path() {
+    let Some(data) = require_data_and_nfdump("flow_export_csv_is_read_by_its_header") else {
         return;
-    }
+    };
     let want = nfdump_tuples(&data.join("scans/masscan-udp-vertical.nfcapd"));
     let mut text = String::from(
         "#:unix_secs,unix_nsecs,sysuptime,exaddr,dpkts,doctets,first,last,engine_type,engine_id,srcaddr,\
@@ -777,7 +720,9 @@ fn mutations(base: &[u8], n: usize, seed: u64) -> Vec<Vec<u8>> {
 
 #[test]
 fn fuzz_bodies_survive_mutated_real_files() {
-    let Some(data) = data() else { return };
+    let Some(data) = require_data("fuzz_bodies_survive_mutated_real_files") else {
+        return;
+    };
     let mut inputs: Vec<(String, Vec<u8>, &str)> = Vec::new();
     for dir in ["flow-tools", "netflow-packets"] {
         for e in std::fs::read_dir(data.join(dir)).unwrap() {
@@ -805,9 +750,9 @@ fn fuzz_bodies_survive_mutated_real_files() {
     let frames: Vec<Vec<u8>> = payloads
         .iter()
         .enumerate()
-        .map(|(i, p)| frame(p, i as u8, i == 1, i == 2))
+        .map(|(i, p)| udp_frame(p, exporter(i as u8, i == 1), i == 2))
         .collect();
-    inputs.push(("built pcap".into(), pcap(&frames, false), "pcap"));
+    inputs.push(("built pcap".into(), pcap(&frames, false, false), "pcap"));
     inputs.push(("built pcapng".into(), pcapng(&frames), "pcap"));
     inputs.push((
         "real pcap".into(),
@@ -843,4 +788,616 @@ fn fuzz_bodies_survive_mutated_real_files() {
         "fuzz bodies: {runs} runs over mutations of {} real inputs, no panic",
         inputs.len()
     );
+}
+
+// ---- Every reader on inputs written by tests/common/writers.rs: no real data needed. ----
+
+/// `flows` as a reader without that field gives them back: `f` applied to each.
+fn expect(flows: &[FlowRecord], f: impl Fn(&mut FlowRecord)) -> Vec<FlowRecord> {
+    flows
+        .iter()
+        .map(|r| {
+            let mut r = *r;
+            f(&mut r);
+            r
+        })
+        .collect()
+}
+
+fn open_bytes(bytes: Vec<u8>, format: Option<&str>) -> Box<dyn Decoder> {
+    Opener::new()
+        .open(formats::bytes_from_vec(bytes), "written", format)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn piped(bytes: &[u8]) -> Vec<FlowRecord> {
+    let s = open_stream(Box::new(std::io::Cursor::new(bytes.to_vec())), None).unwrap();
+    read_all(s.as_ref()).unwrap()
+}
+
+#[test]
+fn flowtools_written_files_give_their_flows_in_every_variant() {
+    let flows = sample_flows(20_000, 0.0);
+    for order in [Order::Little, Order::Big] {
+        for zlib in [false, true] {
+            for count in [false, true] {
+                let w = FlowTools {
+                    count,
+                    ..FlowTools::like_flow_import(order, zlib)
+                };
+                let what = format!("{order:?} zlib={zlib} count={count}");
+                let bytes = w.write(&flows);
+                let d = open_bytes(bytes.clone(), None);
+                assert_eq!(d.format(), "flowtools", "{what}");
+                assert_flows(&read_all(d.as_ref()).unwrap(), &flows, &what);
+                assert_eq!(
+                    d.declared_flows(),
+                    count.then_some(flows.len() as u64),
+                    "{what}"
+                );
+                assert_flows(&piped(&bytes), &flows, &format!("{what} from a pipe"));
+            }
+        }
+    }
+    // An uncompressed file of more than 65,536 records is cut into chunks that decode apart, in order.
+    let many: Vec<FlowRecord> = sample_flows(70_000, 0.0);
+    let d = open_bytes(
+        FlowTools::like_flow_import(Order::Little, false).write(&many),
+        None,
+    );
+    assert!(d.chunks() >= 2, "{} chunks", d.chunks());
+    assert_flows(&read_all(d.as_ref()).unwrap(), &many, "70,000 flows");
+    // Cut inside a record: the whole records before it, then an error at the partial one's offset.
+    let mut cut = FlowTools::like_flow_import(Order::Big, false).write(&flows[..10]);
+    let header = cut.len() - 10 * 64;
+    cut.truncate(cut.len() - 20);
+    let d = open_bytes(cut, None);
+    let mut got = Vec::new();
+    let e = decode_all(d.as_ref(), &mut |b| got.extend_from_slice(b)).unwrap_err();
+    assert_flows(&got, &flows[..9], "before the cut");
+    assert_eq!(e.offset, (header + 9 * 64) as u64, "{e}");
+}
+
+/// The flows of a v5 packet as the reader gives them from a payload file: the exporter is the engine type and id.
+fn as_v5(flows: &[FlowRecord], v5: &V5) -> Vec<FlowRecord> {
+    let engine = u32::from(v5.engine_type) << 8 | u32::from(v5.engine_id);
+    let sampling = u32::from(v5.sampling & 0x3fff).max(1);
+    expect(flows, |r| {
+        r.exporter = engine;
+        r.sampling = sampling;
+    })
+}
+
+/// Every packet checked with the independent `netflow_parser`: the records it decodes and their keys.
+fn assert_oracle_agrees(packets: &[Vec<u8>], want: &[FlowRecord], what: &str) {
+    let mut parser = netflow_parser::NetflowParser::default();
+    let (mut data, mut keys) = (0, Vec::new());
+    for p in packets {
+        let o = oracle(&mut parser, p);
+        assert!(
+            !o.errored,
+            "{what}: netflow_parser failed on a written packet"
+        );
+        data += o.data;
+        keys.extend(o.keys);
+    }
+    assert_eq!(data, want.len(), "{what}: records netflow_parser decodes");
+    let key = |r: &FlowRecord| {
+        (
+            r.src.to_string(),
+            r.dst.to_string(),
+            r.src_port,
+            icmp0(r.proto, r.dst_port),
+            r.proto,
+        )
+    };
+    let mut ours: Vec<_> = want.iter().map(key).collect();
+    let mut theirs: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.0.clone().unwrap(),
+                k.1.clone().unwrap(),
+                k.2,
+                icmp0(k.4, k.3),
+                k.4,
+            )
+        })
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "{what}: flow keys netflow_parser decodes");
+}
+
+#[test]
+fn netflow_written_packets_give_their_flows() {
+    let v4 = sample_flows(2_000, 0.0);
+    let mixed = sample_flows(2_000, 0.3);
+    assert!(mixed.iter().any(|r| !r.src.is_v4()));
+
+    // v5: one payload file per packet, or all packets back to back in one payload.
+    let v5 = V5 {
+        sampling: 0x4000 | 10,
+        ..V5::default()
+    };
+    let packets = v5.packets(&v4);
+    assert_eq!(packets.len(), v4.len().div_ceil(30));
+    let want = as_v5(&v4, &v5);
+    let mut got = Vec::new();
+    for p in &packets {
+        got.extend(read_all(open_bytes(p.clone(), None).as_ref()).unwrap());
+    }
+    assert_flows(&got, &want, "v5 packet by packet");
+    let d = open_bytes(packets.concat(), Some("netflow"));
+    assert_flows(
+        &read_all(d.as_ref()).unwrap(),
+        &want,
+        "v5 packets in one payload",
+    );
+    assert_oracle_agrees(&packets, &want, "v5");
+
+    // v9 and IPFIX, templates in every packet or sent once before the data; options records are skipped.
+    for (e, name) in [(Exporter::v9(77), "v9"), (Exporter::ipfix(78), "IPFIX")] {
+        for options in [false, true] {
+            let e = Exporter {
+                options,
+                ..e.clone()
+            };
+            let what = format!("{name} options={options}");
+            // The reader gives each packet's IPv4 set before its IPv6 set: compare as multisets.
+            let want = sorted(expect(&mixed, |r| r.exporter = e.domain));
+            let packets = e.packets_with_templates(&mixed);
+            let opener = Opener::new();
+            let (mut got, mut skipped) = (Vec::new(), 0);
+            for p in &packets {
+                let d = opener
+                    .open(formats::bytes_from_vec(p.clone()), "p", None)
+                    .unwrap();
+                assert_eq!(d.format(), "netflow");
+                assert!(d.warnings().is_empty(), "{what}: {:?}", d.warnings());
+                skipped += decode_all(d.as_ref(), &mut |b| got.extend_from_slice(b))
+                    .unwrap()
+                    .skipped;
+            }
+            assert_flows(&sorted(got), &want, &what);
+            assert_eq!(
+                skipped,
+                if options { packets.len() as u64 } else { 0 },
+                "{what}"
+            );
+            assert_oracle_agrees(&packets, &mixed, &what);
+
+            let opener = Opener::new();
+            opener
+                .open(formats::bytes_from_vec(e.template_packet()), "tpl", None)
+                .unwrap();
+            let mut got = Vec::new();
+            for p in e.data_packets(&mixed) {
+                let d = opener
+                    .open(formats::bytes_from_vec(p), "data", None)
+                    .unwrap();
+                assert!(d.warnings().is_empty(), "{what}: {:?}", d.warnings());
+                got.extend(read_all(d.as_ref()).unwrap());
+            }
+            assert_flows(
+                &sorted(got),
+                &want,
+                &format!("{what}, templates sent apart"),
+            );
+        }
+    }
+}
+
+#[test]
+fn netflow_data_before_its_template_is_reported_then_decoded_once_the_template_is_seen() {
+    // A packet's worth of flows, half IPv4 and half IPv6: two data sets.
+    let all = sample_flows(400, 0.3);
+    let (v4, v6): (Vec<FlowRecord>, Vec<FlowRecord>) = all.iter().partition(|r| r.src.is_v4());
+    let flows: Vec<FlowRecord> = v4[..10].iter().chain(&v6[..10]).copied().collect();
+    for e in [Exporter::v9(5), Exporter::ipfix(5)] {
+        let data = e.data_packets(&flows).remove(0);
+        let opener = Opener::new();
+        let d = opener
+            .open(formats::bytes_from_vec(data.clone()), "data", None)
+            .unwrap();
+        assert!(read_all(d.as_ref()).unwrap().is_empty());
+        let w = d.warnings();
+        // One warning per data set (IPv4 and IPv6), each at the set's offset after the header.
+        assert_eq!(w.len(), 2, "{w:?}");
+        let header = if e.version == 9 { 20 } else { 16 };
+        assert_eq!(w[0].offset, header, "{w:?}");
+        assert!(
+            w.iter().all(|w| w.message.contains("before its template")),
+            "{w:?}"
+        );
+        opener
+            .open(formats::bytes_from_vec(e.template_packet()), "tpl", None)
+            .unwrap();
+        let d = opener
+            .open(formats::bytes_from_vec(data), "data", None)
+            .unwrap();
+        assert_eq!(read_all(d.as_ref()).unwrap().len(), e.per_packet);
+        assert!(d.warnings().is_empty(), "{:?}", d.warnings());
+    }
+}
+
+#[test]
+fn captures_of_written_exporter_traffic_give_their_flows() {
+    let flows = sample_flows(600, 0.25);
+    let v4: Vec<FlowRecord> = flows
+        .iter()
+        .filter(|r| r.src.is_v4() && r.dst.is_v4())
+        .copied()
+        .collect();
+    let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let c: IpAddr = "2001:db8::c".parse().unwrap();
+    // Exporters a and b use the same template ids and domain with other field layouts: the cache must keep them
+    // apart by exporter address. c sends IPFIX over IPv6 and VLAN; d (v5) shares a's address.
+    let ea = Exporter::v9(1);
+    let mut eb = Exporter::ipfix(1);
+    eb.version = 9;
+    eb.v4.retain(|f| f.enterprise == 0 && f.len != 0xFFFF);
+    eb.v6.retain(|f| f.enterprise == 0 && f.len != 0xFFFF);
+    eb.v4_id = ea.v4_id;
+    eb.v6_id = ea.v6_id;
+    let ec = Exporter::ipfix(9);
+    let v5 = V5::default();
+    let (fa, fb, fc) = (&flows[..200], &flows[200..400], &flows[400..]);
+    let mut frames = vec![
+        udp_frame(&ea.template_packet(), a, false),
+        udp_frame(&eb.template_packet(), b, false),
+    ];
+    let mut want = Vec::new();
+    // a and b sent their templates first; c sends them in every packet.
+    for (e, part, from, vlan, sent) in [
+        (&ea, fa, a, false, true),
+        (&eb, fb, b, false, true),
+        (&ec, fc, c, true, false),
+    ] {
+        let packets = if sent {
+            e.data_packets(part)
+        } else {
+            e.packets_with_templates(part)
+        };
+        for p in packets {
+            frames.push(udp_frame(&p, from, vlan));
+            // Non-NetFlow traffic in between is skipped.
+            frames.push(udp_frame(b"\x00\x05 not an export packet", from, vlan));
+            frames.push(tcp_frame(b"GET / HTTP/1.1\r\n"));
+        }
+        let id = match from {
+            IpAddr::V4(x) => u32::from(x),
+            IpAddr::V6(x) => u128::from(x) as u32,
+        };
+        want.extend(expect(part, |r| r.exporter = id));
+    }
+    for p in v5.packets(&v4[..90]) {
+        frames.push(udp_frame(&p, a, true));
+    }
+    want.extend(expect(&as_v5(&v4[..90], &v5), |r| {
+        r.exporter = u32::from(std::net::Ipv4Addr::new(192, 0, 2, 1))
+    }));
+    let want = sorted(want);
+    for (what, cap) in [
+        ("pcap le", pcap(&frames, false, false)),
+        ("pcap be", pcap(&frames, true, false)),
+        ("pcap ns", pcap(&frames, false, true)),
+        ("pcapng", pcapng(&frames)),
+    ] {
+        let d = open_bytes(cap.clone(), None);
+        assert_eq!(d.format(), "pcap", "{what}");
+        assert!(d.warnings().is_empty(), "{what}: {:?}", d.warnings());
+        assert_flows(&sorted(read_all(d.as_ref()).unwrap()), &want, what);
+        // Cut inside the last frame: the frames before it are read and the cut is a warning.
+        let d = open_bytes(cap[..cap.len() - 10].to_vec(), Some("pcap"));
+        let got = read_all(d.as_ref()).unwrap();
+        assert!(
+            got.len() < want.len() && got.len() >= want.len() - 30,
+            "{what}: {}",
+            got.len()
+        );
+        assert_eq!(d.warnings().len(), 1, "{what}: {:?}", d.warnings());
+    }
+}
+
+#[test]
+fn captures_without_export_packets_are_a_clear_error() {
+    let frames = vec![
+        tcp_frame(b"GET / HTTP/1.1\r\n"),
+        udp_frame(
+            b"\x00\x35 a DNS answer, say",
+            "10.0.0.53".parse().unwrap(),
+            false,
+        ),
+    ];
+    for cap in [pcap(&frames, false, false), pcapng(&frames)] {
+        let e = Opener::new()
+            .open(formats::bytes_from_vec(cap), "", None)
+            .err()
+            .expect("a capture without NetFlow must not open");
+        assert!(
+            e.message
+                .contains("2 frames (1 UDP datagrams) but no NetFlow"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn nfdump_csv_shape_gives_its_flows_to_the_second() {
+    let flows = sample_flows(10_000, 0.2);
+    let text = csv_as_nfdump(&flows);
+    // nfdump prints times to the second and no exporter address.
+    let want = expect(&flows, |r| {
+        r.first_ms -= r.first_ms % 1000;
+        r.last_ms -= r.last_ms % 1000;
+        r.exporter = 0;
+    });
+    let d = open_bytes(text.clone().into_bytes(), None);
+    assert_eq!(d.format(), "csv");
+    assert!(
+        d.chunks() >= 3,
+        "{} bytes in {} chunks",
+        text.len(),
+        d.chunks()
+    );
+    assert_flows(&read_all(d.as_ref()).unwrap(), &want, "from a file");
+    assert_flows(&piped(text.as_bytes()), &want, "from a pipe");
+    // A bad cell names its line and column.
+    let bad = text.replacen(",TCP,", ",TCPX,", 1);
+    let line = bad.lines().position(|l| l.contains("TCPX")).unwrap() + 1;
+    let e = decode_all(open_bytes(bad.into_bytes(), None).as_ref(), &mut |_| {}).unwrap_err();
+    assert!(
+        e.message
+            .contains(&format!("CSV line {line}, column 8 (pr)")),
+        "{e}"
+    );
+}
+
+#[test]
+fn flow_export_csv_shape_gives_its_flows_to_the_millisecond() {
+    let flows = sample_flows(3_000, 0.0);
+    let text = csv_as_flow_export(&flows);
+    let d = open_bytes(text.clone().into_bytes(), None);
+    assert_eq!(d.format(), "csv");
+    assert_flows(&read_all(d.as_ref()).unwrap(), &flows, "from a file");
+    assert_flows(&piped(text.as_bytes()), &flows, "from a pipe");
+}
+
+/// Every writer's output, mutated: no reader may panic on it.
+#[test]
+fn fuzz_bodies_survive_mutated_written_inputs() {
+    let flows = sample_flows(60, 0.3);
+    let v4: Vec<FlowRecord> = flows
+        .iter()
+        .filter(|r| r.src.is_v4() && r.dst.is_v4())
+        .copied()
+        .collect();
+    let v9 = Exporter {
+        options: true,
+        ..Exporter::v9(3)
+    }
+    .packets_with_templates(&flows)
+    .remove(0);
+    let ipfix = Exporter {
+        options: true,
+        ..Exporter::ipfix(3)
+    }
+    .packets_with_templates(&flows)
+    .remove(0);
+    let v5 = V5::default().packets(&v4).remove(0);
+    let a: IpAddr = "10.0.0.2".parse().unwrap();
+    let frames = vec![
+        udp_frame(&v9, a, true),
+        udp_frame(&ipfix, a, false),
+        udp_frame(&v5, a, false),
+    ];
+    let inputs: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "flow-tools zlib",
+            FlowTools::like_flow_import(Order::Little, true).write(&v4),
+            "flowtools",
+        ),
+        (
+            "flow-tools plain be",
+            FlowTools::like_flow_import(Order::Big, false).write(&v4[..20]),
+            "flowtools",
+        ),
+        ("v5", v5.clone(), "netflow"),
+        ("v9", v9.clone(), "netflow"),
+        ("ipfix", ipfix.clone(), "netflow"),
+        ("pcap", pcap(&frames, true, false), "pcap"),
+        ("pcapng", pcapng(&frames), "pcap"),
+        (
+            "nfdump csv",
+            csv_as_nfdump(&flows[..20]).into_bytes(),
+            "csv",
+        ),
+        (
+            "flow-export csv",
+            csv_as_flow_export(&v4[..20]).into_bytes(),
+            "csv",
+        ),
+    ];
+    let mut runs = 0;
+    for (i, (name, bytes, fmt)) in inputs.iter().enumerate() {
+        assert!(fuzz_body(bytes, fmt) > 0, "{name} unmutated gives no flows");
+        for m in mutations(bytes, 60, 0x5851_f42d_4c95_7f2d ^ i as u64) {
+            for f in ["flowtools", "netflow", "pcap", "csv"] {
+                let r = std::panic::catch_unwind(|| fuzz_body(&m, f));
+                assert!(
+                    r.is_ok(),
+                    "{f} reader panicked on a mutation of {name}: {:02x?}",
+                    &m[..m.len().min(64)]
+                );
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs > 2000, "{runs}");
+}
+
+/// Where the real files are: the flow-tools writer writes their header byte for byte, puts every field flowsketch
+/// reads where flow-import puts it, and the flows of a real file written again decode to the same flows.
+#[test]
+fn flowtools_writer_matches_the_real_files() {
+    let Some(data) = require_data("flowtools_writer_matches_the_real_files") else {
+        return;
+    };
+    let dir = data.join("flow-tools");
+    let mut checked = 0;
+    for stem in [
+        "nfcapd.sample",
+        "port-scan-1-10000",
+        "icmp-sweep",
+        "nfcapd-empty",
+    ] {
+        for (suffix, order, zlib) in [
+            ("ft", Order::Little, true),
+            ("z0.ft", Order::Little, false),
+            ("be.ft", Order::Big, true),
+            ("be.z0.ft", Order::Big, false),
+        ] {
+            let path = dir.join(format!("{stem}.{suffix}"));
+            let real = std::fs::read(&path).unwrap();
+            let w = FlowTools::like_flow_import(order, zlib);
+            let header = w.header(0);
+            assert_eq!(
+                real[..header.len()],
+                header[..],
+                "{}: header",
+                path.display()
+            );
+            let flows = read_all(open_file(&path).as_ref()).unwrap();
+            let written = w.write(&flows);
+            assert_eq!(
+                read_all(open_bytes(written.clone(), None).as_ref()).unwrap(),
+                flows,
+                "{}",
+                path.display()
+            );
+            if !zlib {
+                // Record by record: exporter, addresses, interfaces, counters, ports, protocol, ToS and flags.
+                let fields = [12..24, 28..40, 48..55];
+                for (i, (ours, theirs)) in written[header.len()..]
+                    .chunks(64)
+                    .zip(real[header.len()..].chunks(64))
+                    .enumerate()
+                {
+                    for r in fields.clone() {
+                        assert_eq!(
+                            ours[r.clone()],
+                            theirs[r.clone()],
+                            "{}: record {i} bytes {r:?}",
+                            path.display()
+                        );
+                    }
+                }
+                assert_eq!(written.len(), real.len(), "{}", path.display());
+            }
+            checked += flows.len();
+        }
+    }
+    assert!(checked > 40_000, "{checked}");
+}
+
+/// With the real nfdump (no real data needed): what it prints with `-o csv` for a file holding `flows` is, in every
+/// column flowsketch reads, what `nfdump_csv` writes for them.
+#[test]
+fn nfdump_csv_writer_writes_what_nfdump_prints() {
+    if !require_nfdump("nfdump_csv_writer_writes_what_nfdump_prints") {
+        return;
+    }
+    let flows = sample_flows(3_000, 0.2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nfcapd.written");
+    let mut w = NfcapdWriter::new(
+        std::fs::File::create(&file).unwrap(),
+        Compression::Lz4,
+        "csv",
+    )
+    .unwrap();
+    for f in &flows {
+        w.write(f).unwrap();
+    }
+    w.finish().unwrap();
+    let csv = dir.path().join("flows.csv");
+    nfdump_csv(&file, &csv);
+    let theirs = std::fs::read_to_string(&csv).unwrap();
+    let ours = csv_as_nfdump(&flows);
+    let (theirs, ours): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
+    assert_eq!(theirs.len(), ours.len());
+    assert_eq!(theirs[0], ours[0], "header");
+    let columns: Vec<usize> = [
+        "ts", "te", "sa", "da", "sp", "dp", "pr", "flg", "stos", "ipkt", "ibyt", "in", "out",
+    ]
+    .iter()
+    .map(|c| ours[0].split(',').position(|h| h == *c).unwrap())
+    .collect();
+    let pick = |l: &str| -> Vec<String> {
+        let cells: Vec<&str> = l.split(',').collect();
+        columns.iter().map(|&i| cells[i].to_string()).collect()
+    };
+    // Same flows in the same order (the writer keeps it), then the summary block with the same counts.
+    let flow_lines = flows.len() + 1;
+    for (i, (t, o)) in theirs[1..flow_lines]
+        .iter()
+        .zip(&ours[1..flow_lines])
+        .enumerate()
+    {
+        assert_eq!(pick(t), pick(o), "flow {i}:\n{t}\n{o}");
+    }
+    assert_eq!(
+        theirs[flow_lines..flow_lines + 2],
+        ours[flow_lines..flow_lines + 2]
+    );
+    let counts = |l: &str| l.split(',').take(3).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(counts(theirs[flow_lines + 2]), counts(ours[flow_lines + 2]));
+}
+
+/// Where the real payloads are: the v5 writer puts every field flowsketch reads where real exporters (Cisco,
+/// Juniper, MikroTik) put it, and their flows written again decode to the same flows.
+#[test]
+fn netflow_v5_writer_matches_the_real_payloads() {
+    let Some(data) = require_data("netflow_v5_writer_matches_the_real_payloads") else {
+        return;
+    };
+    let dir = data.join("netflow-packets");
+    let mut records = 0;
+    for name in [
+        "netflow5.dat",
+        "netflow5_test_juniper_mx80.dat",
+        "netflow5_test_microtik.dat",
+    ] {
+        let real = std::fs::read(dir.join(name)).unwrap();
+        let count = u16::from_be_bytes([real[2], real[3]]) as usize;
+        let v5 = V5 {
+            engine_type: real[20],
+            engine_id: real[21],
+            sampling: u16::from_be_bytes([real[22], real[23]]),
+            per_packet: count,
+        };
+        // The first packet of the payload, as its exporter sent it.
+        let flows = read_all(open_bytes(real[..24 + 48 * count].to_vec(), None).as_ref()).unwrap();
+        assert_eq!(flows.len(), count, "{name}");
+        let written = v5.packets(&flows).remove(0);
+        assert_eq!(written.len(), 24 + 48 * count, "{name}");
+        assert_eq!(written[..4], real[..4], "{name}: version and count");
+        assert_eq!(written[20..24], real[20..24], "{name}: engine and sampling");
+        // Record by record: addresses, interfaces, counters, ports, flags, protocol, ToS.
+        for i in 0..count {
+            let (ours, theirs) = (&written[24 + 48 * i..][..48], &real[24 + 48 * i..][..48]);
+            for r in [0..8, 12..24, 32..36, 37..40] {
+                assert_eq!(
+                    ours[r.clone()],
+                    theirs[r.clone()],
+                    "{name}: record {i} bytes {r:?}"
+                );
+            }
+        }
+        let again = read_all(open_bytes(written, None).as_ref()).unwrap();
+        assert_flows(&again, &flows, name);
+        records += count;
+    }
+    assert!(records >= 50, "{records}");
 }

@@ -14,6 +14,7 @@ use flowsketch::engine::{KeyParts, KeyValue};
 use flowsketch::input::InputOptions;
 use flowsketch::mem::{human_bytes, peak_rss_bytes};
 use flowsketch::record::Addr;
+use flowsketch::report::row::{key_fields, key_text};
 use flowsketch::rules::Definitions;
 use flowsketch::scanner::{Progress, ScanConfig, Scanner};
 use flowsketch::sketch::CounterKind;
@@ -409,15 +410,17 @@ impl Report<'_> {
                     },
                     "smallest_inexact": r.smallest_inexact,
                     "smallest_inexact_over": if r.all_keys { "all keys" } else { "near keys" },
-                    "mismatches": r.mismatches.iter().map(|m| json!({
-                        "host": m.key.addr.to_string(),
-                        "peer": match m.key.extra { KeyValue::Addr(a) => Some(a.to_string()), _ => None },
-                        "port": match m.key.extra { KeyValue::Port(p) => Some(p), _ => None },
-                        "proto": match m.key.extra { KeyValue::Proto(p) => Some(p), _ => None },
-                        "window": m.key.window,
-                        "exact": m.exact,
-                        "sketch": m.sketch,
-                    })).collect::<Vec<_>>(),
+                    "mismatches": r.mismatches.iter().map(|m| {
+                        // The key's parts named as the reports name them.
+                        let mut o: serde_json::Map<String, Value> = key_fields(&m.key)
+                            .into_iter()
+                            .map(|(n, c)| (n.to_string(), c.json()))
+                            .collect();
+                        o.insert("window".into(), m.key.window.into());
+                        o.insert("exact".into(), m.exact.into());
+                        o.insert("sketch".into(), m.sketch.into());
+                        Value::Object(o)
+                    }).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -575,15 +578,6 @@ fn table(out: &mut dyn Write, rows: &[Vec<String>]) -> io::Result<()> {
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     Ok(())
-}
-
-fn key_text(k: &KeyParts) -> String {
-    match k.extra {
-        KeyValue::None => k.addr.to_string(),
-        KeyValue::Addr(b) => format!("{} > {b}", k.addr),
-        KeyValue::Port(p) => format!("{} port {p}", k.addr),
-        KeyValue::Proto(p) => format!("{} proto {p}", k.addr),
-    }
 }
 
 fn human(b: Option<u64>) -> String {

@@ -311,6 +311,18 @@ mod tests {
         assert_eq!(pp(1, 8 << 8), "icmp 8/0");
         assert_eq!(pp(58, 128 << 8), "icmp6 128/0");
         assert_eq!(pp(47, 0), "proto 47");
-        assert_eq!(ProtoPort::unpack(ProtoPort { proto: 17, port: 65535 }.pack()), ProtoPort { proto: 17, port: 65535 });
+        assert_eq!(
+            ProtoPort::unpack(
+                ProtoPort {
+                    proto: 17,
+                    port: 65535
+                }
+                .pack()
+            ),
+            ProtoPort {
+                proto: 17,
+                port: 65535
+            }
+        );
     }
 }

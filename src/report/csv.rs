@@ -1,49 +1,17 @@
-//! CSV with a header line, for spreadsheets.
+//! CSV for spreadsheets: a header line naming the columns, then one line per finding, the fields of its [`Row`]
+//! (the same as the JSON object's) in [`COLUMNS`] order. README.md, "Report fields", describes them.
 
-use super::time::iso8601_ms;
+use super::row::{Row, COLUMNS};
 use super::{Finding, ReportMeta};
-use crate::engine::KeyValue;
 use std::io::{self, Write};
 
-const HEADER: &str = "rule,name,severity,key,host,peer,port,count,value,exact,rel_std_error,above,flows,first,last,window_start,window_end,definitions,counter";
-
 pub fn write(out: &mut dyn Write, meta: &ReportMeta, findings: &[Finding]) -> io::Result<()> {
-    writeln!(out, "{HEADER}")?;
+    let header: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+    writeln!(out, "{}", header.join(","))?;
     for f in findings {
-        let (peer, port) = match f.key.extra {
-            KeyValue::None => (String::new(), String::new()),
-            KeyValue::Addr(a) => (a.to_string(), String::new()),
-            KeyValue::Port(p) => (String::new(), p.to_string()),
-            KeyValue::Proto(p) => (String::new(), format!("proto {p}")),
-        };
-        let (ws, we) = f
-            .window_bounds()
-            .map_or((String::new(), String::new()), |(s, e)| {
-                (iso8601_ms(s), iso8601_ms(e))
-            });
-        let cells = [
-            f.rule.clone(),
-            f.name.clone(),
-            f.severity.to_string(),
-            f.key_spec.to_string(),
-            f.key.addr.to_string(),
-            peer,
-            port,
-            f.count_spec.to_string(),
-            f.count.to_string(),
-            f.exact.to_string(),
-            format!("{:.4}", f.rel_std_error),
-            f.above.to_string(),
-            f.flows.to_string(),
-            iso8601_ms(f.first_ms),
-            iso8601_ms(f.last_ms),
-            ws,
-            we,
-            meta.definitions_version.clone(),
-            meta.counter.clone(),
-        ];
-        let line: Vec<String> = cells.iter().map(|c| quote(c)).collect();
-        writeln!(out, "{}", line.join(","))?;
+        let row = Row::new(meta, f);
+        let cells: Vec<String> = row.fields().map(|(_, c)| quote(&c.csv())).collect();
+        writeln!(out, "{}", cells.join(","))?;
     }
     Ok(())
 }

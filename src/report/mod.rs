@@ -1,13 +1,14 @@
 //! Findings and the writers that print them: aligned text for people, JSON lines for machines, CSV for
-//! spreadsheets. One file per format; all take the same [`Finding`]s.
+//! spreadsheets. Each finding becomes one [`row::Row`], its fields worked out once; one file per format writes it.
 
 mod csv;
 mod json;
+pub mod row;
 pub mod summary;
 mod text;
 pub mod time;
 
-use crate::engine::{Counted, KeyParts, KeyValue, ScanResult};
+use crate::engine::{Counted, KeyParts, ScanResult};
 use crate::rules::{CountSpec, Definitions, KeySpec, Severity};
 use crate::sketch::DistinctCounter;
 use std::io::{self, Write};
@@ -77,22 +78,7 @@ impl Finding {
 
     /// The key as people read it: `10.0.0.128`, `10.0.0.128 port 80`, `10.0.0.128 > 10.0.0.1`.
     pub fn key_text(&self) -> String {
-        let a = self.key.addr;
-        match self.key.extra {
-            KeyValue::None => a.to_string(),
-            KeyValue::Port(p) => format!("{a} port {p}"),
-            KeyValue::Proto(p) => format!("{a} proto {p}"),
-            KeyValue::Addr(b) => format!("{a} > {b}"),
-        }
-    }
-
-    /// The count as people read it: `256` when exact, `~10230 (+-1.6%)` when estimated.
-    pub fn count_text(&self) -> String {
-        if self.exact {
-            self.count.to_string()
-        } else {
-            format!("~{} (+-{:.1}%)", self.count, self.rel_std_error * 100.0)
-        }
+        row::key_text(&self.key)
     }
 
     /// Start and end of the finding's window in ms, when the rule has one.
@@ -172,3 +158,6 @@ pub fn write(
         Format::Csv => csv::write(out, meta, findings),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,8 @@
-//! Aligned text, one line per finding, for people at a terminal.
+//! Aligned text, one line per finding, for people at a terminal: the fields of each finding's [`Row`] that people
+//! read, the key and count in their human forms.
 
-use super::time::iso8601_ms;
+use super::row::Row;
 use super::{Finding, ReportMeta};
-use crate::rules::rule::format_window;
 use std::io::{self, Write};
 
 const HEADERS: [&str; 9] = [
@@ -23,31 +23,26 @@ pub fn write(out: &mut dyn Write, meta: &ReportMeta, findings: &[Finding]) -> io
     if findings.is_empty() {
         return Ok(());
     }
-    let rows: Vec<[String; 9]> = findings.iter().map(row).collect();
+    let rows: Vec<Row> = findings.iter().map(|f| Row::new(meta, f)).collect();
+    let table: Vec<[String; 9]> = rows.iter().map(cells).collect();
     let mut widths = HEADERS.map(str::len);
-    for r in &rows {
+    for r in &table {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let windowed = findings.iter().any(|f| f.window_ms.is_some());
+    let windowed = rows.iter().any(|r| r.window_text().is_some());
     print_row(
         out,
         &HEADERS.map(String::from),
         &widths,
         windowed.then_some("WINDOW"),
     )?;
-    for (r, f) in rows.iter().zip(findings) {
-        let window = f.window_bounds().map(|(s, _)| {
-            format!(
-                "{} +{}",
-                iso8601_ms(s),
-                format_window(f.window_ms.unwrap_or(0))
-            )
-        });
+    for (cells, r) in table.iter().zip(&rows) {
+        let window = r.window_text();
         print_row(
             out,
-            r,
+            cells,
             &widths,
             window.as_deref().or(windowed.then_some("-")),
         )?;
@@ -55,17 +50,17 @@ pub fn write(out: &mut dyn Write, meta: &ReportMeta, findings: &[Finding]) -> io
     Ok(())
 }
 
-fn row(f: &Finding) -> [String; 9] {
+fn cells(r: &Row) -> [String; 9] {
     [
-        f.rule.clone(),
-        f.severity.to_string(),
-        f.key_text(),
-        f.count_text(),
-        f.count_spec.to_string(),
-        f.above.to_string(),
-        f.flows.to_string(),
-        iso8601_ms(f.first_ms),
-        iso8601_ms(f.last_ms),
+        r.get("rule").csv(),
+        r.get("severity").csv(),
+        r.key_text(),
+        r.count_text(),
+        r.get("count").csv(),
+        r.get("above").csv(),
+        r.get("flows").csv(),
+        r.get("first").csv(),
+        r.get("last").csv(),
     ]
 }
 

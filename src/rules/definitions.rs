@@ -54,6 +54,29 @@ impl Definitions {
     }
 
     /// Parse definitions from text. `base` is the folder `file:` lists are relative to.
+    ///
+    /// A rule whose filter can never match because a list it needs is empty is set aside as inactive, with the
+    /// reason:
+    ///
+    /// ```
+    /// use flowsketch::rules::Definitions;
+    ///
+    /// let text = r#"
+    ///     version = "site.1"
+    ///     [lists]
+    ///     proxies = []
+    ///     [[rule]]
+    ///     id = "P1"
+    ///     where = "src in @proxies and not dst port 443"
+    ///     key = "src"
+    ///     count = "flows"
+    ///     above = 0
+    /// "#;
+    /// let defs = Definitions::parse(text, "site.toml", None).unwrap();
+    /// assert!(defs.rules.is_empty());
+    /// assert_eq!(defs.inactive[0].0, "P1");
+    /// assert!(defs.inactive[0].1.contains("list @proxies is empty"));
+    /// ```
     pub fn parse(
         text: &str,
         origin: &str,
@@ -214,12 +237,19 @@ impl Loader<'_> {
                 );
             }
             if let Some(rule) = self.rule(&r, &lists) {
-                match empty_required_list(&r, &lists) {
-                    Some(list) => inactive.push((
+                match rule.filter.blocking_lists() {
+                    [] => rules.push(rule),
+                    [list] => inactive.push((
                         rule.id.clone(),
                         format!("inactive: list @{list} is empty; fill it in the definitions file"),
                     )),
-                    None => rules.push(rule),
+                    several => inactive.push((
+                        rule.id.clone(),
+                        format!(
+                            "inactive: lists @{} are empty; fill one in the definitions file",
+                            several.join(", @")
+                        ),
+                    )),
                 }
             }
         }
@@ -276,20 +306,17 @@ impl Loader<'_> {
         };
         let window_ms = match &r.window {
             None => Some(None),
-            Some(w) => match w.get_ref() {
-                WindowValue::Seconds(s) if *s > 0 => Some(Some(*s as u64 * 1000)),
-                WindowValue::Seconds(s) => {
-                    self.error(
-                        w.span().start,
-                        format!("expected a window longer than 0; found {s}"),
-                    );
-                    None
-                }
-                WindowValue::Text(t) => parse_window(t)
+            Some(w) => {
+                // A number is seconds, as the same number written as a string: one parser checks both.
+                let text = match w.get_ref() {
+                    WindowValue::Seconds(s) => s.to_string(),
+                    WindowValue::Text(t) => t.clone(),
+                };
+                parse_window(&text)
                     .map(Some)
                     .map_err(|e| self.error(w.span().start, e))
-                    .ok(),
-            },
+                    .ok()
+            }
         };
         let filter = match &r.filter {
             None => Some(Filter::any()),
@@ -391,132 +418,6 @@ impl Loader<'_> {
     }
 }
 
-/// The empty list that keeps the rule from ever matching, if any: the filter, with every test against an empty
-/// list taken as false, can match no flow. `src in @managed and not src in @dhcp` with `managed` empty can never
-/// match; `dst in @bogons or dst in @feed` with only `feed` empty still can, and stays active.
-fn empty_required_list(r: &RuleModel, lists: &ListSet) -> Option<String> {
-    let text = r.filter.as_ref()?.get_ref();
-    let tokens = tokenize(text);
-    let mut p = Reach {
-        tokens: &tokens,
-        at: 0,
-        lists,
-    };
-    let never = p.or_expr();
-    // Anything left over is a shape this scan does not follow (the real parser accepted it): stay active.
-    if p.at < tokens.len() {
-        return None;
-    }
-    never
-}
-
-/// A small reading of a filter's `and`/`or`/`not`/parentheses structure, enough to tell whether it can match.
-/// Each part evaluates to `Some(list)` when it can never match because `@list` is empty, `None` when it may.
-/// Under `not`, a part that never matches becomes one that may: `not src in @dhcp` with `dhcp` empty matches all.
-struct Reach<'a> {
-    tokens: &'a [String],
-    at: usize,
-    lists: &'a ListSet,
-}
-
-impl Reach<'_> {
-    fn peek(&self) -> Option<&str> {
-        self.tokens.get(self.at).map(String::as_str)
-    }
-
-    fn or_expr(&mut self) -> Option<String> {
-        let mut never = self.and_expr();
-        while matches!(self.peek(), Some("or" | "||")) {
-            self.at += 1;
-            let other = self.and_expr();
-            // An `or` never matches only when both sides never match.
-            never = never.and(other);
-        }
-        never
-    }
-
-    fn and_expr(&mut self) -> Option<String> {
-        let mut never = self.unary();
-        while matches!(self.peek(), Some("and" | "&&")) {
-            self.at += 1;
-            let other = self.unary();
-            never = never.or(other);
-        }
-        never
-    }
-
-    fn unary(&mut self) -> Option<String> {
-        match self.peek() {
-            Some("not" | "!") => {
-                self.at += 1;
-                let _ = self.unary();
-                None
-            }
-            Some("(") => {
-                self.at += 1;
-                let inner = self.or_expr();
-                if self.peek() == Some(")") {
-                    self.at += 1;
-                }
-                inner
-            }
-            _ => self.primitive(),
-        }
-    }
-
-    /// The tokens of one primitive, up to the next operator or parenthesis. A direction written `src and dst` or
-    /// `src or dst` belongs to the primitive, so its `and`/`or` is not an operator.
-    fn primitive(&mut self) -> Option<String> {
-        let start = self.at;
-        while let Some(t) = self.peek() {
-            let is_dir = |t: Option<&String>| matches!(t.map(String::as_str), Some("src" | "dst"));
-            let dir_joint = matches!(t, "and" | "or" | "&&" | "||")
-                && self.at > start
-                && is_dir(self.tokens.get(self.at - 1))
-                && is_dir(self.tokens.get(self.at + 1))
-                && self.at - 1 == start;
-            if matches!(t, "(" | ")" | "not" | "!" | "and" | "or" | "&&" | "||") && !dir_joint {
-                break;
-            }
-            self.at += 1;
-        }
-        let part = &self.tokens[start..self.at];
-        // `... in @name` with an empty list tests membership of an empty set: always false.
-        part.windows(2).find_map(|w| {
-            let name = w[1].strip_prefix('@')?;
-            (w[0] == "in" && self.lists.is_empty_list(name)).then(|| name.to_string())
-        })
-    }
-}
-
-/// Words and parentheses of a filter, lower-cased, without `#` comments. `!=` stays one word (a comparison, not
-/// a `not`).
-fn tokenize(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let mut cur = String::new();
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            let bang = c == '!' && chars.peek() != Some(&'=');
-            if c == '(' || c == ')' || bang || c.is_whitespace() {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur).to_lowercase());
-                }
-                if !c.is_whitespace() {
-                    out.push(c.to_string());
-                }
-            } else {
-                cur.push(c);
-            }
-        }
-        if !cur.is_empty() {
-            out.push(cur.to_lowercase());
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,7 +436,7 @@ mod tests {
         assert_eq!(fs1.above, 100);
     }
 
-    /// The list that makes `filter` unable to match, with `empty` lists empty and `full` lists filled.
+    /// The lists named as keeping `filter` from matching, with `empty` lists empty and `full` lists filled.
     fn blocker(filter: &str, empty: &[&str], full: &[&str]) -> Option<String> {
         let mut lists = ListSet::default();
         for name in empty {
@@ -546,11 +447,11 @@ mod tests {
             lists.insert_addrs(name, list);
         }
         lists.insert_ports("none", PortList::default());
-        let text = format!(
-            "[[rule]]\nid = \"A\"\nwhere = {filter:?}\nkey = \"src\"\ncount = \"flows\"\nabove = 0\n"
-        );
-        let model: FileModel = toml::from_str(&text).unwrap();
-        empty_required_list(&model.rules[0], &lists)
+        let names = Filter::parse(filter, &lists)
+            .unwrap()
+            .blocking_lists()
+            .join(" ");
+        (!names.is_empty()).then_some(names)
     }
 
     #[test]
@@ -561,10 +462,14 @@ mod tests {
         assert_eq!(blocker(plan, &["dhcp", "static"], &["managed"]), None);
         assert_eq!(blocker("not ip in @trusted", &["trusted"], &[]), None);
         assert_eq!(blocker("not (proto udp or src in @x)", &["x"], &[]), None);
+        // `not not` is the test itself, which can never match.
         assert_eq!(
-            blocker("!(!(src in @x))", &["x"], &[]),
-            None,
-            "not not: may"
+            blocker("!(!(src in @x))", &["x"], &[]).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            blocker("not (proto udp or not src in @x)", &["x"], &[]).as_deref(),
+            Some("x")
         );
         assert_eq!(
             blocker("src in @p and not dst port in @none", &["p"], &[]).as_deref(),
@@ -574,14 +479,14 @@ mod tests {
             blocker("proto tcp and dst port in @none", &[], &[]).as_deref(),
             Some("none")
         );
-        // One empty branch of an `or` does not stop the other.
+        // One empty branch of an `or` does not stop the other; both empty do, together.
         assert_eq!(
             blocker("dst in @bogons or dst in @feed", &["feed"], &["bogons"]),
             None
         );
         assert_eq!(
             blocker("(dst in @a or dst in @b) and proto tcp", &["a", "b"], &[]).as_deref(),
-            Some("b")
+            Some("a b")
         );
         // `src or dst` is a direction, not an operator; `!=` is a comparison, not a `not`.
         assert_eq!(
@@ -593,6 +498,115 @@ mod tests {
             Some("x")
         );
         assert_eq!(blocker("proto tcp # src in @x", &["x"], &[]), None);
+    }
+
+    #[test]
+    fn several_empty_lists_that_block_together_are_named_together() {
+        let text = "[lists]\na = []\nb = []\n[[rule]]\nid = \"R\"\nwhere = \"dst in @a or dst in @b\"\nkey = \"src\"\ncount = \"flows\"\nabove = 0\n";
+        let d = Definitions::parse(text, "t.toml", None).unwrap();
+        assert_eq!(
+            d.inactive,
+            [(
+                "R".to_string(),
+                "inactive: lists @a, @b are empty; fill one in the definitions file".to_string()
+            )]
+        );
+    }
+
+    /// A random filter in which each of the four tests that read a flow (protocol, port, source, destination)
+    /// appears at most once, mixed with tests on the empty lists `e1` (addresses) and `e2` (ports), in every
+    /// spelling of `and`, `or`, `not` and parentheses.
+    fn random_filter(
+        next: &mut impl FnMut() -> u64,
+        depth: u32,
+        free: &mut Vec<&'static str>,
+    ) -> String {
+        const EMPTY: [&str; 5] = [
+            "src in @e1",
+            "dst port in @e2",
+            "ip in @e1",
+            "src or dst in @e1",
+            "src and dst port in @e2",
+        ];
+        let leaf = depth == 0 || next().is_multiple_of(3);
+        if leaf {
+            if !free.is_empty() && next().is_multiple_of(2) {
+                let i = (next() % free.len() as u64) as usize;
+                return free.swap_remove(i).to_string();
+            }
+            return EMPTY[(next() % EMPTY.len() as u64) as usize].to_string();
+        }
+        let a = random_filter(next, depth - 1, free);
+        match next() % 6 {
+            0 => format!("not {a}"),
+            1 => format!("!({a})"),
+            2 => format!("({a})"),
+            3 => format!("{a} and {}", random_filter(next, depth - 1, free)),
+            4 => format!("({a} || {})", random_filter(next, depth - 1, free)),
+            _ => format!("({a}) or ({})", random_filter(next, depth - 1, free)),
+        }
+    }
+
+    /// A rule is inactive exactly when, with its empty lists, its filter selects no flow at all; and the list it
+    /// names is one of those empty lists. Each flow-reading test appears at most once in a filter and the flows
+    /// below take every combination of their outcomes, so "selects none of them" means "can never match".
+    #[test]
+    fn a_rule_is_inactive_exactly_when_its_filter_can_never_match() {
+        use crate::record::{Addr, FlowRecord};
+        let mut records = Vec::new();
+        for i in 0..16u32 {
+            records.push(FlowRecord {
+                proto: if i & 1 == 0 { 6 } else { 17 },
+                dst_port: if i & 2 == 0 { 80 } else { 443 },
+                src: Addr::v4(if i & 4 == 0 { 0x0a01_0005 } else { 0xc0a8_0101 }),
+                dst: Addr::v4(if i & 8 == 0 { 0x0a02_0304 } else { 0xac10_0001 }),
+                ..FlowRecord::default()
+            });
+        }
+        let lists = "[lists]\ne1 = []\nfull = [\"10.1.0.0/16\"]\n[ports]\ne2 = []\n";
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut inactive, mut active) = (0, 0);
+        for _ in 0..3000 {
+            let mut free = vec![
+                "proto tcp",
+                "dst port 80",
+                "src in @full",
+                "dst net 10.0.0.0/8",
+            ];
+            let filter = random_filter(&mut next, 4, &mut free);
+            let text = format!(
+                "{lists}[[rule]]\nid = \"A\"\nwhere = \"{filter}\"\nkey = \"src\"\ncount = \"flows\"\nabove = 0\n"
+            );
+            let d = Definitions::parse(&text, "t.toml", None)
+                .unwrap_or_else(|e| panic!("{filter}: {e}"));
+            let f = Filter::parse(&filter, &d.lists).unwrap();
+            let never = !records.iter().any(|r| f.matches(r));
+            match d.inactive.first() {
+                Some((_, why)) => {
+                    assert!(never, "{filter}: inactive ({why}) but it matches a flow");
+                    let named: Vec<&str> = why.split('@').skip(1).map(|w| &w[..2]).collect();
+                    assert!(
+                        !named.is_empty() && named.iter().all(|n| ["e1", "e2"].contains(n)),
+                        "{filter}: {why}"
+                    );
+                    inactive += 1;
+                }
+                None => {
+                    assert!(!never, "{filter}: active but it can never match");
+                    active += 1;
+                }
+            }
+        }
+        assert!(
+            inactive > 300 && active > 300,
+            "{inactive} inactive, {active} active"
+        );
     }
 
     #[test]
@@ -615,6 +629,38 @@ severity = "urgent"
         let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
         assert_eq!(lines, [4, 11, 12, 13], "{errs:?}");
         assert!(errs[0].message.contains("src, dst or host"));
+    }
+
+    /// A rule with `window = VALUE` (VALUE as written in TOML): the window in ms, or the error's line and message.
+    fn window(value: &str) -> Result<Option<u64>, (usize, String)> {
+        let text = format!(
+            "[[rule]]\nid = \"W\"\nkey = \"src\"\ncount = \"flows\"\nabove = 1\nwindow = {value}\n"
+        );
+        match Definitions::parse(&text, "w.toml", None) {
+            Ok(d) => Ok(d.rules[0].window_ms),
+            Err(e) => Err((e.0[0].line, e.0[0].message.clone())),
+        }
+    }
+
+    #[test]
+    fn windows_as_integers_and_strings_are_checked_alike() {
+        assert_eq!(window("300"), Ok(Some(300_000)));
+        assert_eq!(window("\"300\""), Ok(Some(300_000)));
+        // The largest whole number of seconds whose milliseconds fit 64 bits, and the next one.
+        assert_eq!(
+            window("18446744073709551"),
+            Ok(Some(18_446_744_073_709_551_000))
+        );
+        let too_long = "window '18446744073709552' is too long";
+        assert_eq!(window("18446744073709552"), Err((6, too_long.to_string())));
+        assert_eq!(
+            window("\"18446744073709552\""),
+            Err((6, too_long.to_string()))
+        );
+        for bad in ["0", "\"0\"", "-5", "\"-5\""] {
+            let (line, message) = window(bad).unwrap_err();
+            assert_eq!(line, 6, "{bad}: {message}");
+        }
     }
 
     #[test]

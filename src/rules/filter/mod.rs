@@ -28,6 +28,8 @@ pub struct Filter {
     entry: Target,
     addrs: Vec<AddrList>,
     ports: Vec<PortList>,
+    /// The named empty lists that keep the filter from ever matching ([`Filter::blocking_lists`]).
+    blocked_by: Vec<String>,
 }
 
 /// A filter that does not parse: where and what was expected.
@@ -72,44 +74,89 @@ impl fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
-/// The tree with every test on an empty list replaced by `false` (nothing is in it), so `not ip in @trusted`
-/// with no trusted hosts compiles to "accept" and costs nothing per flow.
-fn without_empty_lists(
-    node: program::Node,
-    addrs: &[AddrList],
-    ports: &[PortList],
-) -> program::Node {
-    use program::{Node, Test};
-    let fold = |items: Vec<Node>| {
-        items
-            .into_iter()
-            .map(|n| without_empty_lists(n, addrs, ports))
-            .collect()
+/// The tree with every test that `empty` names replaced by `false` (nothing is in an empty list), and the
+/// constants that leaves folded into the `and`s, `or`s and `not`s above them. So `not ip in @trusted` with no
+/// trusted hosts becomes `true` ("accept", nothing tested per flow) and a filter that can never match becomes
+/// `false`.
+fn fold(node: program::Node, empty: &dyn Fn(&program::Test) -> bool) -> program::Node {
+    use program::Node;
+    // `and` without its `true`s, `false` once one is `false`; `or` the other way round.
+    let join = |items: Vec<Node>, unit: bool, make: fn(Vec<Node>) -> Node| {
+        let mut kept = Vec::with_capacity(items.len());
+        for n in items {
+            match fold(n, empty) {
+                Node::Const(b) if b == unit => {}
+                Node::Const(b) => return Node::Const(b),
+                n => kept.push(n),
+            }
+        }
+        match kept.len() {
+            0 => Node::Const(unit),
+            1 => kept.pop().unwrap_or(Node::Const(unit)),
+            _ => make(kept),
+        }
     };
     match node {
-        Node::Test(Test::AddrList(_, n))
-            if addrs.get(n as usize).is_some_and(AddrList::is_empty) =>
-        {
-            Node::Const(false)
-        }
-        Node::Test(Test::PortList(_, n))
-            if ports.get(n as usize).is_some_and(PortList::is_empty) =>
-        {
-            Node::Const(false)
-        }
-        Node::And(items) => Node::And(fold(items)),
-        Node::Or(items) => Node::Or(fold(items)),
-        Node::Not(inner) => Node::Not(Box::new(without_empty_lists(*inner, addrs, ports))),
+        Node::Test(t) if empty(&t) => Node::Const(false),
+        Node::And(items) => join(items, true, Node::And),
+        Node::Or(items) => join(items, false, Node::Or),
+        Node::Not(inner) => match fold(*inner, empty) {
+            Node::Const(b) => Node::Const(!b),
+            n => Node::Not(Box::new(n)),
+        },
         other => other,
     }
 }
 
+/// Which lists' emptiness keeps `tree` from ever matching, by name: the first empty list that does so alone, or
+/// else all of them together (`dst in @a or dst in @b` with both empty). Empty when the filter can match.
+fn blocking_lists(
+    tree: &program::Node,
+    text: &str,
+    named: &[(String, program::Test)],
+) -> Vec<String> {
+    let folded = |names: &[&str]| {
+        let empty = |t: &program::Test| {
+            named
+                .iter()
+                .any(|(n, x)| x == t && names.contains(&n.as_str()))
+        };
+        fold(tree.clone(), &empty)
+    };
+    let mut names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    if folded(&names) != program::Node::Const(false) {
+        return Vec::new();
+    }
+    // In the order the filter names them.
+    names.sort_by_key(|n| text.find(&format!("@{n}")).unwrap_or(usize::MAX));
+    match names
+        .iter()
+        .find(|n| folded(&[n]) == program::Node::Const(false))
+    {
+        Some(n) => vec![n.to_string()],
+        None => names.iter().map(|n| n.to_string()).collect(),
+    }
+}
+
 impl Filter {
-    /// Parse `text`, resolving `@name` list references through `lists`.
+    /// Parse `text`, resolving `@name` list references through `lists`. Tests on empty lists are folded away.
     pub fn parse(text: &str, lists: &ListSet) -> Result<Filter, FilterError> {
         let toks = lexer::tokenize(text)?;
         let mut p = parser::Parser::new(toks, lists);
-        let tree = without_empty_lists(p.parse_filter()?, &p.addr_lists, &p.port_lists);
+        let parsed = p.parse_filter()?;
+        let (addrs, ports) = (&p.addr_lists, &p.port_lists);
+        let empty_list = |t: &program::Test| match *t {
+            program::Test::AddrList(_, n) => addrs.get(n as usize).is_some_and(AddrList::is_empty),
+            program::Test::PortList(_, n) => ports.get(n as usize).is_some_and(PortList::is_empty),
+            _ => false,
+        };
+        let tree = fold(parsed.clone(), &empty_list);
+        let blocked_by = if tree == program::Node::Const(false) {
+            blocking_lists(&parsed, text, &p.empty_named_tests())
+        } else {
+            Vec::new()
+        };
         let tree = program::resolve_negated_flags(tree, false);
         let mut prog = Vec::new();
         let entry = program::compile(&tree, ACCEPT, REJECT, &mut prog);
@@ -120,6 +167,7 @@ impl Filter {
             entry,
             addrs: p.addr_lists,
             ports: p.port_lists,
+            blocked_by,
         })
     }
 
@@ -132,6 +180,7 @@ impl Filter {
             entry: ACCEPT,
             addrs: Vec::new(),
             ports: Vec::new(),
+            blocked_by: Vec::new(),
         }
     }
 
@@ -160,6 +209,13 @@ impl Filter {
     /// True when the filter accepts every record without testing anything (`any`, empty, `not not any`).
     pub fn is_any(&self) -> bool {
         self.entry == ACCEPT
+    }
+
+    /// The empty lists (by name) that keep this filter from ever matching, as the definitions report them: empty
+    /// when the filter can match. `src in @managed and not src in @dhcp` with both lists empty gives `managed`;
+    /// `dst in @bogons or dst in @feed` with only `feed` empty gives nothing.
+    pub fn blocking_lists(&self) -> &[String] {
+        &self.blocked_by
     }
 
     pub fn text(&self) -> &str {

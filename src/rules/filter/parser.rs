@@ -636,6 +636,26 @@ impl<'t, 'l> Parser<'t, 'l> {
         Ok(i)
     }
 
+    /// For each named list that is empty, the tests that read it (one per end of the flow), with its name.
+    pub fn empty_named_tests(&self) -> Vec<(String, Test)> {
+        let mut out = Vec::new();
+        for &(name, i) in &self.named_addr {
+            if self.addr_lists[i as usize].is_empty() {
+                for f in [Field::Src, Field::Dst] {
+                    out.push((name.to_string(), Test::AddrList(f, i)));
+                }
+            }
+        }
+        for &(name, i) in &self.named_port {
+            if self.port_lists[i as usize].is_empty() {
+                for f in [Field::Src, Field::Dst] {
+                    out.push((name.to_string(), Test::PortList(f, i)));
+                }
+            }
+        }
+        out
+    }
+
     fn named_addr_index(&mut self, name: &'t str, pos: usize) -> Result<u16, FilterError> {
         if let Some(&(_, i)) = self.named_addr.iter().find(|(n, _)| *n == name) {
             return Ok(i);

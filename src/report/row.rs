@@ -1,0 +1,212 @@
+//! One row per finding: every field a report carries, each named and worked out once, here.
+//!
+//! JSON lines and CSV write the same fields with the same values: JSON as an object (keys in alphabetical order,
+//! as serde_json's map keeps them), CSV as columns in [`COLUMNS`] order under a header line of their names. The
+//! text table shows the fields people read, from the same row. To add a field (evidence, say), add a line to
+//! [`COLUMNS`]: every writer then carries it, and the tests that JSON and CSV agree cover it.
+
+use super::time::iso8601_ms;
+use super::{Finding, ReportMeta};
+use crate::engine::{KeyParts, KeyValue};
+use crate::rules::rule::format_window;
+use serde_json::Value;
+
+/// One field's value, typed so that each writer prints it its own way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Not applicable to this finding (`peer` of a host key): JSON `null`, an empty CSV cell.
+    Null,
+    Bool(bool),
+    UInt(u64),
+    Float(f64),
+    Text(String),
+    /// Several values (top peers, say): a JSON array, CSV cells joined with `;`.
+    List(Vec<Cell>),
+}
+
+impl Cell {
+    pub fn json(&self) -> Value {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Bool(b) => Value::from(*b),
+            Cell::UInt(v) => Value::from(*v),
+            Cell::Float(v) => Value::from(*v),
+            Cell::Text(s) => Value::from(s.as_str()),
+            Cell::List(v) => Value::Array(v.iter().map(Cell::json).collect()),
+        }
+    }
+
+    /// The cell as CSV text, before quoting. Numbers print as JSON prints them (shortest round-trip form).
+    pub fn csv(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Bool(b) => b.to_string(),
+            Cell::UInt(v) => v.to_string(),
+            Cell::Float(v) => Value::from(*v).to_string(),
+            Cell::Text(s) => s.clone(),
+            Cell::List(v) => v.iter().map(Cell::csv).collect::<Vec<_>>().join(";"),
+        }
+    }
+}
+
+fn text(s: &str) -> Cell {
+    Cell::Text(s.to_string())
+}
+
+fn time(ms: u64) -> Cell {
+    Cell::Text(iso8601_ms(ms))
+}
+
+fn host(k: &KeyParts) -> Cell {
+    Cell::Text(k.addr.to_string())
+}
+
+fn peer(k: &KeyParts) -> Cell {
+    match k.extra {
+        KeyValue::Addr(a) => Cell::Text(a.to_string()),
+        _ => Cell::Null,
+    }
+}
+
+fn port(k: &KeyParts) -> Cell {
+    match k.extra {
+        KeyValue::Port(p) => Cell::UInt(p.into()),
+        _ => Cell::Null,
+    }
+}
+
+fn proto(k: &KeyParts) -> Cell {
+    match k.extra {
+        KeyValue::Proto(p) => Cell::UInt(p.into()),
+        _ => Cell::Null,
+    }
+}
+
+/// The parts of a key as the row's fields name them, for reports of keys that are not findings (`compare`).
+pub fn key_fields(k: &KeyParts) -> [(&'static str, Cell); 4] {
+    [
+        ("host", host(k)),
+        ("peer", peer(k)),
+        ("port", port(k)),
+        ("proto", proto(k)),
+    ]
+}
+
+/// How a field is worked out from the run's metadata and one finding.
+type Field = fn(&ReportMeta, &Finding) -> Cell;
+
+/// Every field of a row, in CSV column order: its name and how it is worked out.
+pub const COLUMNS: &[(&str, Field)] = &[
+    ("rule", |_, f| text(&f.rule)),
+    ("name", |_, f| text(&f.name)),
+    ("severity", |_, f| text(f.severity.name())),
+    // What the key is made of (`src`, `src,dport`, ...), then its parts; parts the key lacks are null.
+    ("key", |_, f| Cell::Text(f.key_spec.to_string())),
+    ("host", |_, f| host(&f.key)),
+    ("peer", |_, f| peer(&f.key)),
+    ("port", |_, f| port(&f.key)),
+    ("proto", |_, f| proto(&f.key)),
+    // What is counted (`distinct dst`, `flows`, ...), the count, and whether it is exact.
+    ("count", |_, f| Cell::Text(f.count_spec.to_string())),
+    ("value", |_, f| Cell::UInt(f.count)),
+    ("exact", |_, f| Cell::Bool(f.exact)),
+    ("rel_std_error", |_, f| Cell::Float(f.rel_std_error)),
+    // Counted again from every flow by the verify pass; else how much of the count one pass may lack.
+    ("verified", |_, f| Cell::Bool(f.verified)),
+    ("missed_at_most", |_, f| Cell::UInt(f.missed_at_most)),
+    ("above", |_, f| Cell::UInt(f.above)),
+    ("flows", |_, f| Cell::UInt(f.flows)),
+    ("first", |_, f| time(f.first_ms)),
+    ("last", |_, f| time(f.last_ms)),
+    ("window_start", |_, f| {
+        f.window_bounds().map_or(Cell::Null, |w| time(w.0))
+    }),
+    ("window_end", |_, f| {
+        f.window_bounds().map_or(Cell::Null, |w| time(w.1))
+    }),
+    ("definitions", |m, _| text(&m.definitions_version)),
+    ("counter", |m, _| text(&m.counter)),
+];
+
+/// A finding's fields, worked out once for all writers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    cells: Vec<Cell>,
+    /// The key and window as they were, for the text table's human forms.
+    key: KeyParts,
+    window: Option<(u64, u64)>,
+}
+
+impl Row {
+    pub fn new(meta: &ReportMeta, f: &Finding) -> Row {
+        Row {
+            cells: COLUMNS.iter().map(|(_, get)| get(meta, f)).collect(),
+            key: f.key,
+            window: f.window_bounds(),
+        }
+    }
+
+    /// The fields in [`COLUMNS`] order, with their names.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &Cell)> {
+        COLUMNS.iter().map(|c| c.0).zip(&self.cells)
+    }
+
+    /// One field by name; `Null` for a name that is not a field.
+    pub fn get(&self, name: &str) -> &Cell {
+        self.fields()
+            .find(|(n, _)| *n == name)
+            .map_or(&Cell::Null, |(_, c)| c)
+    }
+
+    /// The row as one JSON object.
+    pub fn json(&self) -> Value {
+        Value::Object(
+            self.fields()
+                .map(|(n, c)| (n.to_string(), c.json()))
+                .collect(),
+        )
+    }
+
+    /// The key as people read it: `10.0.0.128`, `10.0.0.128 port 80`, `10.0.0.128 > 10.0.0.1`.
+    pub fn key_text(&self) -> String {
+        key_text(&self.key)
+    }
+
+    /// The count as people read it: `256` when exact, `~10230 (+-1.6%)` when estimated, `12..14` when one pass
+    /// may have missed up to 2 before admitting the key.
+    pub fn count_text(&self) -> String {
+        let value = self.get("value").csv();
+        let missed = match self.get("missed_at_most") {
+            Cell::UInt(m) => *m,
+            _ => 0,
+        };
+        match self.get("rel_std_error") {
+            Cell::Float(e) if *e > 0.0 && missed > 0 => {
+                format!("~{value} (+-{:.1}%, +<={missed})", e * 100.0)
+            }
+            Cell::Float(e) if *e > 0.0 => format!("~{value} (+-{:.1}%)", e * 100.0),
+            _ if missed > 0 => match self.get("value") {
+                Cell::UInt(v) => format!("{v}..{}", v + missed),
+                _ => value,
+            },
+            _ => value,
+        }
+    }
+
+    /// The window as people read it: its start and length, `2026-11-26T03:00:00.000Z +5m`.
+    pub fn window_text(&self) -> Option<String> {
+        self.window
+            .map(|(s, e)| format!("{} +{}", iso8601_ms(s), format_window(e - s)))
+    }
+}
+
+/// A key as people read it (see [`Row::key_text`]); also what `compare` prints for keys that are not findings.
+pub fn key_text(key: &KeyParts) -> String {
+    let a = key.addr;
+    match key.extra {
+        KeyValue::None => a.to_string(),
+        KeyValue::Port(p) => format!("{a} port {p}"),
+        KeyValue::Proto(p) => format!("{a} proto {p}"),
+        KeyValue::Addr(b) => format!("{a} > {b}"),
+    }
+}

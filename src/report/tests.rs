@@ -36,7 +36,8 @@ fn findings() -> Vec<Finding> {
         last_ms: 1_795_662_299_999,
         flows: 511,
     };
-    let key = |addr: &str, extra: KeyValue, window: u32| KeyParts {
+    // The window index's type is the engine's: left to inference.
+    let key = |addr: &str, extra: KeyValue, window| KeyParts {
         addr: addr.parse().unwrap(),
         extra,
         window,

@@ -158,7 +158,6 @@ pub fn sample_flows(n: u64, v6: f64) -> Vec<flowsketch::record::FlowRecord> {
         packets: 3,
         bytes: 180,
         src_port: 65535,
-        dst_port: 0,
         proto: proto::TCP,
         tcp_flags: 0xff,
         src_tos: 0x28,
@@ -166,6 +165,7 @@ pub fn sample_flows(n: u64, v6: f64) -> Vec<flowsketch::record::FlowRecord> {
         output: 7,
         exporter: 0x0a00_00fe,
         sampling: 1,
+        ..FlowRecord::default()
     };
     flows.push(edge);
     flows.push(FlowRecord {

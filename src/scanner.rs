@@ -81,6 +81,8 @@ pub struct ScanConfig {
     pub memory: usize,
     /// Count the candidates again, exactly, when every input can be read twice.
     pub verify: bool,
+    /// Top peers, ports and protocols each finding names (from the verify pass).
+    pub evidence: usize,
     pub input: InputOptions,
 }
 
@@ -93,6 +95,7 @@ impl Default for ScanConfig {
             admit: engine.admit,
             memory: engine.memory,
             verify: true,
+            evidence: 5,
             input: InputOptions::default(),
         }
     }
@@ -335,7 +338,11 @@ impl<'d> Scanner<'d> {
                 for (key, tally) in candidates[ri].keys().iter().zip(&verified.tallies[ri]) {
                     let value = tally.value(rule.count);
                     if value.value > rule.above {
-                        out.push(Finding::new(rule, *key, value, tally.seen, 0, true));
+                        let evidence = tally.evidence(self.config.evidence);
+                        out.push(
+                            Finding::new(rule, *key, value, tally.seen, 0, true)
+                                .with_evidence(evidence),
+                        );
                     }
                 }
             }

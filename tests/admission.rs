@@ -321,16 +321,14 @@ fn a_budget_too_small_raises_admission_says_so_and_stays_exact() {
             .iter()
             .map(|l| {
                 let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut()
-                    .unwrap()
-                    .retain(|k, _| k != "verified" && k != "counter");
+                v.as_object_mut().unwrap().retain(|k, _| k != "counter");
                 v.to_string()
             })
             .collect();
         (common::stderr(&o), summary, findings)
     };
-    let (_, exact_summary, exact) = scan(&["--exact", "--no-verify"]);
-    assert_eq!(exact_summary["guarantee"], "one-pass");
+    let (_, exact_summary, exact) = scan(&["--exact"]);
+    assert_eq!(exact_summary["guarantee"], "verified");
     let (err, summary, tight) = scan(&["--memory", "1M"]);
     assert!(err.contains("admission raised to a = "), "{err}");
     assert_eq!(summary["guarantee"], "verified", "{summary}");
@@ -408,9 +406,7 @@ fn findings_json(path: &Path, rules: &Path, extra: &[&str]) -> (Option<i32>, Vec
         .filter(|l| !common::is_summary(l))
         .map(|l| {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut()
-                .unwrap()
-                .retain(|k, _| k != "verified" && k != "counter");
+            v.as_object_mut().unwrap().retain(|k, _| k != "counter");
             v.to_string()
         })
         .collect();
@@ -430,7 +426,7 @@ fn verified_findings_equal_exact_counting_on_real_captures() {
     let mut total = 0;
     for folder in ["nfcapd", "scans", "flow-tools", "netflow-packets", "pcap"] {
         let path = data.join(folder);
-        let (code, exact) = findings_json(&path, &rules, &["--exact", "--no-verify"]);
+        let (code, exact) = findings_json(&path, &rules, &["--exact"]);
         for extra in [
             &[][..],
             &["-j", "1", "--memory", "1M"][..],

@@ -91,6 +91,10 @@ pub struct ScanArgs {
     )]
     pub no_verify: bool,
 
+    /// Peers, ports and protocols each finding names, most flows first.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub evidence: usize,
+
     /// Read files into memory instead of memory-mapping them.
     #[arg(long)]
     pub no_mmap: bool,

@@ -135,6 +135,7 @@ fn encode(buf: &mut [u8; RECORD], kind: u8, rule: u16, key: &KeyParts, value: u6
         KeyValue::Addr(a) => (1, a.0),
         KeyValue::Port(p) => (2, p as u128),
         KeyValue::Proto(p) => (3, p as u128),
+        KeyValue::Icmp(x) => (4, x as u128),
     };
     buf[0] = kind;
     let buf = &mut buf[1..];
@@ -167,6 +168,7 @@ fn decode(buf: &[u8; RECORD]) -> Result<Decoded, String> {
         1 => KeyValue::Addr(Addr(extra)),
         2 => KeyValue::Port(extra as u16),
         3 => KeyValue::Proto(extra as u8),
+        4 => KeyValue::Icmp(extra as u16),
         t => return Err(format!("bad key tag {t} from a child scan")),
     };
     a8.copy_from_slice(&buf[35..43]);
@@ -595,6 +597,7 @@ mod tests {
             KeyValue::Addr(Addr::v6(0x2a00u128 << 112 | 7)),
             KeyValue::Port(445),
             KeyValue::Proto(17),
+            KeyValue::Icmp(8 << 8),
         ];
         for (i, extra) in keys.into_iter().enumerate() {
             let key = KeyParts {

@@ -53,6 +53,7 @@ impl ScanPlan {
                 ScanConfig::default().admit
             }),
             verify: !args.no_verify,
+            evidence: args.evidence,
             input: InputOptions {
                 no_mmap: args.no_mmap,
                 format: args.input_format.map(Into::into),

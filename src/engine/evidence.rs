@@ -12,8 +12,10 @@ use crate::record::{Addr, FlowRecord};
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// Distinct values whose flows a tally counts exactly before it samples them by hash.
+/// Distinct peers whose flows a tally counts exactly before it samples them by hash.
 pub const PEER_LIMIT: usize = 4096;
+/// Distinct protocol and port pairs counted exactly: every port of a full TCP and UDP scan.
+pub const PORT_LIMIT: usize = 1 << 17;
 
 /// Flows per value, exact up to [`PEER_LIMIT`] values, then a sample of the values by hash.
 #[derive(Clone, Debug)]
@@ -21,14 +23,23 @@ pub struct Sampled<V> {
     counts: HashMap<V, u64, TableHasher>,
     /// Values kept have a hash whose top `level` bits are zero.
     level: u32,
+    limit: usize,
+}
+
+impl<V> Sampled<V> {
+    /// Exact counts of up to `limit` values, then a sample by hash.
+    pub fn with_limit(limit: usize) -> Sampled<V> {
+        Sampled {
+            counts: HashMap::with_hasher(TableHasher),
+            level: 0,
+            limit,
+        }
+    }
 }
 
 impl<V> Default for Sampled<V> {
     fn default() -> Self {
-        Sampled {
-            counts: HashMap::with_hasher(TableHasher),
-            level: 0,
-        }
+        Sampled::with_limit(PEER_LIMIT)
     }
 }
 
@@ -61,14 +72,14 @@ impl<V: SampleKey> Sampled<V> {
             return;
         }
         *self.counts.entry(v).or_default() += flows;
-        if self.counts.len() > PEER_LIMIT {
+        if self.counts.len() > self.limit {
             self.thin();
         }
     }
 
     /// Raise the level until the kept values fit.
     fn thin(&mut self) {
-        while self.counts.len() > PEER_LIMIT {
+        while self.counts.len() > self.limit {
             self.level += 1;
             let level = self.level;
             self.counts.retain(|v, _| kept(v.sample_hash(), level));
@@ -197,11 +208,21 @@ pub struct Evidence {
 }
 
 /// Everything a tally gathers for the evidence of one key.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Gathered {
     pub peers: Sampled<u128>,
     pub ports: Sampled<u32>,
     pub protocols: Protocols,
+}
+
+impl Default for Gathered {
+    fn default() -> Self {
+        Gathered {
+            peers: Sampled::with_limit(PEER_LIMIT),
+            ports: Sampled::with_limit(PORT_LIMIT),
+            protocols: Protocols::default(),
+        }
+    }
 }
 
 impl Gathered {

@@ -66,7 +66,7 @@ impl KeyParts {
             KeyValue::Port(x) => AddrPortKey {
                 a,
                 x,
-                proto_key: false,
+                kind: PortKind::Port,
                 tag: 0,
                 window: self.window,
             }
@@ -74,7 +74,15 @@ impl KeyParts {
             KeyValue::Proto(p) => AddrPortKey {
                 a,
                 x: p as u16,
-                proto_key: true,
+                kind: PortKind::Proto,
+                tag: 0,
+                window: self.window,
+            }
+            .hash(),
+            KeyValue::Icmp(x) => AddrPortKey {
+                a,
+                x,
+                kind: PortKind::Icmp,
                 tag: 0,
                 window: self.window,
             }
@@ -97,6 +105,9 @@ pub enum KeyValue {
     Addr(Addr),
     Port(u16),
     Proto(u8),
+    /// An ICMP or ICMPv6 flow's type and code in a port key (`type << 8 | code`, where nfdump keeps them in the
+    /// destination port): an ICMP sweep is its own key, not "port 2048".
+    Icmp(u16),
 }
 
 #[inline]
@@ -201,14 +212,30 @@ impl NarrowKey for V4Key {
     }
 }
 
-/// The port (or protocol) of a key, and whether it is a protocol.
+/// What the 16 bits of a port key hold.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum PortKind {
+    #[default]
+    Port,
+    Proto,
+    /// ICMP type and code (`dport` keys of ICMP and ICMPv6 flows).
+    Icmp,
+}
+
+/// The port, protocol or ICMP type and code of a key.
 #[inline]
-fn port_of(spec: KeySpec, rec: &FlowRecord) -> (u16, bool) {
+fn port_of(spec: KeySpec, rec: &FlowRecord) -> (u16, PortKind) {
     match spec.extra {
-        KeyExtra::Sport => (rec.src_port, false),
-        KeyExtra::Dport => (rec.dst_port, false),
-        KeyExtra::Proto => (rec.proto as u16, true),
-        KeyExtra::None | KeyExtra::Src | KeyExtra::Dst => (0, false),
+        KeyExtra::Sport => (rec.src_port, PortKind::Port),
+        KeyExtra::Dport
+            if rec.proto == crate::record::proto::ICMP
+                || rec.proto == crate::record::proto::ICMP6 =>
+        {
+            (rec.dst_port, PortKind::Icmp)
+        }
+        KeyExtra::Dport => (rec.dst_port, PortKind::Port),
+        KeyExtra::Proto => (rec.proto as u16, PortKind::Proto),
+        KeyExtra::None | KeyExtra::Src | KeyExtra::Dst => (0, PortKind::Port),
     }
 }
 
@@ -295,9 +322,9 @@ impl StoredAddr for Narrow {
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortKey<A: StoredAddr> {
     a: A,
-    /// Port, or protocol for `proto` keys.
+    /// Port, protocol, or ICMP type and code.
     x: u16,
-    proto_key: bool,
+    kind: PortKind,
     tag: u32,
     window: A::Window,
 }
@@ -308,11 +335,11 @@ pub type V4PortKey = PortKey<Narrow>;
 impl<A: StoredAddr> TableKey for PortKey<A> {
     #[inline]
     fn extract(spec: KeySpec, rec: &FlowRecord, side: u8, window: u64) -> Self {
-        let (x, proto_key) = port_of(spec, rec);
+        let (x, kind) = port_of(spec, rec);
         PortKey {
             a: A::store(key_addr(spec, rec, side)),
             x,
-            proto_key,
+            kind,
             window: A::Window::store(window),
             tag: 0,
         }
@@ -328,10 +355,10 @@ impl<A: StoredAddr> TableKey for PortKey<A> {
     fn parts(&self) -> KeyParts {
         KeyParts {
             addr: self.a.load(),
-            extra: if self.proto_key {
-                KeyValue::Proto(self.x as u8)
-            } else {
-                KeyValue::Port(self.x)
+            extra: match self.kind {
+                PortKind::Port => KeyValue::Port(self.x),
+                PortKind::Proto => KeyValue::Proto(self.x as u8),
+                PortKind::Icmp => KeyValue::Icmp(self.x),
             },
             window: self.window.load(),
         }

@@ -40,6 +40,10 @@ pub struct Finding {
     /// The most of the count (and of `flows`) a single pass may have missed before the key was admitted (`A - 1`;
     /// 0 when verified or when every flow was counted).
     pub missed_at_most: u64,
+    /// The rule's description (`about`).
+    pub about: String,
+    /// What the finding is about: bytes, packets, top peers, ports and protocols (from the verify pass).
+    pub evidence: Option<crate::engine::evidence::Evidence>,
 }
 
 impl Finding {
@@ -69,7 +73,15 @@ impl Finding {
             flows: seen.flows(),
             verified,
             missed_at_most,
+            about: rule.about.clone(),
+            evidence: None,
         }
+    }
+
+    /// The finding with its evidence.
+    pub fn with_evidence(mut self, evidence: crate::engine::evidence::Evidence) -> Finding {
+        self.evidence = Some(evidence);
+        self
     }
 
     fn from_counted(rule: &crate::rules::Rule, c: &Counted) -> Finding {

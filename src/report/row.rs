@@ -7,6 +7,7 @@
 
 use super::time::iso8601_ms;
 use super::{Finding, ReportMeta};
+use crate::engine::evidence::Evidence;
 use crate::engine::{KeyParts, KeyValue};
 use crate::rules::rule::format_window;
 use serde_json::Value;
@@ -22,6 +23,9 @@ pub enum Cell {
     Text(String),
     /// Several values (top peers, say): a JSON array, CSV cells joined with `;`.
     List(Vec<Cell>),
+    /// Values with their flows, most first (top peers, ports, protocols): a JSON array of
+    /// `{"<label>": value, "flows": n}`, CSV `value=n` joined with `;`.
+    Counts(&'static str, Vec<(String, u64)>),
 }
 
 impl Cell {
@@ -33,6 +37,16 @@ impl Cell {
             Cell::Float(v) => Value::from(*v),
             Cell::Text(s) => Value::from(s.as_str()),
             Cell::List(v) => Value::Array(v.iter().map(Cell::json).collect()),
+            Cell::Counts(label, v) => Value::Array(
+                v.iter()
+                    .map(|(x, n)| {
+                        let mut o = serde_json::Map::new();
+                        o.insert(label.to_string(), Value::from(x.as_str()));
+                        o.insert("flows".into(), Value::from(*n));
+                        Value::Object(o)
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -45,6 +59,11 @@ impl Cell {
             Cell::Float(v) => Value::from(*v).to_string(),
             Cell::Text(s) => s.clone(),
             Cell::List(v) => v.iter().map(Cell::csv).collect::<Vec<_>>().join(";"),
+            Cell::Counts(_, v) => v
+                .iter()
+                .map(|(x, n)| format!("{x}={n}"))
+                .collect::<Vec<_>>()
+                .join(";"),
         }
     }
 }
@@ -82,13 +101,91 @@ fn proto(k: &KeyParts) -> Cell {
     }
 }
 
+/// ICMP type or code of an ICMP `dport` key.
+fn icmp(k: &KeyParts, code: bool) -> Cell {
+    match k.extra {
+        KeyValue::Icmp(x) => Cell::UInt(if code { x & 0xff } else { x >> 8 }.into()),
+        _ => Cell::Null,
+    }
+}
+
+fn evidence(f: &Finding, cell: impl Fn(&Evidence) -> Cell) -> Cell {
+    f.evidence.as_ref().map_or(Cell::Null, cell)
+}
+
+/// How complete the evidence is: `complete`, or which share of the peers or ports a sample by hash covers.
+fn evidence_kind(e: &Evidence) -> String {
+    let mut parts = Vec::new();
+    if e.peer_rate < 1.0 {
+        parts.push(format!("peers sampled 1/{}", (1.0 / e.peer_rate).round()));
+    }
+    if e.port_rate < 1.0 {
+        parts.push(format!("ports sampled 1/{}", (1.0 / e.port_rate).round()));
+    }
+    match (e.complete, parts.is_empty()) {
+        (true, true) => "complete".into(),
+        (true, false) => parts.join(", "),
+        (false, _) => "sample".into(),
+    }
+}
+
+/// A protocol as operators name it: `tcp`, `udp`, `icmp`, else its number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        47 => "gre".into(),
+        50 => "esp".into(),
+        58 => "icmp6".into(),
+        132 => "sctp".into(),
+        p => p.to_string(),
+    }
+}
+
+/// The evidence as one line for people: bytes and packets, then the top peers, ports and protocols.
+pub fn evidence_text(e: &Evidence) -> String {
+    let list = |v: Vec<String>| v.join(", ");
+    let mut out = format!("{} bytes, {} packets", e.bytes, e.packets);
+    if !e.peers.is_empty() {
+        out += &format!(
+            "; peers {}",
+            list(e.peers.iter().map(|(a, n)| format!("{a} ({n})")).collect())
+        );
+    }
+    if !e.ports.is_empty() {
+        out += &format!(
+            "; ports {}",
+            list(e.ports.iter().map(|(p, n)| format!("{p} ({n})")).collect())
+        );
+    }
+    if !e.protocols.is_empty() {
+        out += &format!(
+            "; {}",
+            list(
+                e.protocols
+                    .iter()
+                    .map(|(p, n)| format!("{} {n}", proto_name(*p)))
+                    .collect()
+            )
+        );
+    }
+    let kind = evidence_kind(e);
+    if kind != "complete" {
+        out += &format!(" ({kind})");
+    }
+    out
+}
+
 /// The parts of a key as the row's fields name them, for reports of keys that are not findings (`compare`).
-pub fn key_fields(k: &KeyParts) -> [(&'static str, Cell); 4] {
+pub fn key_fields(k: &KeyParts) -> [(&'static str, Cell); 6] {
     [
         ("host", host(k)),
         ("peer", peer(k)),
         ("port", port(k)),
         ("proto", proto(k)),
+        ("icmp_type", icmp(k, false)),
+        ("icmp_code", icmp(k, true)),
     ]
 }
 
@@ -106,6 +203,8 @@ pub const COLUMNS: &[(&str, Field)] = &[
     ("peer", |_, f| peer(&f.key)),
     ("port", |_, f| port(&f.key)),
     ("proto", |_, f| proto(&f.key)),
+    ("icmp_type", |_, f| icmp(&f.key, false)),
+    ("icmp_code", |_, f| icmp(&f.key, true)),
     // What is counted (`distinct dst`, `flows`, ...), the count, and whether it is exact.
     ("count", |_, f| Cell::Text(f.count_spec.to_string())),
     ("value", |_, f| Cell::UInt(f.count)),
@@ -124,6 +223,38 @@ pub const COLUMNS: &[(&str, Field)] = &[
     ("window_end", |_, f| {
         f.window_bounds().map_or(Cell::Null, |w| time(w.1))
     }),
+    // Evidence: what the finding is about (null when the scan ran one pass and gathered none).
+    ("about", |_, f| text(&f.about)),
+    ("bytes", |_, f| evidence(f, |e| Cell::UInt(e.bytes))),
+    ("packets", |_, f| evidence(f, |e| Cell::UInt(e.packets))),
+    ("top_peers", |_, f| {
+        evidence(f, |e| {
+            Cell::Counts(
+                "addr",
+                e.peers.iter().map(|(a, n)| (a.to_string(), *n)).collect(),
+            )
+        })
+    }),
+    ("top_ports", |_, f| {
+        evidence(f, |e| {
+            Cell::Counts(
+                "port",
+                e.ports.iter().map(|(p, n)| (p.to_string(), *n)).collect(),
+            )
+        })
+    }),
+    ("protocols", |_, f| {
+        evidence(f, |e| {
+            Cell::Counts(
+                "proto",
+                e.protocols
+                    .iter()
+                    .map(|(p, n)| (proto_name(*p), *n))
+                    .collect(),
+            )
+        })
+    }),
+    ("evidence", |_, f| evidence(f, |e| text(&evidence_kind(e)))),
     ("definitions", |m, _| text(&m.definitions_version)),
     ("counter", |m, _| text(&m.counter)),
 ];
@@ -132,9 +263,10 @@ pub const COLUMNS: &[(&str, Field)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     cells: Vec<Cell>,
-    /// The key and window as they were, for the text table's human forms.
+    /// The key, window and evidence as they were, for the text table's human forms.
     key: KeyParts,
     window: Option<(u64, u64)>,
+    evidence: Option<Evidence>,
 }
 
 impl Row {
@@ -143,6 +275,7 @@ impl Row {
             cells: COLUMNS.iter().map(|(_, get)| get(meta, f)).collect(),
             key: f.key,
             window: f.window_bounds(),
+            evidence: f.evidence.clone(),
         }
     }
 
@@ -193,6 +326,11 @@ impl Row {
         }
     }
 
+    /// The evidence line people read under the finding, when there is evidence.
+    pub fn evidence_text(&self) -> Option<String> {
+        self.evidence.as_ref().map(evidence_text)
+    }
+
     /// The window as people read it: its start and length, `2026-11-26T03:00:00.000Z +5m`.
     pub fn window_text(&self) -> Option<String> {
         self.window
@@ -207,6 +345,7 @@ pub fn key_text(key: &KeyParts) -> String {
         KeyValue::None => a.to_string(),
         KeyValue::Port(p) => format!("{a} port {p}"),
         KeyValue::Proto(p) => format!("{a} proto {p}"),
+        KeyValue::Icmp(x) => format!("{a} icmp {}/{}", x >> 8, x & 0xff),
         KeyValue::Addr(b) => format!("{a} > {b}"),
     }
 }

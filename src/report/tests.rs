@@ -3,6 +3,7 @@
 
 use super::row::COLUMNS;
 use super::*;
+use crate::engine::evidence::{Evidence, ProtoPort};
 use crate::engine::KeyValue;
 use crate::record::Addr;
 
@@ -37,6 +38,8 @@ fn findings() -> Vec<Finding> {
         flows: 511,
         verified: true,
         missed_at_most: 0,
+        about: "talks to more than 100 distinct IP addresses".into(),
+        evidence: None,
     };
     let key = |addr: &str, extra: KeyValue, window: u64| KeyParts {
         addr: addr.parse().unwrap(),
@@ -53,6 +56,25 @@ fn findings() -> Vec<Finding> {
             key: key("10.0.0.128", KeyValue::Port(80), 0),
             count: 256,
             above: 25,
+            evidence: Some(Evidence {
+                bytes: 11_264,
+                packets: 256,
+                peers: vec![(Addr::v4(0x0a00_0001), 2), (Addr::v4(0x0a00_0002), 1)],
+                ports: vec![
+                    (ProtoPort { proto: 6, port: 80 }, 255),
+                    (
+                        ProtoPort {
+                            proto: 1,
+                            port: 8 << 8,
+                        },
+                        1,
+                    ),
+                ],
+                protocols: vec![(6, 255), (1, 1)],
+                complete: true,
+                peer_rate: 0.25,
+                port_rate: 1.0,
+            }),
             ..base.clone()
         },
         Finding {
@@ -138,6 +160,18 @@ fn same_value(json: &serde_json::Value, csv: &str) -> bool {
         Value::Bool(b) => csv == b.to_string(),
         Value::Number(n) => csv.parse::<f64>().ok() == n.as_f64(),
         Value::String(s) => csv == s,
+        // Counts: `[{"<label>": value, "flows": n}, ...]` in JSON, `value=n;...` in CSV.
+        Value::Array(items) => {
+            let joined: Vec<String> = items
+                .iter()
+                .map(|o| {
+                    let o = o.as_object().unwrap();
+                    let (_, v) = o.iter().find(|(k, _)| *k != "flows").unwrap();
+                    format!("{}={}", v.as_str().unwrap(), o["flows"])
+                })
+                .collect();
+            csv == joined.join(";")
+        }
         _ => false,
     }
 }

@@ -46,6 +46,9 @@ pub fn write(out: &mut dyn Write, meta: &ReportMeta, findings: &[Finding]) -> io
             &widths,
             window.as_deref().or(windowed.then_some("-")),
         )?;
+        if let Some(e) = r.evidence_text() {
+            writeln!(out, "      {e}")?;
+        }
     }
     Ok(())
 }

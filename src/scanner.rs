@@ -53,7 +53,8 @@
 
 use crate::engine::verify::{self, Candidates};
 use crate::engine::{
-    self, Counted, Footprint, InputError, KeyParts, ScanOptions, ScanResult, ScanStats,
+    self, Counted, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
+    ScanStats, Seen,
 };
 use crate::formats::Opener;
 use crate::input::{self, InputOptions, Source};
@@ -265,10 +266,44 @@ impl<'d> Scanner<'d> {
         progress: &Progress,
         keep: bool,
     ) -> (Scan, Option<Tables>) {
-        let rules = &self.defs.rules;
-        let options = self.engine_options();
         let start = Instant::now();
         let (sources, walk_errors) = input::expand(paths);
+        let guarantee = if sources.contains(&Source::Stdin) {
+            Guarantee::OnePass(OnePassWhy::Stdin)
+        } else if !self.config.verify {
+            Guarantee::OnePass(OnePassWhy::Asked)
+        } else {
+            Guarantee::Verified
+        };
+        // Findings of a verified scan come from the second pass: the first keeps counts alone.
+        let pass = Pass {
+            start,
+            sources,
+            walk_errors,
+            guarantee,
+            keep,
+        };
+        if guarantee.verified() {
+            self.scan_keeping::<C, NoSeen>(pass, progress)
+        } else {
+            self.scan_keeping::<C, Seen>(pass, progress)
+        }
+    }
+
+    fn scan_keeping<C: DistinctCounter, M: Meta>(
+        &self,
+        pass: Pass,
+        progress: &Progress,
+    ) -> (Scan, Option<Tables>) {
+        let Pass {
+            start,
+            sources,
+            walk_errors,
+            guarantee,
+            keep,
+        } = pass;
+        let rules = &self.defs.rules;
+        let options = self.engine_options();
         progress.pass.store(1, Ordering::Relaxed);
         let opener = Opener::new();
         let mut warnings = Vec::new();
@@ -282,17 +317,10 @@ impl<'d> Scanner<'d> {
             }
             input
         });
-        let mut result = engine::scan::<C, _>(rules, opened, &options, &progress.flows);
+        let mut result = engine::scan_keeping::<C, M, _>(rules, opened, &options, &progress.flows);
         let mut errors = walk_errors;
         errors.extend(result.errors.iter().cloned());
         let pass1 = start.elapsed().as_secs_f64();
-        let guarantee = if sources.contains(&Source::Stdin) {
-            Guarantee::OnePass(OnePassWhy::Stdin)
-        } else if !self.config.verify {
-            Guarantee::OnePass(OnePassWhy::Asked)
-        } else {
-            Guarantee::Verified
-        };
         let mut stats_rules = rule_stats(rules, &result);
         let keys = result.keys();
         let stats = result.stats;
@@ -407,7 +435,16 @@ trait EachCount {
     fn each(&mut self, rule: usize, each: &mut dyn FnMut(&Counted));
 }
 
-impl<C: DistinctCounter> EachCount for ScanResult<C> {
+/// What the first pass is given: the expanded inputs and what the scan will promise.
+struct Pass {
+    start: Instant,
+    sources: Vec<Source>,
+    walk_errors: Vec<InputError>,
+    guarantee: Guarantee,
+    keep: bool,
+}
+
+impl<C: DistinctCounter, M: Meta> EachCount for ScanResult<C, M> {
     fn each(&mut self, rule: usize, each: &mut dyn FnMut(&Counted)) {
         for c in self.all(rule) {
             each(&c);
@@ -415,7 +452,10 @@ impl<C: DistinctCounter> EachCount for ScanResult<C> {
     }
 }
 
-fn rule_stats<C: DistinctCounter>(rules: &[Rule], result: &ScanResult<C>) -> Vec<RuleStats> {
+fn rule_stats<C: DistinctCounter, M: Meta>(
+    rules: &[Rule],
+    result: &ScanResult<C, M>,
+) -> Vec<RuleStats> {
     rules
         .iter()
         .enumerate()
@@ -459,9 +499,9 @@ fn upper(e: &Estimate) -> f64 {
 
 /// Every key of every rule whose true count could be over the threshold: its counted value (at most six standard
 /// errors low) plus what admission may have missed (`A - 1`).
-fn candidates<C: DistinctCounter>(
+fn candidates<C: DistinctCounter, M: Meta>(
     rules: &[Rule],
-    result: &mut ScanResult<C>,
+    result: &mut ScanResult<C, M>,
     stats: &mut [RuleStats],
 ) -> Vec<Candidates> {
     rules

@@ -17,7 +17,7 @@ mod worker;
 
 pub use key::{KeyParts, KeyValue};
 pub use shard::{RuleCounts, Shard, Sizing};
-pub use table::{CompiledRule, Counted, Footprint, Seen};
+pub use table::{CompiledRule, Counted, Footprint, Meta, NoSeen, Seen};
 
 use crate::formats::Decoder;
 use crate::rules::Rule;
@@ -89,13 +89,13 @@ pub struct ScanStats {
 }
 
 /// The result of a scan: one shard per worker, totals, and the problems met.
-pub struct ScanResult<C: DistinctCounter> {
-    pub shards: Vec<Shard<C>>,
+pub struct ScanResult<C: DistinctCounter, M: Meta = Seen> {
+    pub shards: Vec<Shard<C, M>>,
     pub stats: ScanStats,
     pub errors: Vec<InputError>,
 }
 
-impl<C: DistinctCounter> ScanResult<C> {
+impl<C: DistinctCounter, M: Meta> ScanResult<C, M> {
     /// Keys tracked over all rules and shards.
     pub fn keys(&self) -> usize {
         self.shards.iter().map(Shard::keys).sum()
@@ -181,7 +181,7 @@ impl<C: DistinctCounter> ScanResult<C> {
     }
 
     /// Fold all shards into one (each key lives in one shard, so this only concatenates tables).
-    pub fn into_single(self, rules: &[CompiledRule]) -> Shard<C> {
+    pub fn into_single(self, rules: &[CompiledRule]) -> Shard<C, M> {
         let mut acc = Shard::new(rules);
         for s in self.shards {
             acc.merge(s);
@@ -190,7 +190,8 @@ impl<C: DistinctCounter> ScanResult<C> {
     }
 }
 
-/// Scan `inputs` with `rules`. `progress` counts flows routed so far, for a progress display.
+/// Scan `inputs` with `rules`, keeping each key's flows and times ([`Seen`]). `progress` counts flows routed so
+/// far, for a progress display.
 pub fn scan<C, I>(
     rules: &[Rule],
     inputs: I,
@@ -199,6 +200,21 @@ pub fn scan<C, I>(
 ) -> ScanResult<C>
 where
     C: DistinctCounter,
+    I: IntoIterator<Item = Result<Input, InputError>>,
+{
+    scan_keeping::<C, Seen, I>(rules, inputs, options, progress)
+}
+
+/// [`scan`], keeping `M` of each key besides its count ([`NoSeen`] when a verify pass will report the findings).
+pub fn scan_keeping<C, M, I>(
+    rules: &[Rule],
+    inputs: I,
+    options: &ScanOptions,
+    progress: &AtomicU64,
+) -> ScanResult<C, M>
+where
+    C: DistinctCounter,
+    M: Meta,
     I: IntoIterator<Item = Result<Input, InputError>>,
 {
     let threads = options.threads.max(1);
@@ -230,7 +246,7 @@ where
             .enumerate()
             .map(|(me, (inbox, returned))| {
                 let wiring = &wiring;
-                scope.spawn(move || worker::run::<C>(me, wiring, inbox, returned))
+                scope.spawn(move || worker::run::<C, M>(me, wiring, inbox, returned))
             })
             .collect();
         for input in inputs {

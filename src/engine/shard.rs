@@ -1,7 +1,7 @@
 //! A shard: the admission sketches and tables of every rule for the keys whose hash routes to one worker.
 
 use super::admit::Admission;
-use super::table::{CompiledRule, Counted, Footprint, RuleTable};
+use super::table::{CompiledRule, Counted, Footprint, Meta, RuleTable, Seen};
 use crate::record::FlowRecord;
 use crate::sketch::DistinctCounter;
 
@@ -92,8 +92,8 @@ pub struct RuleCounts {
 }
 
 /// All rule tables of one worker.
-pub struct Shard<C: DistinctCounter> {
-    pub tables: Vec<RuleTable<C>>,
+pub struct Shard<C: DistinctCounter, M: Meta = Seen> {
+    pub tables: Vec<RuleTable<C, M>>,
     /// Each rule's admission sketch, when it has one.
     pub fronts: Vec<Option<Admission>>,
     pub counts: Vec<RuleCounts>,
@@ -108,9 +108,9 @@ pub struct Shard<C: DistinctCounter> {
     sorted: Vec<Ref>,
 }
 
-impl<C: DistinctCounter> Shard<C> {
+impl<C: DistinctCounter, M: Meta> Shard<C, M> {
     /// A shard without admission or budget (every key kept, as `--admit 0`).
-    pub fn new(rules: &[CompiledRule]) -> Shard<C> {
+    pub fn new(rules: &[CompiledRule]) -> Shard<C, M> {
         Shard::sized(rules, &Sizing::unbounded(rules.len()))
     }
 
@@ -118,7 +118,7 @@ impl<C: DistinctCounter> Shard<C> {
     ///
     /// # Panics
     /// When the system refuses the memory of a sketch (as when a table cannot grow).
-    pub fn sized(rules: &[CompiledRule], sizing: &Sizing) -> Shard<C> {
+    pub fn sized(rules: &[CompiledRule], sizing: &Sizing) -> Shard<C, M> {
         let fronts = (0..rules.len())
             .map(|i| {
                 let (bytes, at) = sizing.admission.get(i).copied().flatten()?;
@@ -169,6 +169,16 @@ impl<C: DistinctCounter> Shard<C> {
                     front.admit(&rules[rule], records, run, &mut self.admitted);
                     counts.admitted += self.admitted.len() as u64;
                     if !self.admitted.is_empty() {
+                        // A table doubles when it grows: tighten admission before a doubling would pass the
+                        // budget, not after (these refs are admitted already and still go in).
+                        let growth = self.tables[rule].growth_bytes(self.admitted.len());
+                        if growth > 0
+                            && self.table_budget != usize::MAX
+                            && self.held.iter().sum::<usize>() + growth > self.table_budget
+                            && front.raise()
+                        {
+                            counts.raises += 1;
+                        }
                         self.tables[rule].apply(&rules[rule], records, &self.admitted);
                     }
                 }
@@ -211,7 +221,7 @@ impl<C: DistinctCounter> Shard<C> {
 
     /// Union with another shard built from the same rules: `Shard::new` is the identity. The tables merge; the
     /// admission sketches stay this shard's (each key lives in one shard of a scan, so no key's bound is in two).
-    pub fn merge(&mut self, other: Shard<C>) {
+    pub fn merge(&mut self, other: Shard<C, M>) {
         for (a, b) in self.tables.iter_mut().zip(other.tables) {
             a.merge(b);
         }
@@ -295,7 +305,7 @@ mod tests {
         let mut by_rule = by_record.clone();
         by_rule.sort_by_key(|&(_, rule)| rule);
         let mut a = Shard::<Compact>::new(&rules);
-        let mut b = Shard::<Compact>::new(&rules);
+        let mut b = Shard::<Compact, Seen>::new(&rules);
         a.apply(&rules, &records, &refs_for(&by_record));
         b.apply(&rules, &records, &refs_for(&by_rule));
         for rule in 0..2 {

@@ -103,6 +103,15 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
         self.find(hash, &key).ok().map(|i| &self.entries[i].1)
     }
 
+    /// Bytes the table would add to make room for `more` new keys (0 when it has room).
+    pub fn growth_bytes(&self, more: usize) -> usize {
+        let mut cap = self.entries.len();
+        while (self.len + more) * 8 > cap * 7 {
+            cap = (cap * 2).max(16);
+        }
+        (cap - self.entries.len()) * std::mem::size_of::<(K, S)>()
+    }
+
     /// Make room for `more` inserts without growing, so indices from [`Self::index`] stay valid meanwhile.
     pub fn reserve(&mut self, more: usize) {
         // Grow at 7/8 full: linear probing with tags stays short there, and memory per host matters.

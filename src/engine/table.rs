@@ -73,6 +73,50 @@ impl Seen {
     }
 }
 
+/// What a table keeps of a key besides its count: [`Seen`] (flows and times, for findings of one pass), or
+/// nothing ([`NoSeen`]) when a verify pass will count the candidates again and report those: 24 bytes less per
+/// entry, which is most of an entry.
+pub trait Meta: Copy + Default + Send + Sync + 'static {
+    fn add(&mut self, rec: &FlowRecord);
+    fn merge(&mut self, other: &Self);
+    /// What was seen (empty for [`NoSeen`]).
+    fn seen(&self) -> Seen;
+    /// The flows counted, when kept.
+    fn flows(&self) -> Option<u64>;
+}
+
+impl Meta for Seen {
+    #[inline]
+    fn add(&mut self, rec: &FlowRecord) {
+        Seen::add(self, rec)
+    }
+    fn merge(&mut self, other: &Self) {
+        Seen::merge(self, other)
+    }
+    fn seen(&self) -> Seen {
+        *self
+    }
+    fn flows(&self) -> Option<u64> {
+        Some(self.flows)
+    }
+}
+
+/// Nothing kept besides the count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoSeen;
+
+impl Meta for NoSeen {
+    #[inline]
+    fn add(&mut self, _rec: &FlowRecord) {}
+    fn merge(&mut self, _other: &Self) {}
+    fn seen(&self) -> Seen {
+        Seen::default()
+    }
+    fn flows(&self) -> Option<u64> {
+        None
+    }
+}
+
 /// A counter state: a sum (flows, packets, bytes) or a distinct counter.
 pub trait State: Default + Send + 'static {
     fn add(&mut self, count: CountSpec, key_side: u8, rec: &FlowRecord, addr_field: AddrField);
@@ -87,12 +131,12 @@ pub trait State: Default + Send + 'static {
 
 /// Flows, packets or bytes: an exact sum.
 #[derive(Default)]
-pub struct SumState {
+pub struct SumState<M = Seen> {
     sum: u64,
-    seen: Seen,
+    seen: M,
 }
 
-impl State for SumState {
+impl<M: Meta> State for SumState<M> {
     #[inline]
     fn add(&mut self, count: CountSpec, _side: u8, rec: &FlowRecord, _addr: AddrField) {
         self.sum = self.sum.saturating_add(match count {
@@ -114,7 +158,7 @@ impl State for SumState {
         }
     }
     fn seen(&self) -> Seen {
-        self.seen
+        self.seen.seen()
     }
     fn heap_bytes(&self) -> usize {
         0
@@ -123,9 +167,9 @@ impl State for SumState {
 
 /// Distinct values of a field, in the chosen counter backend.
 #[derive(Default)]
-pub struct DistinctState<C> {
+pub struct DistinctState<C, M = Seen> {
     counter: C,
-    seen: Seen,
+    seen: M,
 }
 
 /// The value a `distinct` count counts, as a 128-bit number.
@@ -151,7 +195,7 @@ pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: Ad
     }
 }
 
-impl<C: DistinctCounter> State for DistinctState<C> {
+impl<C: DistinctCounter, M: Meta> State for DistinctState<C, M> {
     #[inline]
     fn prefetch(&self) {
         self.counter.prefetch();
@@ -172,11 +216,13 @@ impl<C: DistinctCounter> State for DistinctState<C> {
     fn value(&mut self) -> Estimate {
         // A key cannot have more distinct values than flows: an estimate says no more than that.
         let mut e = self.counter.estimate();
-        e.value = e.value.min(self.seen.flows());
+        if let Some(flows) = self.seen.flows() {
+            e.value = e.value.min(flows);
+        }
         e
     }
     fn seen(&self) -> Seen {
-        self.seen
+        self.seen.seen()
     }
     fn heap_bytes(&self) -> usize {
         self.counter.heap_bytes()
@@ -260,6 +306,10 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.capacity() * std::mem::size_of::<(K, S)>()
     }
 
+    fn growth_bytes(&self, more: usize) -> usize {
+        self.entries.growth_bytes(more)
+    }
+
     fn footprint(&self) -> Footprint {
         Footprint {
             keys: self.entries.len(),
@@ -337,6 +387,11 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
 
     fn slot_bytes(&self) -> usize {
         self.narrow.slot_bytes() + self.wide.slot_bytes()
+    }
+
+    /// Most keys are IPv4: the narrow table is the one that grows.
+    fn growth_bytes(&self, more: usize) -> usize {
+        self.narrow.growth_bytes(more)
     }
 }
 
@@ -431,19 +486,19 @@ impl CompiledRule {
 }
 
 /// A rule's table, whichever key and state types it needs.
-pub enum RuleTable<C: DistinctCounter> {
-    AddrSum(Split<V4Key, AddrKey, SumState>),
-    AddrDistinct(Split<V4Key, AddrKey, DistinctState<C>>),
-    WindowSum(Table<AddrKey, SumState>),
-    WindowDistinct(Table<AddrKey, DistinctState<C>>),
-    WindowPortSum(Table<AddrPortKey, SumState>),
-    WindowPortDistinct(Table<AddrPortKey, DistinctState<C>>),
-    WindowPairSum(Table<AddrPairKey, SumState>),
-    WindowPairDistinct(Table<AddrPairKey, DistinctState<C>>),
-    PortSum(Split<V4PortKey, AddrPortKey, SumState>),
-    PortDistinct(Split<V4PortKey, AddrPortKey, DistinctState<C>>),
-    PairSum(Split<V4PairKey, AddrPairKey, SumState>),
-    PairDistinct(Split<V4PairKey, AddrPairKey, DistinctState<C>>),
+pub enum RuleTable<C: DistinctCounter, M: Meta = Seen> {
+    AddrSum(Split<V4Key, AddrKey, SumState<M>>),
+    AddrDistinct(Split<V4Key, AddrKey, DistinctState<C, M>>),
+    WindowSum(Table<AddrKey, SumState<M>>),
+    WindowDistinct(Table<AddrKey, DistinctState<C, M>>),
+    WindowPortSum(Table<AddrPortKey, SumState<M>>),
+    WindowPortDistinct(Table<AddrPortKey, DistinctState<C, M>>),
+    WindowPairSum(Table<AddrPairKey, SumState<M>>),
+    WindowPairDistinct(Table<AddrPairKey, DistinctState<C, M>>),
+    PortSum(Split<V4PortKey, AddrPortKey, SumState<M>>),
+    PortDistinct(Split<V4PortKey, AddrPortKey, DistinctState<C, M>>),
+    PairSum(Split<V4PairKey, AddrPairKey, SumState<M>>),
+    PairDistinct(Split<V4PairKey, AddrPairKey, DistinctState<C, M>>),
 }
 
 macro_rules! each_table {
@@ -465,8 +520,8 @@ macro_rules! each_table {
     };
 }
 
-impl<C: DistinctCounter> RuleTable<C> {
-    pub fn new(rule: &CompiledRule) -> RuleTable<C> {
+impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
+    pub fn new(rule: &CompiledRule) -> RuleTable<C, M> {
         let distinct = rule.count.is_distinct();
         // Narrow keys hold no window: a rule with windows keeps every key in the wide form.
         let windows = rule.window_ms != 0;
@@ -498,7 +553,7 @@ impl<C: DistinctCounter> RuleTable<C> {
     }
 
     /// Union with the same rule's table from another shard, file, run or machine.
-    pub fn merge(&mut self, other: RuleTable<C>) {
+    pub fn merge(&mut self, other: RuleTable<C, M>) {
         match (self, other) {
             (RuleTable::AddrSum(a), RuleTable::AddrSum(b)) => a.merge(b),
             (RuleTable::AddrDistinct(a), RuleTable::AddrDistinct(b)) => a.merge(b),
@@ -548,6 +603,11 @@ impl<C: DistinctCounter> RuleTable<C> {
     /// Bytes of the slot arrays alone (constant time, unlike [`Self::footprint`]).
     pub fn slot_bytes(&self) -> usize {
         each_table!(self, t => t.slot_bytes())
+    }
+
+    /// Bytes the slot arrays would add to take `more` new keys (0 when they have room).
+    pub fn growth_bytes(&self, more: usize) -> usize {
+        each_table!(self, t => t.growth_bytes(more))
     }
 }
 

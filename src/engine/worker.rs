@@ -7,7 +7,7 @@
 //! other.
 
 use super::shard::{shard_of, Ref, Shard, Sizing};
-use super::table::CompiledRule;
+use super::table::{CompiledRule, Meta};
 use super::{Input, InputError};
 use crate::formats::{ChunkStats, Decoder};
 use crate::record::FlowRecord;
@@ -37,8 +37,8 @@ pub enum Msg {
 }
 
 /// What a worker hands back when all input is consumed.
-pub struct WorkerOutput<C: DistinctCounter> {
-    pub shard: Shard<C>,
+pub struct WorkerOutput<C: DistinctCounter, M: Meta> {
+    pub shard: Shard<C, M>,
     pub stats: ChunkStats,
     pub errors: Vec<InputError>,
 }
@@ -60,11 +60,11 @@ pub struct Wiring<'a> {
 /// Buffers handed back to the worker that filled them.
 pub type Returned = (Vec<FlowRecord>, Vec<Ref>);
 
-struct Worker<'a, C: DistinctCounter> {
+struct Worker<'a, C: DistinctCounter, M: Meta> {
     me: usize,
     wiring: &'a Wiring<'a>,
     inbox: Receiver<Msg>,
-    shard: Shard<C>,
+    shard: Shard<C, M>,
     outboxes: Vec<Vec<Ref>>,
     dones: usize,
     /// Buffers back from peers, reused so the exchange does not allocate (or free across threads) per batch.
@@ -80,7 +80,7 @@ struct Worker<'a, C: DistinctCounter> {
     columns: Columns,
 }
 
-impl<C: DistinctCounter> Worker<'_, C> {
+impl<C: DistinctCounter, M: Meta> Worker<'_, C, M> {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Batch {
@@ -217,14 +217,14 @@ impl<C: DistinctCounter> Worker<'_, C> {
 }
 
 /// Run worker `me` until every input is consumed and every peer is done.
-pub fn run<C: DistinctCounter>(
+pub fn run<C: DistinctCounter, M: Meta>(
     me: usize,
     wiring: &Wiring<'_>,
     inbox: Receiver<Msg>,
     returned: Receiver<Returned>,
-) -> WorkerOutput<C> {
+) -> WorkerOutput<C, M> {
     let n = wiring.inboxes.len();
-    let mut w = Worker::<C> {
+    let mut w = Worker::<C, M> {
         me,
         wiring,
         inbox,

@@ -92,7 +92,8 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn exit_code(&self) -> ExitCode {
-        if !self.errors.is_empty() {
+        // Flow data lost (data sets without a template, blocks of unknown type, ...) is an error too.
+        if !self.errors.is_empty() || self.stats.lost.total() > 0 {
             ExitCode::Error
         } else if self.findings.is_empty() {
             ExitCode::Clean
@@ -116,6 +117,10 @@ pub fn run_plan(plan: &ScanPlan, paths: &[std::path::PathBuf]) -> ExitCode {
             eprintln!("flowsketch: cannot write the report: {e}");
             return ExitCode::Error;
         }
+    }
+    // Said even with --quiet: it is why the exit code is 2.
+    if let Some(lost) = outcome.stats.lost.describe() {
+        eprintln!("flowsketch: flow data not read: {lost}");
     }
     if !plan.quiet {
         summary(&outcome);
@@ -146,7 +151,11 @@ fn scan_with<C: DistinctCounter>(plan: &ScanPlan, paths: &[std::path::PathBuf]) 
     for (id, why) in &defs.inactive {
         eprintln!("flowsketch: rule {id} {why}");
     }
-    let (sources, walk_errors) = input::expand(paths);
+    let walked = input::expand_paths(paths);
+    for note in walked.notes() {
+        eprintln!("flowsketch: warning: {note}");
+    }
+    let (sources, walk_errors) = (walked.sources, walked.errors);
     let progress = Progress::start(!plan.quiet, sources.len());
     let opener = Opener::new();
     let mut warnings = 0;

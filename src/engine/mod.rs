@@ -16,7 +16,7 @@ pub use key::{KeyParts, KeyValue};
 pub use shard::Shard;
 pub use table::{CompiledRule, Counted, Footprint, Seen};
 
-use crate::formats::Decoder;
+use crate::formats::{Decoder, Lost};
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
 use std::fmt;
@@ -69,8 +69,10 @@ pub struct ScanStats {
     pub inputs: u64,
     pub inputs_failed: u64,
     pub flows: u64,
-    /// Records read that are not flows (exporter info, extension maps, unknown types).
+    /// Records read that are not flows, passed over by design (exporter info, extension maps, options data).
     pub skipped: u64,
+    /// Flow data the readers could not read, by reason (any of it makes the scan's exit code 2).
+    pub lost: Lost,
 }
 
 /// The result of a scan: one shard per worker, totals, and the problems met.
@@ -189,6 +191,7 @@ where
     for out in outputs {
         stats.flows += out.stats.flows;
         stats.skipped += out.stats.skipped;
+        stats.lost += out.stats.lost;
         errors.extend(out.errors);
         shards.push(out.shard);
     }

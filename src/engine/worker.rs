@@ -255,15 +255,21 @@ pub fn run<C: DistinctCounter>(
             },
         };
         let decoder: &dyn Decoder = job.input.decoder.as_ref();
-        match decoder.decode_chunk(job.chunk, &mut scratch, &mut |batch| w.route(batch)) {
-            Ok(s) => {
-                stats.flows += s.flows;
-                stats.skipped += s.skipped;
+        let mut handed = 0u64;
+        let decoded = decoder.decode_chunk(job.chunk, &mut scratch, &mut |batch| {
+            handed += batch.len() as u64;
+            w.route(batch)
+        });
+        match decoded {
+            Ok(s) => stats += s,
+            // The flows before the error were handed out and counted in the tables: count them here too.
+            Err(e) => {
+                stats.flows += handed;
+                errors.push(InputError {
+                    name: job.input.name.clone(),
+                    message: e.to_string(),
+                })
             }
-            Err(e) => errors.push(InputError {
-                name: job.input.name.clone(),
-                message: e.to_string(),
-            }),
         }
     }
     for to in 0..n {

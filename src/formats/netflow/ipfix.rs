@@ -3,33 +3,32 @@
 //! mark variable-length fields.
 
 use super::fields::{classify, Context};
-use super::templates::{FieldSpec, Template, TemplateKey};
+use super::templates::{Template, TemplateKey};
 use super::{exporter_id, need_header, u16_at, u32_at, walk_sets, Scan, SetNames};
+use crate::formats::bytes::{Cursor, BE};
 use crate::formats::FormatError;
 use crate::record::Addr;
 
 pub const HEADER_LEN: usize = 16;
 
 /// Register the templates of the IPFIX message at the start of `b` and queue its data sets in `scan`;
-/// returns the message length (messages can follow each other in one payload).
+/// returns the message length (messages can follow each other in one payload). A message cut short queues the
+/// whole sets before the cut, then is an error.
 pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
-    need_header(b, base, HEADER_LEN, "IPFIX")?;
+    need_header(b, base, HEADER_LEN, "IPFIX message")?;
     let len = u16_at(b, 2) as usize;
-    if len < HEADER_LEN || len > b.len() {
+    if len < HEADER_LEN {
         return Err(FormatError::new(
             base as u64 + 2,
-            format!(
-                "IPFIX message length {len}, expected {HEADER_LEN}..={} (bytes present)",
-                b.len()
-            ),
+            format!("IPFIX message length {len}, below its {HEADER_LEN}-byte header"),
         ));
     }
     let domain = u32_at(b, 12);
-    let ctx = Context {
+    let ctx = scan.context(Context {
         unix_secs: u32_at(b, 4),
         uptime_ms: None,
         exporter: exporter_id(exporter, domain),
-    };
+    });
     let key = |id| TemplateKey {
         exporter,
         domain,
@@ -37,13 +36,13 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
         version: 10,
     };
     let names = SetNames {
-        what: "IPFIX",
+        whole: "IPFIX message",
         set: "set",
-        whole: "message",
         zero_fill_ends: false,
     };
+    let present = len.min(b.len());
     walk_sets(
-        &b[..len],
+        &b[..present],
         HEADER_LEN,
         base,
         &names,
@@ -54,7 +53,16 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
             0..=255 => scan.warn(at, format!("IPFIX reserved set id {id} skipped")),
             _ => scan.data(key(id), body_base, body.len(), ctx),
         },
-    );
+    )?;
+    if len > b.len() {
+        return Err(FormatError::new(
+            base as u64 + 2,
+            format!(
+                "truncated IPFIX message: its header says {len} bytes, {} present",
+                b.len()
+            ),
+        ));
+    }
     Ok(len)
 }
 
@@ -93,47 +101,34 @@ fn templates(
             );
             return;
         }
-        let mut f = at + head;
-        let mut fields = Vec::with_capacity(nfields);
-        let mut zero = None;
+        let mut c = Cursor::new(&body[at + head..], (base + at + head) as u64, BE);
+        let mut wire = Vec::with_capacity(nfields.min(body.len() / 4));
         for _ in 0..nfields {
-            if f + 4 > body.len() {
-                scan.warn(
-                    base + at,
-                    format!(
-                        "IPFIX template {id} declares {nfields} fields but its set ends after {}",
-                        fields.len()
-                    ),
-                );
-                return;
-            }
-            let raw = u16_at(body, f);
-            let flen = u16_at(body, f + 2);
-            f += 4;
-            let mut enterprise = 0;
-            if raw & 0x8000 != 0 {
-                if f + 4 > body.len() {
+            let field = c.u16("a field specifier").and_then(|raw| {
+                let flen = c.u16("a field length")?;
+                let enterprise = if raw & 0x8000 != 0 {
+                    c.u32("an enterprise number")?
+                } else {
+                    0
+                };
+                Ok((raw & 0x7fff, flen, classify(enterprise, raw & 0x7fff)))
+            });
+            match field {
+                Ok(f) => wire.push(f),
+                Err(e) => {
                     scan.warn(
-                        base + f,
-                        format!("IPFIX template {id}: enterprise number truncated"),
+                        e.offset as usize,
+                        format!(
+                            "IPFIX template {id} declares {nfields} fields but its set ends after {}: {}",
+                            wire.len(),
+                            e.message
+                        ),
                     );
                     return;
                 }
-                enterprise = u32_at(body, f);
-                f += 4;
             }
-            let fid = raw & 0x7fff;
-            if flen == 0 && zero.is_none() {
-                zero = Some(fid);
-            }
-            fields.push(FieldSpec {
-                id: fid,
-                enterprise,
-                len: flen,
-                kind: classify(enterprise, fid),
-            });
         }
-        scan.template(key(id), Template::new(id, fields, options), zero, base + at);
-        at = f;
+        scan.template(key(id), Template::new(id, &wire, options), base + at);
+        at += head + c.pos();
     }
 }

@@ -1,8 +1,8 @@
 //! NetFlow v9 (RFC 3954) export packets: a 20-byte header, then flowsets: templates (id 0), options
 //! templates (id 1) and data (id >= 256). The header has no length: a v9 packet runs to the end of its payload.
 
-use super::fields::{classify, Context};
-use super::templates::{FieldSpec, Template, TemplateKey};
+use super::fields::{classify, Context, FieldKind};
+use super::templates::{Refused, Template, TemplateKey, VARIABLE};
 use super::{exporter_id, need_header, u16_at, u32_at, walk_sets, Scan, SetNames};
 use crate::formats::FormatError;
 use crate::record::Addr;
@@ -10,15 +10,16 @@ use crate::record::Addr;
 pub const HEADER_LEN: usize = 20;
 
 /// Register the templates of the v9 packet `b` (the whole payload from its header on) and queue its data
-/// flowsets in `scan`. `base` is the packet's offset in the input.
+/// flowsets in `scan`. `base` is the packet's offset in the input. A flowset cut short is an error after the
+/// flowsets before it are queued.
 pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
-    need_header(b, base, HEADER_LEN, "NetFlow v9")?;
+    need_header(b, base, HEADER_LEN, "NetFlow v9 export packet")?;
     let domain = u32_at(b, 16);
-    let ctx = Context {
+    let ctx = scan.context(Context {
         unix_secs: u32_at(b, 8),
         uptime_ms: Some(u32_at(b, 4)),
         exporter: exporter_id(exporter, domain),
-    };
+    });
     let key = |id| TemplateKey {
         exporter,
         domain,
@@ -26,9 +27,8 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
         version: 9,
     };
     let names = SetNames {
-        what: "NetFlow v9",
+        whole: "NetFlow v9 export packet",
         set: "flowset",
-        whole: "packet",
         zero_fill_ends: true,
     };
     walk_sets(
@@ -43,7 +43,7 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
             2..=255 => scan.warn(at, format!("NetFlow v9 reserved flowset id {id} skipped")),
             _ => scan.data(key(id), body_base, body.len(), ctx),
         },
-    );
+    )?;
     Ok(b.len())
 }
 
@@ -86,23 +86,19 @@ fn templates(
             );
             return;
         }
-        let mut fields = Vec::with_capacity(nfields);
-        let mut zero = None;
-        for i in 0..nfields {
-            let f = fields_at + i * 4;
-            let fid = u16_at(body, f);
-            let flen = u16_at(body, f + 2);
-            if flen == 0 && zero.is_none() {
-                zero = Some(fid);
-            }
-            fields.push(FieldSpec {
-                id: fid,
-                enterprise: 0,
-                len: flen,
-                kind: classify(0, fid),
-            });
+        let wire: Vec<(u16, u16, FieldKind)> = (0..nfields)
+            .map(|i| {
+                let f = fields_at + i * 4;
+                let fid = u16_at(body, f);
+                (fid, u16_at(body, f + 2), classify(0, fid))
+            })
+            .collect();
+        let mut t = Template::new(id, &wire, options);
+        // v9 has no variable-length fields: 65535 is a length no record in a flowset can have.
+        if let Some(&(field, ..)) = wire.iter().find(|(_, len, _)| *len == VARIABLE) {
+            t.refused = Some(Refused::TooLong { field });
         }
-        scan.template(key(id), Template::new(id, fields, options), zero, base + at);
+        scan.template(key(id), t, base + at);
         at = end;
     }
 }

@@ -56,7 +56,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     );
     let mut options = ScanOptions::default();
     if let Some(n) = args.threads {
-        options.threads = n.get();
+        options.threads = super::args::capped_threads(n).0;
     }
     let plan = ScanPlan {
         definitions: Definitions::builtin(),

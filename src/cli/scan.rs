@@ -49,7 +49,11 @@ impl ScanPlan {
         };
         let mut options = ScanOptions::default();
         if let Some(n) = args.threads {
-            options.threads = n.get();
+            let (n, lowered) = super::args::capped_threads(n);
+            if let Some(why) = lowered {
+                eprintln!("flowsketch: warning: {why}");
+            }
+            options.threads = n;
         }
         Ok(ScanPlan {
             definitions,

@@ -5,6 +5,7 @@
 //! chosen by its fixed-seed hash, so no table is ever locked or merged on the hot path; shards are combined only
 //! when results from several runs must be added up ([`Shard::merge`]).
 
+mod errors;
 pub mod key;
 mod region;
 pub mod shard;
@@ -19,6 +20,8 @@ pub use table::{CompiledRule, Counted, Footprint, Seen};
 use crate::formats::{Decoder, Lost};
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
+use errors::ErrorLog;
+pub use errors::MAX_ERRORS_PER_INPUT;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -149,7 +152,7 @@ where
         any_filter: rules.iter().any(|r| !r.filter.is_any()),
     };
     let mut stats = ScanStats::default();
-    let mut errors = Vec::new();
+    let mut errors = ErrorLog::default();
     let outputs = std::thread::scope(|scope| {
         let handles: Vec<_> = inbox_rx
             .into_iter()
@@ -192,11 +195,11 @@ where
         stats.flows += out.stats.flows;
         stats.skipped += out.stats.skipped;
         stats.lost += out.stats.lost;
-        errors.extend(out.errors);
+        errors.merge(out.errors);
         shards.push(out.shard);
     }
-    // Errors arrive from several workers in any order; sort so runs print the same thing.
-    errors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.message.cmp(&b.message)));
+    // Errors arrive from several workers in any order: at most a few per input, the same ones every run.
+    let errors = errors.into_list();
     let mut failed: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
     failed.dedup();
     stats.inputs_failed = failed.len() as u64;

@@ -6,6 +6,7 @@
 //! one that finds a peer's inbox full applies its own inbox while it waits, so no two workers can block on each
 //! other.
 
+use super::errors::ErrorLog;
 use super::shard::{shard_of, Ref, Shard};
 use super::table::CompiledRule;
 use super::{Input, InputError};
@@ -40,7 +41,7 @@ pub enum Msg {
 pub struct WorkerOutput<C: DistinctCounter> {
     pub shard: Shard<C>,
     pub stats: ChunkStats,
-    pub errors: Vec<InputError>,
+    pub errors: ErrorLog,
 }
 
 /// Everything a worker shares with the others.
@@ -239,7 +240,7 @@ pub fn run<C: DistinctCounter>(
         columns: Columns::default(),
     };
     let mut stats = ChunkStats::default();
-    let mut errors = Vec::new();
+    let mut errors = ErrorLog::default();
     let mut scratch = Vec::new();
     loop {
         let job = crossbeam::channel::select! {

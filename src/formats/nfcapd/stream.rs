@@ -49,7 +49,7 @@ struct Unit {
 }
 
 impl State {
-    fn read(&mut self, buf: &mut [u8], what: &str) -> Result<(), FormatError> {
+    fn read(&mut self, buf: &mut [u8], what: &dyn Fn() -> String) -> Result<(), FormatError> {
         let at = self.pos;
         let mut got = 0;
         while got < buf.len() {
@@ -60,7 +60,7 @@ impl State {
                 Err(e) => {
                     return Err(FormatError::new(
                         at + got as u64,
-                        format!("nfcapd input unreadable while reading {what}: {e}"),
+                        format!("nfcapd input unreadable while reading {}: {e}", what()),
                     ))
                 }
             }
@@ -70,7 +70,8 @@ impl State {
             return Err(FormatError::new(
                 at,
                 format!(
-                    "truncated nfcapd input: expected {what} ({} bytes), the input ends after {got}",
+                    "truncated nfcapd input: expected {} ({} bytes), the input ends after {got}",
+                    what(),
                     buf.len()
                 ),
             ));
@@ -97,23 +98,28 @@ impl State {
         Ok(())
     }
 
-    /// A block header at the current position, with its payload read into `raw`.
-    fn block(&mut self, raw: &mut Vec<u8>, what: &str) -> Result<BlockRef, FormatError> {
+    /// A block header at the current position, with its payload read into `raw`. `what` names the block.
+    fn block(
+        &mut self,
+        raw: &mut Vec<u8>,
+        what: &dyn Fn() -> String,
+    ) -> Result<BlockRef, FormatError> {
         let offset = self.pos;
         let mut head = [0u8; BLOCK_HEADER_LEN];
-        self.read(&mut head, &format!("the header of {what}"))?;
+        self.read(&mut head, &|| format!("the header of {}", what()))?;
         let b = BlockRef::parse(&head, offset);
         let size = b.size as usize;
         if size > MAX_BLOCK {
             return Err(FormatError::new(
                 offset,
                 format!(
-                    "{what} of {size} bytes: expected at most nfdump's {MAX_BLOCK}-byte block size"
+                    "{} of {size} bytes: expected at most nfdump's {MAX_BLOCK}-byte block size",
+                    what()
                 ),
             ));
         }
         raw.resize(size, 0);
-        self.read(raw, &format!("the {size}-byte payload of {what}"))?;
+        self.read(raw, &|| format!("the {size}-byte payload of {}", what()))?;
         Ok(b)
     }
 
@@ -124,7 +130,7 @@ impl State {
             let (gap, n) = (h.off_appendix - self.pos, h.appendix_blocks);
             self.discard(gap, "the bytes before the appendix")?;
             for i in 0..n {
-                self.block(raw, &format!("appendix block {i}"))?;
+                self.block(raw, &|| format!("appendix block {i}"))?;
             }
         }
         let mut magic = [0u8; 2];
@@ -134,7 +140,7 @@ impl State {
             return Ok(false);
         }
         self.pos += 1;
-        self.read(&mut magic[1..], "the next nfcapd file's magic")?;
+        self.read(&mut magic[1..], &|| "the next nfcapd file's magic".into())?;
         if !is_nfcapd(&magic) {
             return Err(FormatError::new(
                 at,
@@ -162,12 +168,11 @@ impl State {
             }
             if self.blocks_left > 0 {
                 self.blocks_left -= 1;
-                let what = format!(
-                    "data block {} of {}",
+                let (n, of) = (
                     self.header.num_blocks - self.blocks_left - 1,
-                    self.header.num_blocks
+                    self.header.num_blocks,
                 );
-                let block = self.block(raw, &what)?;
+                let block = self.block(raw, &|| format!("data block {n} of {of}"))?;
                 return Ok(Some(Unit {
                     block,
                     codec: self.header.codec,
@@ -189,13 +194,13 @@ impl State {
 fn read_header(st: &mut State, magic: [u8; 2], at: u64) -> Result<FileHeader, FormatError> {
     let mut head = vec![0u8; HEADER_V1_LEN + STAT_V1_LEN];
     head[..2].copy_from_slice(&magic);
-    st.read(&mut head[2..4], "the layout version")?;
+    st.read(&mut head[2..4], &|| "the layout version".into())?;
     let len = if u16::from_le_bytes([head[2], head[3]]) == LAYOUT_1 {
         HEADER_V1_LEN + STAT_V1_LEN
     } else {
         HEADER_V2_LEN
     };
-    st.read(&mut head[4..len], "the file header")?;
+    st.read(&mut head[4..len], &|| "the file header".into())?;
     FileHeader::parse(&head[..len], at)
 }
 
@@ -224,7 +229,7 @@ impl NfcapdStream {
             in_order: false,
         };
         let mut magic = [0u8; 2];
-        st.read(&mut magic, "the nfcapd magic")?;
+        st.read(&mut magic, &|| "the nfcapd magic".into())?;
         if !is_nfcapd(&magic) {
             // The header parser names what was found (and a byte-swapped magic).
             return Err(FileHeader::parse(&[magic[0], magic[1], 0, 0], 0)

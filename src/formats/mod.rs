@@ -7,6 +7,8 @@ pub mod bytes;
 pub mod csv;
 pub mod detect;
 pub mod flowtools;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod memory;
 pub mod netflow;
 pub mod nfcapd;

@@ -213,8 +213,13 @@ impl<'c> Scan<'c> {
     }
 
     pub(crate) fn warn(&mut self, at: usize, msg: String) {
+        self.warn_with(at, || msg);
+    }
+
+    /// A warning whose text is only made when it will be shown (a flood can cause millions).
+    pub(crate) fn warn_with(&mut self, at: usize, msg: impl FnOnce() -> String) {
         if self.warnings.len() < MAX_WARNINGS {
-            self.warnings.push(FormatError::new(at as u64, msg));
+            self.warnings.push(FormatError::new(at as u64, msg()));
         } else {
             self.warnings_dropped += 1;
         }
@@ -234,14 +239,13 @@ impl<'c> Scan<'c> {
         let evicted = self.cache.insert(key, t);
         if let Some(first) = evicted.first {
             self.evicted += evicted.count as u64;
-            self.warn(
-                at,
+            self.warn_with(at, || {
                 format!(
                     "template cache full: {} template(s) evicted, oldest first (template {} of exporter {} \
                      source {}); data for them will be counted as lost",
                     evicted.count, first.id, first.exporter, first.domain
-                ),
-            );
+                )
+            });
         }
     }
 

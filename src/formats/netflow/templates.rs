@@ -168,12 +168,28 @@ impl Inner {
         self.map.get(key).is_some_and(|e| e.seq == seq)
     }
 
+    /// Drop `key`; an owner left with no template is forgotten, and one whose queue is mostly stale is compacted,
+    /// so queues stay within a few entries per live template whatever evicts them.
     fn remove(&mut self, key: &TemplateKey) {
-        if let Some(e) = self.map.remove(key) {
-            self.fields -= e.tpl.fields.len();
-            if let Some(o) = self.by_owner.get_mut(&key.owner()) {
+        let Some(e) = self.map.remove(key) else {
+            return;
+        };
+        self.fields -= e.tpl.fields.len();
+        let owner = key.owner();
+        let map = &self.map;
+        let drop_owner = match self.by_owner.get_mut(&owner) {
+            Some(o) => {
                 o.live -= 1;
+                if o.live > 0 && o.order.len() > 2 * o.live + 4 {
+                    o.order
+                        .retain(|(s, k)| map.get(k).is_some_and(|e| e.seq == *s));
+                }
+                o.live == 0
             }
+            None => false,
+        };
+        if drop_owner {
+            self.by_owner.remove(&owner);
         }
     }
 
@@ -201,11 +217,8 @@ impl Inner {
             self.order.retain(live);
         }
         if let Some(o) = self.by_owner.get_mut(&owner) {
-            if o.order.len() > 2 * o.live + 16 {
+            if o.order.len() > 2 * o.live + 4 {
                 o.order.retain(live);
-            }
-            if o.live == 0 {
-                self.by_owner.remove(&owner);
             }
         }
     }
@@ -287,6 +300,17 @@ impl TemplateCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Exporters (address, domain, version) holding templates, and the queue entries kept for them: bounded by
+    /// the templates held, whatever came and went.
+    pub fn owners(&self) -> (usize, usize) {
+        self.inner.lock().map_or((0, 0), |m| {
+            (
+                m.by_owner.len(),
+                m.by_owner.values().map(|o| o.order.len()).sum(),
+            )
+        })
     }
 
     /// Field specifiers held, over all templates.
@@ -393,5 +417,23 @@ mod tests {
         }
         assert!(c.fields() <= MAX_FIELDS, "{}", c.fields());
         assert!(c.get(&key(299, 256)).is_some() && c.get(&key(0, 256)).is_none());
+    }
+
+    #[test]
+    fn exporters_that_came_and_went_are_forgotten() {
+        let c = TemplateCache::new();
+        // A million one-template exporters, then some with many templates each.
+        for e in 0..1_000_000u32 {
+            c.insert(key(e, 256), tpl(1, 1));
+        }
+        for e in 0..200u32 {
+            for id in 0..2_000 {
+                c.insert(key(2_000_000 + e, 256 + id), tpl(1, 1));
+            }
+        }
+        let (owners, queued) = c.owners();
+        assert!(owners <= MAX_TEMPLATES, "{owners}");
+        assert!(queued <= 3 * MAX_TEMPLATES + 4 * owners, "{queued}");
+        assert_eq!(c.len(), MAX_TEMPLATES);
     }
 }

@@ -209,6 +209,19 @@ pub fn parse_header(b: &[u8]) -> Result<Header, FormatError> {
     })
 }
 
+/// Readers of the u16 and u32 fields of a record at constant offsets: `r` is a fixed-size array, so the reads
+/// cannot fail (and compile without bounds checks).
+#[inline(always)]
+fn field_readers<const N: usize>(
+    r: &[u8; N],
+    order: Endian,
+) -> (impl Fn(usize) -> u16 + '_, impl Fn(usize) -> u32 + '_) {
+    (
+        move |at| order.u16(r, at).unwrap_or(0),
+        move |at| order.u32(r, at).unwrap_or(0),
+    )
+}
+
 /// Fields read from a record: the compat record's lie in its first 48 bytes, the others' in their first 56.
 const COMPAT_FIELDS: usize = 48;
 const FIELDS: usize = 56;
@@ -239,9 +252,7 @@ pub fn decode_record(
         return Ok(decode_compat(r, order));
     }
     let r = r.first_chunk::<FIELDS>().ok_or_else(short)?;
-    // Constant offsets into an array: the reads cannot fail.
-    let u16_at = |at: usize| order.u16(r, at).unwrap_or(0);
-    let u32_at = |at: usize| order.u32(r, at).unwrap_or(0);
+    let (u16_at, u32_at) = field_readers(r, order);
     let secs = i64::from(u32_at(0));
     let nsecs = i64::from(u32_at(4));
     let uptime = i64::from(u32_at(8));
@@ -271,8 +282,7 @@ pub fn decode_record(
 
 /// The stream-v1 compat record: unix_secs, unix_msecs, addresses, interfaces, counters, first/last, ports.
 fn decode_compat(r: &[u8; COMPAT_FIELDS], order: Endian) -> FlowRecord {
-    let u16_at = |at: usize| order.u16(r, at).unwrap_or(0);
-    let u32_at = |at: usize| order.u32(r, at).unwrap_or(0);
+    let (u16_at, u32_at) = field_readers(r, order);
     let start = u64::from(u32_at(0)) * 1000 + u64::from(u32_at(4));
     let span = (i64::from(u32_at(36)) - i64::from(u32_at(32))).max(0) as u64;
     FlowRecord {

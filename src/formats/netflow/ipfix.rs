@@ -3,8 +3,10 @@
 //! mark variable-length fields.
 
 use super::fields::{classify, Context};
-use super::templates::{Template, TemplateKey};
-use super::{exporter_id, need_header, u16_at, u32_at, walk_sets, Scan, SetNames};
+use super::templates::Template;
+use super::{
+    exporter_id, need_header, scan_packet, u16_at, u32_at, Layout, Parsed, Scan, TemplateRecord,
+};
 use crate::formats::bytes::{Cursor, BE};
 use crate::formats::FormatError;
 use crate::record::Addr;
@@ -24,36 +26,13 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
         ));
     }
     let domain = u32_at(b, 12);
-    let ctx = scan.context(Context {
+    let ctx = Context {
         unix_secs: u32_at(b, 4),
         uptime_ms: None,
         exporter: exporter_id(exporter, domain),
-    });
-    let key = |id| TemplateKey {
-        exporter,
-        domain,
-        id,
-        version: 10,
-    };
-    let names = SetNames {
-        whole: "IPFIX message",
-        set: "set",
-        zero_fill_ends: false,
     };
     let present = len.min(b.len());
-    walk_sets(
-        &b[..present],
-        HEADER_LEN,
-        base,
-        &names,
-        scan,
-        |id, body, body_base, at, scan| match id {
-            2 => templates(body, body_base, false, &key, scan),
-            3 => templates(body, body_base, true, &key, scan),
-            0..=255 => scan.warn(at, format!("IPFIX reserved set id {id} skipped")),
-            _ => scan.data(key(id), body_base, body.len(), ctx),
-        },
-    )?;
+    scan_packet(&b[..present], base, &LAYOUT, ctx, (exporter, domain), scan)?;
     if len > b.len() {
         return Err(FormatError::new(
             base as u64 + 2,
@@ -66,69 +45,58 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
     Ok(len)
 }
 
-/// Parse the (options) template records of one set body and register them.
-fn templates(
-    body: &[u8],
-    base: usize,
-    options: bool,
-    key: &dyn Fn(u16) -> TemplateKey,
-    scan: &mut Scan,
-) {
-    let head = if options { 6 } else { 4 };
-    let mut at = 0;
-    while at + 4 <= body.len() {
-        let id = u16_at(body, at);
-        let nfields = u16_at(body, at + 2) as usize;
-        if id < 256 {
-            if body[at..].iter().any(|&x| x != 0) {
-                scan.warn(
-                    base + at,
-                    format!("IPFIX template id {id} below 256; rest of set ignored"),
-                );
-            }
-            return;
-        }
-        if nfields == 0 {
-            // Template withdrawal.
-            scan.withdraw(key(id));
-            at += 4;
-            continue;
-        }
-        if at + head > body.len() {
-            scan.warn(
-                base + at,
-                format!("IPFIX options template {id} header truncated"),
-            );
-            return;
-        }
-        let mut c = Cursor::new(&body[at + head..], (base + at + head) as u64, BE);
-        let mut wire = Vec::with_capacity(nfields.min(body.len() / 4));
-        for _ in 0..nfields {
-            let field = c.u16("a field specifier").and_then(|raw| {
-                let flen = c.u16("a field length")?;
-                let enterprise = if raw & 0x8000 != 0 {
-                    c.u32("an enterprise number")?
-                } else {
-                    0
-                };
-                Ok((raw & 0x7fff, flen, classify(enterprise, raw & 0x7fff)))
-            });
-            match field {
-                Ok(f) => wire.push(f),
-                Err(e) => {
-                    scan.warn(
-                        e.offset as usize,
-                        format!(
-                            "IPFIX template {id} declares {nfields} fields but its set ends after {}: {}",
-                            wire.len(),
-                            e.message
-                        ),
-                    );
-                    return;
-                }
-            }
-        }
-        scan.template(key(id), Template::new(id, &wire, options), base + at);
-        at += head + c.pos();
+const LAYOUT: Layout = Layout {
+    version: 10,
+    header_len: HEADER_LEN,
+    whole: "IPFIX message",
+    set: "set",
+    zero_fill_ends: false,
+    template_sets: (2, 3),
+    template,
+};
+
+/// Parse the (options) template record `r` of a template set: field specifiers may carry an enterprise number;
+/// a record of no fields withdraws the template.
+fn template(r: &TemplateRecord<'_>, scan: &mut Scan) -> Parsed {
+    let (body, at, id) = (r.body, r.at, r.id);
+    let nfields = u16_at(body, at + 2) as usize;
+    if nfields == 0 {
+        return Parsed::Withdraw(at + 4);
     }
+    let head = if r.options { 6 } else { 4 };
+    if at + head > body.len() {
+        scan.warn(
+            r.base + at,
+            format!("IPFIX options template {id} header truncated"),
+        );
+        return Parsed::Stop;
+    }
+    let mut c = Cursor::new(&body[at + head..], (r.base + at + head) as u64, BE);
+    let mut wire = Vec::with_capacity(nfields.min(body.len() / 4));
+    for _ in 0..nfields {
+        let field = c.u16("a field specifier").and_then(|raw| {
+            let flen = c.u16("a field length")?;
+            let enterprise = if raw & 0x8000 != 0 {
+                c.u32("an enterprise number")?
+            } else {
+                0
+            };
+            Ok((raw & 0x7fff, flen, classify(enterprise, raw & 0x7fff)))
+        });
+        match field {
+            Ok(f) => wire.push(f),
+            Err(e) => {
+                scan.warn(
+                    e.offset as usize,
+                    format!(
+                        "IPFIX template {id} declares {nfields} fields but its set ends after {}: {}",
+                        wire.len(),
+                        e.message
+                    ),
+                );
+                return Parsed::Stop;
+            }
+        }
+    }
+    Parsed::Template(Template::new(id, &wire, r.options), at + head + c.pos())
 }

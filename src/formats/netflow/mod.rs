@@ -54,29 +54,133 @@ pub(crate) fn need_header(
     Ok(())
 }
 
-/// How a v9 packet or an IPFIX message names its parts, for messages.
-pub(crate) struct SetNames {
+/// How a v9 packet or an IPFIX message is laid out and names its parts.
+pub(crate) struct Layout {
+    pub version: u16,
+    pub header_len: usize,
     /// The whole: "NetFlow v9 export packet", "IPFIX message".
     pub whole: &'static str,
     pub set: &'static str,
     /// v9 packets may end in zero padding after the last flowset; IPFIX messages have an exact length.
     pub zero_fill_ends: bool,
+    /// Set ids of templates and of options templates.
+    pub template_sets: (u16, u16),
+    /// Parse one template record of a template set.
+    pub template: fn(&TemplateRecord<'_>, &mut Scan) -> Parsed,
 }
 
-/// Walk the `{u16 id, u16 length}` sets of `b` from `start` (v9 flowsets, IPFIX sets), calling `each` with the id,
-/// the set body, the body's input offset and the set's offset. A set that does not fit is an error naming the cut.
-pub(crate) fn walk_sets(
-    b: &[u8],
-    start: usize,
+/// A template record in a template set body, for its version's parser.
+pub(crate) struct TemplateRecord<'a> {
+    /// The set body, the record's offset in it, and the body's input offset.
+    pub body: &'a [u8],
+    pub at: usize,
+    pub base: usize,
+    pub id: u16,
+    pub options: bool,
+}
+
+/// What a template record was.
+pub(crate) enum Parsed {
+    /// A template, and where the next record starts.
+    Template(Template, usize),
+    /// A withdrawal of the template (IPFIX), and where the next record starts.
+    Withdraw(usize),
+    /// The rest of the set cannot be read (the parser said why).
+    Stop,
+}
+
+/// Register the (options) templates of one template set body at input offset `base`.
+fn walk_templates(
+    body: &[u8],
     base: usize,
-    names: &SetNames,
+    options: bool,
+    layout: &Layout,
+    key: &dyn Fn(u16) -> TemplateKey,
+    scan: &mut Scan,
+) {
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let id = u16_at(body, at);
+        if id < 256 {
+            // Zeros are padding; anything else is not a template.
+            if body[at..].iter().any(|&x| x != 0) {
+                scan.warn(
+                    base + at,
+                    format!(
+                        "{}: template id {id} below 256; rest of {} ignored",
+                        layout.whole, layout.set
+                    ),
+                );
+            }
+            return;
+        }
+        let record = TemplateRecord {
+            body,
+            at,
+            base,
+            id,
+            options,
+        };
+        match (layout.template)(&record, scan) {
+            Parsed::Template(t, next) => {
+                scan.template(key(id), t, base + at);
+                at = next;
+            }
+            Parsed::Withdraw(next) => {
+                scan.withdraw(key(id));
+                at = next;
+            }
+            Parsed::Stop => return,
+        }
+    }
+}
+
+/// Register the templates of the packet `b` (header and sets, input offset `base`) and queue its data sets for
+/// their templates; a set cut short is an error after the sets before it are queued.
+pub(crate) fn scan_packet(
+    b: &[u8],
+    base: usize,
+    layout: &Layout,
+    ctx: Context,
+    (exporter, domain): (Addr, u32),
+    scan: &mut Scan,
+) -> Result<(), FormatError> {
+    let ctx = scan.context(ctx);
+    let key = |id| TemplateKey {
+        exporter,
+        domain,
+        id,
+        version: layout.version,
+    };
+    walk_sets(b, base, layout, scan, |id, body, body_base, at, scan| {
+        let (tpl, opt) = layout.template_sets;
+        if id == tpl || id == opt {
+            walk_templates(body, body_base, id == opt, layout, &key, scan);
+        } else if id < 256 {
+            scan.warn(
+                at,
+                format!("{}: reserved {} id {id} skipped", layout.whole, layout.set),
+            );
+        } else {
+            scan.data(key(id), body_base, body.len(), ctx);
+        }
+    })
+}
+
+/// Walk the `{u16 id, u16 length}` sets of `b` after its header (v9 flowsets, IPFIX sets), calling `each` with the
+/// id, the set body, the body's input offset and the set's offset. A set that does not fit is an error naming
+/// the cut.
+fn walk_sets(
+    b: &[u8],
+    base: usize,
+    layout: &Layout,
     scan: &mut Scan,
     mut each: impl FnMut(u16, &[u8], usize, usize, &mut Scan),
 ) -> Result<(), FormatError> {
-    let mut at = start;
+    let mut at = layout.header_len;
     while at < b.len() {
         let rest = &b[at..];
-        if names.zero_fill_ends && rest.iter().all(|&x| x == 0) {
+        if layout.zero_fill_ends && rest.iter().all(|&x| x == 0) {
             break;
         }
         let (id, len) = (u16_at(rest, 0), u16_at(rest, 2) as usize);
@@ -85,8 +189,8 @@ pub(crate) fn walk_sets(
                 (base + at) as u64,
                 format!(
                     "truncated {}: {} {id} of {len} bytes, {} bytes left",
-                    names.whole,
-                    names.set,
+                    layout.whole,
+                    layout.set,
                     rest.len()
                 ),
             ));
@@ -96,7 +200,7 @@ pub(crate) fn walk_sets(
                 (base + at) as u64,
                 format!(
                     "{}: {} {id} has length {len}, below its 4-byte header",
-                    names.whole, names.set
+                    layout.whole, layout.set
                 ),
             ));
         }

@@ -149,8 +149,9 @@ pub struct Index {
     pub chunks: Vec<ChunkRef>,
     /// Blocks with records, located.
     pub data_blocks: u64,
-    /// Blocks with neither records nor bytes, passed over.
+    /// Blocks with neither records nor bytes, passed over, and where the first one is.
     pub empty_blocks: u64,
+    pub first_empty: u64,
     /// Blocks not read (unknown type, bytes without records), told in full up to [`MAX_NOTES`].
     pub notes: Vec<FormatError>,
     pub more_notes: u64,
@@ -195,7 +196,12 @@ impl Index {
             };
             match b.class() {
                 Class::Records => self.data_blocks += 1,
-                Class::Empty => self.empty_blocks += 1,
+                Class::Empty => {
+                    if self.empty_blocks == 0 {
+                        self.first_empty = b.offset;
+                    }
+                    self.empty_blocks += 1;
+                }
                 Class::NoRecords | Class::Unknown => {
                     if let Some(n) = b.note() {
                         self.note(n);

@@ -143,7 +143,7 @@ impl NfcapdFile {
         }
         if index.empty_blocks > 0 {
             warnings.push(FormatError::new(
-                0,
+                index.first_empty,
                 format!(
                     "{} empty data blocks (no records, no bytes) passed over; nfdump stops at the first one \
                      (\"Corrupt data file\")",

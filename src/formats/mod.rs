@@ -383,7 +383,7 @@ fn read_bounded(r: Box<dyn Read + Send>, what: &str) -> Result<Vec<u8>, FormatEr
             MAX_BUFFERED,
             format!(
                 "{what} input read as a stream is larger than the {} MiB read into memory: give it as a file \
-                 path (files are memory-mapped)",
+                 path, without --no-mmap (files are memory-mapped)",
                 MAX_BUFFERED >> 20
             ),
         ));

@@ -177,7 +177,8 @@ fn fifos_in_folders_are_passed_over_and_said_once() {
 #[test]
 fn devices_and_endless_streams_are_refused_after_a_few_bytes() {
     for (args, expect) in [
-        (vec!["/dev/urandom"], "unknown file format"),
+        // Random bytes may, rarely, start like some format: then that reader refuses them.
+        (vec!["/dev/urandom"], "<dev/urandom>"),
         (vec!["--no-mmap", "/dev/zero"], "unknown file format"),
         (vec!["/dev/zero"], "unknown file format"),
         (vec!["--input-format", "nfcapd", "/dev/zero"], "bad magic"),
@@ -202,6 +203,10 @@ fn devices_and_endless_streams_are_refused_after_a_few_bytes() {
         let o = scan(&args);
         let err = stderr(&o);
         assert_eq!(code(&o), 2, "{args:?}: {err}");
+        let expect = match expect {
+            "<dev/urandom>" => "/dev/urandom: at offset ",
+            e => e,
+        };
         assert!(err.contains(expect), "{args:?}: {err}");
         assert_eq!(flows(&o), 0, "{args:?}");
     }

@@ -107,7 +107,7 @@ pub mod proto {
 }
 
 /// One unidirectional flow, as every reader hands it to the engine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
     pub src: Addr,
     pub dst: Addr,
@@ -130,6 +130,33 @@ pub struct FlowRecord {
     pub exporter: u32,
     /// Sampling interval the exporter reported (1 = unsampled or unknown).
     pub sampling: u32,
+    /// Flows this record stands for: 1, or the aggregated-flows counter of an exporter or of `nfdump -a`
+    /// (nfdump's EXcntFlow `flows`, NetFlow/IPFIX field 3), which nfdump counts flows by. 0 is kept as written.
+    pub flows: u32,
+}
+
+impl Default for FlowRecord {
+    /// Every field 0 but `flows`, 1: a record is one flow unless it says otherwise.
+    fn default() -> FlowRecord {
+        FlowRecord {
+            src: Addr::default(),
+            dst: Addr::default(),
+            first_ms: 0,
+            last_ms: 0,
+            packets: 0,
+            bytes: 0,
+            src_port: 0,
+            dst_port: 0,
+            proto: 0,
+            tcp_flags: 0,
+            src_tos: 0,
+            input: 0,
+            output: 0,
+            exporter: 0,
+            sampling: 0,
+            flows: 1,
+        }
+    }
 }
 
 impl FlowRecord {
@@ -155,6 +182,12 @@ mod tests {
         // An IPv4-mapped IPv6 address is the IPv4 address: nfdump prints it that way too.
         let c: Addr = "::ffff:10.0.0.128".parse().unwrap();
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn a_default_record_is_one_flow() {
+        assert_eq!(FlowRecord::default().flows, 1);
+        assert_eq!(std::mem::size_of::<FlowRecord>(), 96);
     }
 
     #[test]

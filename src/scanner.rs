@@ -149,6 +149,8 @@ pub struct Scan {
     pub errors: Vec<InputError>,
     /// Problems that did not stop decoding (NetFlow data before its template, cut captures).
     pub warnings: Vec<InputError>,
+    /// What folder walks passed over (FIFOs, devices, links back to folders already read), one line each.
+    pub notes: Vec<String>,
     pub stats: ScanStats,
     pub guarantee: Guarantee,
     pub rules: Vec<RuleStats>,
@@ -267,7 +269,9 @@ impl<'d> Scanner<'d> {
         keep: bool,
     ) -> (Scan, Option<Tables>) {
         let start = Instant::now();
-        let (sources, walk_errors) = input::expand(paths);
+        let walked = input::expand_paths(paths);
+        let notes = walked.notes();
+        let (sources, walk_errors) = (walked.sources, walked.errors);
         let guarantee = if sources.contains(&Source::Stdin) {
             Guarantee::OnePass(OnePassWhy::Stdin)
         } else if !self.config.verify {
@@ -280,6 +284,7 @@ impl<'d> Scanner<'d> {
             start,
             sources,
             walk_errors,
+            notes,
             guarantee,
             keep,
         };
@@ -299,6 +304,7 @@ impl<'d> Scanner<'d> {
             start,
             sources,
             walk_errors,
+            notes,
             guarantee,
             keep,
         } = pass;
@@ -312,7 +318,7 @@ impl<'d> Scanner<'d> {
             if let Ok(i) = &input {
                 warnings.extend(i.decoder.warnings().into_iter().map(|w| InputError {
                     name: i.name.clone(),
-                    message: format!("warning: {w}"),
+                    message: w.to_string(),
                 }));
             }
             input
@@ -343,9 +349,10 @@ impl<'d> Scanner<'d> {
                 options.queue,
                 &progress.flows,
             );
-            // The same inputs decode to the same errors; anything else means an input changed under the scan.
+            // The same inputs decode to the same errors (pass 1 told them, capped per input); an error in an input
+            // that had none means it changed under the scan.
             for e in verified.errors {
-                if !errors.contains(&e) {
+                if !errors.iter().any(|told| told.name == e.name) {
                     errors.push(InputError {
                         name: e.name,
                         message: format!("{} (in the verify pass)", e.message),
@@ -380,6 +387,7 @@ impl<'d> Scanner<'d> {
                 findings: out,
                 errors,
                 warnings,
+                notes,
                 stats,
                 guarantee,
                 rules: stats_rules,
@@ -410,6 +418,7 @@ impl<'d> Scanner<'d> {
             findings,
             errors,
             warnings,
+            notes,
             stats,
             guarantee,
             rules: stats_rules,
@@ -440,6 +449,7 @@ struct Pass {
     start: Instant,
     sources: Vec<Source>,
     walk_errors: Vec<InputError>,
+    notes: Vec<String>,
     guarantee: Guarantee,
     keep: bool,
 }

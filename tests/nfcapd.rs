@@ -343,6 +343,7 @@ fn synthetic_flows(n: usize) -> Vec<FlowRecord> {
                 },
                 exporter: (r >> 60) as u32,
                 sampling: 1,
+                flows: 1,
             }
         })
         .collect()

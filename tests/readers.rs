@@ -323,7 +323,6 @@ fn oracle(parser: &mut netflow_parser::NetflowParser, bytes: &[u8]) -> OracleCou
 const ORACLE_MISSES: &[(&str, usize)] = &[
     ("ipfix_test_ixia_tpldata256.dat", 1),
     ("ipfix_test_procera_data52935.dat", 8),
-    ("netflow9_test_h3c_netstream_varstring_data3281.dat", 1),
     (
         "netflow9_test_paloalto_81_data257_1flowset_in_large_zerofilled_packet.dat",
         1,
@@ -379,13 +378,24 @@ fn netflow_payloads_match_netflow_parser_per_file() {
             };
             let got = read_all(d.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
             let warnings = d.warnings();
+            if name == "netflow9_test_h3c_netstream_varstring_data3281.dat" {
+                assert!(got.is_empty(), "{name}: {got:?}");
+                assert!(
+                    warnings
+                        .iter()
+                        .any(|w| w.message.contains("its template was refused")),
+                    "{name}: {warnings:?}"
+                );
+                rejected += 1;
+                continue;
+            }
             if got.len() != want.data
                 && warnings
                     .iter()
-                    .any(|w| w.message.contains("its template was rejected"))
+                    .any(|w| w.message.contains("its template was refused"))
             {
-                // Our rule: a template with a zero-length field is rejected and its data reported; the oracle
-                // decodes such data, so only the report is asserted here.
+                // Our rule: a v9 template with a field of length 65535 (H3C's variable-length strings; v9 has
+                // none) is refused and its data reported, so only the report is asserted here.
                 rejected += 1;
                 continue;
             }
@@ -434,7 +444,9 @@ fn netflow_payloads_match_netflow_parser_per_file() {
             timed_files += timed as usize;
             let ours = multiset(
                 got.iter()
-                    .filter(|r| r.src != Addr::default() && r.dst != Addr::default())
+                    // Records without address fields read as 0.0.0.0 (as nfcapd stores them); the oracle
+                    // lists none for them.
+                    .filter(|r| (r.src, r.dst) != (Addr::v4(0), Addr::v4(0)))
                     .map(|r| {
                         (
                             r.src.to_string(),
@@ -472,7 +484,7 @@ fn netflow_payloads_match_netflow_parser_per_file() {
     }
     println!(
         "netflow: {files} payload files, {flows} flows equal in count to netflow_parser, {compared_keys} \
-         flow keys found in its output ({timed_files} v9 files with start times too), {rejected} files with rejected zero-length templates, {invalid} invalid"
+         flow keys found in its output ({timed_files} v9 files with start times too), {rejected} files with refused templates, {invalid} invalid"
     );
     assert!(flows > 0 && invalid >= 2);
     assert!(mismatches.is_empty(), "{mismatches:#?}");
@@ -1088,15 +1100,16 @@ fn captures_of_written_exporter_traffic_give_their_flows() {
         assert_eq!(d.format(), "pcap", "{what}");
         assert!(d.warnings().is_empty(), "{what}: {:?}", d.warnings());
         assert_flows(&sorted(read_all(d.as_ref()).unwrap()), &want, what);
-        // Cut inside the last frame: the frames before it are read and the cut is a warning.
+        // Cut inside the last frame: the frames before it are read, and the cut is an error (exit code 2).
         let d = open_bytes(cap[..cap.len() - 10].to_vec(), Some("pcap"));
-        let got = read_all(d.as_ref()).unwrap();
+        let mut got = Vec::new();
+        let err = decode_all(d.as_ref(), &mut |b| got.extend_from_slice(b)).unwrap_err();
+        assert!(err.message.starts_with("truncated pcap"), "{what}: {err}");
         assert!(
             got.len() < want.len() && got.len() >= want.len() - 30,
             "{what}: {}",
             got.len()
         );
-        assert_eq!(d.warnings().len(), 1, "{what}: {:?}", d.warnings());
     }
 }
 

@@ -1,24 +1,9 @@
 #![no_main]
-//! Any bytes given to the flowtools reader: an error or records, never a panic.
+//! Any bytes given to the flow-tools reader, from memory and from a pipe: an error or records, never a panic.
+//! The body is `flowsketch::formats::fuzz::flowtools`, which `cargo test` also runs on `fuzz/regressions/flowtools/`.
 
-use flowsketch::formats::{self, Opener};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let opener = Opener::new();
-    if let Ok(d) = opener.open(
-        formats::bytes_from_vec(data.to_vec()),
-        "fuzz",
-        Some("flowtools"),
-    ) {
-        let _ = formats::decode_all(d.as_ref(), &mut |_| {});
-        let _ = d.warnings();
-    }
-    // The same bytes from a pipe.
-    if let Ok(d) = formats::open_stream(
-        Box::new(std::io::Cursor::new(data.to_vec())),
-        Some("flowtools"),
-    ) {
-        let _ = formats::decode_all(d.as_ref(), &mut |_| {});
-    }
+    flowsketch::formats::fuzz::flowtools(data);
 });

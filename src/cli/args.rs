@@ -7,6 +7,26 @@ use flowsketch::sketch::CounterKind;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+/// Worker threads per CPU a scan runs at most, and the most in all. Each worker keeps buffers for every peer, so
+/// memory grows with the square of the count; past a few per CPU, more threads add memory and no speed.
+pub const MAX_THREADS_PER_CPU: usize = 4;
+pub const MAX_THREADS: usize = 256;
+
+/// The worker count for `-j N`: N, or the cap when N is above it, with the warning to give then.
+pub fn capped_threads(requested: NonZeroUsize) -> (usize, Option<String>) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = (cpus * MAX_THREADS_PER_CPU).min(MAX_THREADS);
+    let n = requested.get();
+    if n <= cap {
+        return (n, None);
+    }
+    let why = format!(
+        "-j {n} lowered to {cap} ({MAX_THREADS_PER_CPU} per CPU on {cpus} CPUs, {MAX_THREADS} at most): more \
+         workers would only take memory"
+    );
+    (cap, Some(why))
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "flowsketch",
@@ -53,7 +73,7 @@ pub struct ScanArgs {
         long,
         value_name = "N",
         long_help = "Worker threads: each decodes its share of the input and owns the per-host state of the hosts \
-                       whose hash routes to it. Defaults to the number of CPUs."
+                       whose hash routes to it. Defaults to the number of CPUs; at most 4 per CPU and 256."
     )]
     pub threads: Option<NonZeroUsize>,
 
@@ -217,6 +237,21 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         return Err(format!("--memory must be at least 1M; found '{s}'"));
     }
     Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_counts_are_capped_with_a_warning() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let one = NonZeroUsize::new(1).unwrap();
+        assert_eq!(capped_threads(one), (1, None));
+        let (n, why) = capped_threads(NonZeroUsize::new(20_000).unwrap());
+        assert_eq!(n, (cpus * MAX_THREADS_PER_CPU).min(MAX_THREADS));
+        assert!(why.unwrap().starts_with("-j 20000 lowered to"));
+    }
 }
 
 #[derive(Args, Debug, Clone)]

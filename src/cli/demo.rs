@@ -55,7 +55,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     );
     let mut config = ScanConfig::default();
     if let Some(n) = args.threads {
-        config.threads = n.get();
+        config.threads = super::args::capped_threads(n).0;
     }
     let plan = ScanPlan {
         definitions: Definitions::builtin(),

@@ -61,7 +61,11 @@ impl ScanPlan {
             ..ScanConfig::default()
         };
         if let Some(n) = args.threads {
-            config.threads = n.get();
+            let (n, lowered) = super::args::capped_threads(n);
+            if let Some(why) = lowered {
+                eprintln!("flowsketch: warning: {why}");
+            }
+            config.threads = n;
         }
         if let Some(m) = args.memory {
             config.memory = m;
@@ -107,9 +111,9 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     run_plan(&plan, &args.paths)
 }
 
-/// The exit code a scan earns: errors first, then findings.
+/// The exit code a scan earns: errors (and flow data that could not be read) first, then findings.
 pub fn exit_code(scan: &Scan) -> ExitCode {
-    if !scan.errors.is_empty() {
+    if !scan.errors.is_empty() || scan.stats.lost.total() > 0 {
         ExitCode::Error
     } else if scan.findings.is_empty() {
         ExitCode::Clean
@@ -121,8 +125,13 @@ pub fn exit_code(scan: &Scan) -> ExitCode {
 /// Run a scan plan over paths, writing the report to stdout and the summary to stderr.
 pub fn run_plan(plan: &ScanPlan, paths: &[PathBuf]) -> ExitCode {
     let scan = plan.scan(paths);
-    for w in &scan.warnings {
-        eprintln!("flowsketch: {w}");
+    if !plan.quiet {
+        for n in &scan.notes {
+            eprintln!("flowsketch: warning: {n}");
+        }
+        for w in &scan.warnings {
+            eprintln!("flowsketch: warning: {w}");
+        }
     }
     for e in &scan.errors {
         eprintln!("flowsketch: {e}");
@@ -146,6 +155,10 @@ pub fn run_plan(plan: &ScanPlan, paths: &[PathBuf]) -> ExitCode {
             eprintln!("flowsketch: cannot write the report: {e}");
             return ExitCode::Error;
         }
+    }
+    // Said even with --quiet: it is why the exit code is 2.
+    if let Some(lost) = scan.stats.lost.describe() {
+        eprintln!("flowsketch: flow data not read: {lost}");
     }
     if !plan.quiet {
         print_summary(&summary, &scan);

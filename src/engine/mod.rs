@@ -6,6 +6,7 @@
 //! when results from several runs must be added up ([`Shard::merge`]).
 
 pub mod admit;
+mod errors;
 pub mod evidence;
 pub mod key;
 mod region;
@@ -19,9 +20,11 @@ pub use key::{KeyParts, KeyValue};
 pub use shard::{RuleCounts, Shard, Sizing};
 pub use table::{CompiledRule, Counted, Footprint, Meta, NoSeen, Seen};
 
-use crate::formats::Decoder;
+use crate::formats::{Decoder, Lost};
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
+use errors::ErrorLog;
+pub use errors::MAX_ERRORS_PER_INPUT;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -84,8 +87,10 @@ pub struct ScanStats {
     pub inputs: u64,
     pub inputs_failed: u64,
     pub flows: u64,
-    /// Records read that are not flows (exporter info, extension maps, unknown types).
+    /// Records read that are not flows, passed over by design (exporter info, extension maps, options data).
     pub skipped: u64,
+    /// Flow data the readers could not read, by reason (any of it makes the scan's exit code 2).
+    pub lost: Lost,
 }
 
 /// The result of a scan: one shard per worker, totals, and the problems met.
@@ -238,7 +243,7 @@ where
         any_filter: rules.iter().any(|r| !r.filter.is_any()),
     };
     let mut stats = ScanStats::default();
-    let mut errors = Vec::new();
+    let mut errors = ErrorLog::default();
     let outputs = std::thread::scope(|scope| {
         let handles: Vec<_> = inbox_rx
             .into_iter()
@@ -280,11 +285,12 @@ where
     for out in outputs {
         stats.flows += out.stats.flows;
         stats.skipped += out.stats.skipped;
-        errors.extend(out.errors);
+        stats.lost += out.stats.lost;
+        errors.merge(out.errors);
         shards.push(out.shard);
     }
-    // Errors arrive from several workers in any order; sort so runs print the same thing.
-    errors.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.message.cmp(&b.message)));
+    // Errors arrive from several workers in any order: at most a few per input, the same ones every run.
+    let errors = errors.into_list();
     let mut failed: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
     failed.dedup();
     stats.inputs_failed = failed.len() as u64;

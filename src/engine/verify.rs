@@ -372,15 +372,21 @@ fn run(
             }
             progress.fetch_add(batch.len() as u64, Ordering::Relaxed);
         };
-        match decoder.decode_chunk(job.chunk, &mut buffer, &mut batch_fn) {
-            Ok(s) => {
-                stats.flows += s.flows;
-                stats.skipped += s.skipped;
+        let mut handed = 0u64;
+        let decoded = decoder.decode_chunk(job.chunk, &mut buffer, &mut |batch| {
+            handed += batch.len() as u64;
+            batch_fn(batch)
+        });
+        match decoded {
+            Ok(s) => stats += s,
+            // As in the first pass: the flows before the error were counted.
+            Err(e) => {
+                stats.flows += handed;
+                errors.push(InputError {
+                    name: job.input.name.clone(),
+                    message: e.to_string(),
+                })
             }
-            Err(e) => errors.push(InputError {
-                name: job.input.name.clone(),
-                message: e.to_string(),
-            }),
         }
     }
     (tallies, stats, errors)

@@ -6,6 +6,7 @@
 //! one that finds a peer's inbox full applies its own inbox while it waits, so no two workers can block on each
 //! other.
 
+use super::errors::ErrorLog;
 use super::shard::{shard_of, Ref, Shard, Sizing};
 use super::table::{CompiledRule, Meta};
 use super::{Input, InputError};
@@ -40,7 +41,7 @@ pub enum Msg {
 pub struct WorkerOutput<C: DistinctCounter, M: Meta> {
     pub shard: Shard<C, M>,
     pub stats: ChunkStats,
-    pub errors: Vec<InputError>,
+    pub errors: ErrorLog,
 }
 
 /// Everything a worker shares with the others.
@@ -240,7 +241,7 @@ pub fn run<C: DistinctCounter, M: Meta>(
         columns: Columns::default(),
     };
     let mut stats = ChunkStats::default();
-    let mut errors = Vec::new();
+    let mut errors = ErrorLog::default();
     let mut scratch = Vec::new();
     loop {
         let job = crossbeam::channel::select! {
@@ -256,15 +257,21 @@ pub fn run<C: DistinctCounter, M: Meta>(
             },
         };
         let decoder: &dyn Decoder = job.input.decoder.as_ref();
-        match decoder.decode_chunk(job.chunk, &mut scratch, &mut |batch| w.route(batch)) {
-            Ok(s) => {
-                stats.flows += s.flows;
-                stats.skipped += s.skipped;
+        let mut handed = 0u64;
+        let decoded = decoder.decode_chunk(job.chunk, &mut scratch, &mut |batch| {
+            handed += batch.len() as u64;
+            w.route(batch)
+        });
+        match decoded {
+            Ok(s) => stats += s,
+            // The flows before the error were handed out and counted in the tables: count them here too.
+            Err(e) => {
+                stats.flows += handed;
+                errors.push(InputError {
+                    name: job.input.name.clone(),
+                    message: e.to_string(),
+                })
             }
-            Err(e) => errors.push(InputError {
-                name: job.input.name.clone(),
-                message: e.to_string(),
-            }),
         }
     }
     for to in 0..n {

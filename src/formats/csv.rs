@@ -3,12 +3,25 @@
 //! header line, so column order and extra columns do not matter. nfdump prints times in the local time zone of
 //! the machine that ran it; they are read as UTC here (run nfdump with `TZ=UTC`).
 
-use super::{Bytes, ChunkStats, Decoder, FormatError, OnceStream, BATCH};
+use super::bytes::quoted;
+use super::sink::Sink;
+use super::{Bytes, ChunkStats, Decoded, Decoder, FormatError, OnceStream, Out};
 use crate::record::{Addr, FlowRecord};
 use std::io::BufRead;
 
 /// Bytes per chunk of an in-memory CSV file (cut at line ends).
 const CHUNK_BYTES: usize = 1 << 20;
+/// Longest line read from a stream: a flow line is a few hundred bytes; this bounds what one line may buffer.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Characters of an input field or header shown in a message.
+const SHOWN: usize = 40;
+/// The UTF-8 byte order mark some tools write before the header.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// `b` without a leading UTF-8 byte order mark.
+fn without_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(BOM).unwrap_or(b)
+}
 
 /// What one column means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,9 +82,14 @@ pub struct Columns {
     names: Vec<String>,
 }
 
-/// True when `b` starts with a header line naming source and destination address columns.
+/// True when `b` starts with a header line naming source and destination address columns (after a byte order
+/// mark, if any).
 pub fn is_csv(b: &[u8]) -> bool {
+    let b = without_bom(b);
     let line = b.split(|&c| c == b'\n').next().unwrap_or(&[]);
+    if line.len() > MAX_LINE {
+        return false;
+    }
     std::str::from_utf8(line)
         .ok()
         .and_then(|l| parse_header(l, 0).ok())
@@ -80,6 +98,15 @@ pub fn is_csv(b: &[u8]) -> bool {
 
 /// Parse a header line (`#:` prefix of flow-export allowed); it must name both addresses.
 pub fn parse_header(line: &str, offset: u64) -> Result<Columns, FormatError> {
+    if line.len() > MAX_LINE {
+        return Err(FormatError::new(
+            offset,
+            format!(
+                "CSV header line 1 is longer than {MAX_LINE} bytes (starts {})",
+                quoted(line.as_bytes(), SHOWN)
+            ),
+        ));
+    }
     let l = line.trim_end_matches(['\r', '\n']);
     let l = l.strip_prefix("#:").unwrap_or(l);
     let names: Vec<String> = l.split(',').map(|s| s.trim().to_string()).collect();
@@ -92,8 +119,8 @@ pub fn parse_header(line: &str, offset: u64) -> Result<Columns, FormatError> {
             return Err(FormatError::new(
                 offset,
                 format!(
-                    "CSV header line 1 has no {what} column; found columns: {}",
-                    names.join(",")
+                    "CSV header line 1 has no {what} column; found {}",
+                    quoted(names.join(",").as_bytes(), 2 * SHOWN)
                 ),
             ));
         }
@@ -229,9 +256,10 @@ impl Columns {
                 FormatError::new(
                     offset,
                     format!(
-                        "CSV line {line_no}, column {} ({}): expected {what}, found '{v}'",
+                        "CSV line {line_no}, column {} ({}): expected {what}, found {}",
                         i + 1,
-                        self.names[i]
+                        self.names[i],
+                        quoted(v.as_bytes(), SHOWN)
                     ),
                 )
             };
@@ -271,10 +299,10 @@ impl Columns {
             return Err(FormatError::new(
                 offset,
                 format!(
-                    "CSV line {line_no}: {seen} columns, header has {} (column {} '{}' missing)",
+                    "CSV line {line_no}: {seen} columns, header has {} (column {} {} missing)",
                     self.cols.len(),
                     seen + 1,
-                    self.names[seen]
+                    quoted(self.names[seen].as_bytes(), SHOWN)
                 ),
             ));
         }
@@ -296,57 +324,42 @@ fn port(v: &str) -> Option<u16> {
     v.parse().ok()
 }
 
-/// Parse the lines of `text`; `first_line` is the 1-based number of its first line, `base` its byte offset.
-/// Returns the flows and whether the summary was reached.
+/// Parse the lines of `text` into `sink`; `first_line` is the 1-based number of its first line, `base` its byte
+/// offset. Returns whether the summary was reached.
 fn parse_lines(
     cols: &Columns,
     text: &[u8],
     first_line: u64,
     base: u64,
-    out: &mut dyn FnMut(&[FlowRecord]),
-) -> Result<(ChunkStats, bool), FormatError> {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut stats = ChunkStats::default();
+    sink: &mut Sink<'_>,
+) -> Result<bool, FormatError> {
     let mut at = 0usize;
     let mut line_no = first_line;
-    let mut ended = false;
-    let result = (|| {
-        while at < text.len() {
-            let end = text[at..]
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(text.len(), |p| at + p);
-            let raw = &text[at..end];
-            let line = std::str::from_utf8(raw).map_err(|_| {
-                FormatError::new(
-                    base + at as u64,
-                    format!("CSV line {line_no}: not valid UTF-8"),
-                )
-            })?;
-            match cols.parse_line(line, line_no, base + at as u64)? {
-                Line::Flow(r) => {
-                    batch.push(r);
-                    stats.flows += 1;
-                    if batch.len() == BATCH {
-                        out(&batch);
-                        batch.clear();
-                    }
-                }
-                Line::Skip => stats.skipped += 1,
-                Line::End => {
-                    ended = true;
-                    return Ok(());
-                }
-            }
-            at = end + 1;
-            line_no += 1;
+    while at < text.len() {
+        let end = text[at..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(text.len(), |p| at + p);
+        let raw = &text[at..end];
+        let line = std::str::from_utf8(raw).map_err(|e| {
+            FormatError::new(
+                base + at as u64,
+                format!(
+                    "CSV line {line_no}: not valid UTF-8 at byte {}: {}",
+                    e.valid_up_to(),
+                    quoted(raw, SHOWN)
+                ),
+            )
+        })?;
+        match cols.parse_line(line, line_no, base + at as u64)? {
+            Line::Flow(r) => sink.push(r),
+            Line::Skip => sink.stats.skipped += 1,
+            Line::End => return Ok(true),
         }
-        Ok(())
-    })();
-    if !batch.is_empty() {
-        out(&batch);
+        at = end + 1;
+        line_no += 1;
     }
-    result.map(|()| (stats, ended))
+    Ok(false)
 }
 
 /// A CSV file in memory, cut into line-aligned chunks.
@@ -362,10 +375,9 @@ pub struct CsvFile {
 impl CsvFile {
     pub fn open(bytes: Bytes) -> Result<CsvFile, FormatError> {
         let b: &[u8] = (*bytes).as_ref();
+        let hs = b.len() - without_bom(b).len();
         let hl = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
-        let header = std::str::from_utf8(&b[..hl])
-            .map_err(|_| FormatError::new(0, "CSV header line 1 is not valid UTF-8"))?;
-        let cols = parse_header(header, 0)?;
+        let cols = header_line(&b[hs..hl])?;
         // nfdump's summary ends the data: chunks stop there.
         let data_end = b
             .windows(9)
@@ -402,18 +414,16 @@ impl Decoder for CsvFile {
         self.starts.len()
     }
 
-    fn decode_chunk(
-        &self,
-        index: usize,
-        _scratch: &mut Vec<u8>,
-        out: &mut dyn FnMut(&[FlowRecord]),
-    ) -> Result<ChunkStats, FormatError> {
+    fn decode_chunk(&self, index: usize, _scratch: &mut Vec<u8>, out: Out) -> Decoded {
         let b: &[u8] = (*self.bytes).as_ref();
         let Some(&(start, line)) = self.starts.get(index) else {
             return Ok(ChunkStats::default());
         };
         let end = self.starts.get(index + 1).map_or(self.data_end, |s| s.0);
-        parse_lines(&self.cols, &b[start..end], line, start as u64, out).map(|(s, _)| s)
+        let mut sink = Sink::new(out);
+        let parsed = parse_lines(&self.cols, &b[start..end], line, start as u64, &mut sink);
+        self.bytes.release(start..end);
+        sink.finish(parsed.map(|_| ()))
     }
 }
 
@@ -425,15 +435,49 @@ pub struct CsvStream {
 
 impl CsvStream {
     pub fn open(mut r: Box<dyn BufRead + Send>) -> Result<CsvStream, FormatError> {
-        let mut header = String::new();
-        r.read_line(&mut header)
-            .map_err(|e| FormatError::new(0, format!("CSV header line 1 unreadable: {e}")))?;
-        let cols = parse_header(&header, 0)?;
+        let mut header = Vec::new();
+        read_line(&mut r, &mut header, 1, 0)?;
+        let cols = header_line(without_bom(&header))?;
         Ok(CsvStream {
             cols,
             reader: OnceStream::new(r),
         })
     }
+}
+
+/// The columns of header line `b` (without its BOM).
+fn header_line(b: &[u8]) -> Result<Columns, FormatError> {
+    let header = std::str::from_utf8(b).map_err(|_| {
+        FormatError::new(
+            0,
+            format!("CSV header line 1 is not valid UTF-8: {}", quoted(b, SHOWN)),
+        )
+    })?;
+    parse_header(header, 0)
+}
+
+/// Append one line (with its newline, if any) from `r` to `buf`; an error for a line longer than [`MAX_LINE`].
+/// Returns the bytes read (0 at the end of the stream).
+fn read_line(
+    r: &mut (dyn BufRead + Send),
+    buf: &mut Vec<u8>,
+    line_no: u64,
+    offset: u64,
+) -> Result<usize, FormatError> {
+    let start = buf.len();
+    let n = std::io::Read::take(r, MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| FormatError::new(offset, format!("CSV read failed: {e}")))?;
+    if n > MAX_LINE && buf.last() != Some(&b'\n') {
+        return Err(FormatError::new(
+            offset,
+            format!(
+                "CSV line {line_no} is longer than {MAX_LINE} bytes (starts {})",
+                quoted(&buf[start..], SHOWN)
+            ),
+        ));
+    }
+    Ok(n)
 }
 
 impl Decoder for CsvStream {
@@ -445,37 +489,36 @@ impl Decoder for CsvStream {
         1
     }
 
-    fn decode_chunk(
-        &self,
-        _index: usize,
-        scratch: &mut Vec<u8>,
-        out: &mut dyn FnMut(&[FlowRecord]),
-    ) -> Result<ChunkStats, FormatError> {
+    fn decode_chunk(&self, _index: usize, scratch: &mut Vec<u8>, out: Out) -> Decoded {
         let mut r = self.reader.take("CSV")?;
+        let mut sink = Sink::new(out);
         // Read about a megabyte of whole lines at a time and parse them like a chunk.
-        let mut total = ChunkStats::default();
         let mut line_no = 2u64;
         let mut offset = 0u64;
         loop {
             scratch.clear();
+            let mut lines = 0;
             while scratch.len() < CHUNK_BYTES {
-                let n = r
-                    .read_until(b'\n', scratch)
-                    .map_err(|e| FormatError::new(offset, format!("CSV read failed: {e}")))?;
-                if n == 0 {
-                    break;
+                match read_line(
+                    &mut r,
+                    scratch,
+                    line_no + lines,
+                    offset + scratch.len() as u64,
+                ) {
+                    Ok(0) => break,
+                    Ok(_) => lines += 1,
+                    Err(e) => return sink.finish(Err(e)),
                 }
             }
             if scratch.is_empty() {
-                return Ok(total);
+                return sink.finish(Ok(()));
             }
-            let (s, ended) = parse_lines(&self.cols, scratch, line_no, offset, out)?;
-            total.flows += s.flows;
-            total.skipped += s.skipped;
-            if ended {
-                return Ok(total);
+            match parse_lines(&self.cols, scratch, line_no, offset, &mut sink) {
+                Ok(true) => return sink.finish(Ok(())),
+                Ok(false) => {}
+                Err(e) => return sink.finish(Err(e)),
             }
-            line_no += scratch.iter().filter(|&&c| c == b'\n').count() as u64;
+            line_no += lines;
             offset += scratch.len() as u64;
         }
     }
@@ -505,6 +548,47 @@ mod tests {
         let f = CsvFile::open(crate::formats::bytes_from_vec(text.to_vec())).unwrap();
         let e = crate::formats::decode_all(&f, &mut |_| {}).unwrap_err();
         assert!(e.message.contains("line 3, column 4 (da)"), "{e}");
+    }
+
+    #[test]
+    fn echoed_fields_are_quoted_cut_and_escaped() {
+        let mut text = b"sa,da\n1.2.3.4,\x1b[2J".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 10_000));
+        text.push(b'\n');
+        let f = CsvFile::open(crate::formats::bytes_from_vec(text)).unwrap();
+        let e = crate::formats::decode_all(&f, &mut |_| {}).unwrap_err();
+        assert!(e.message.len() < 200, "{e}");
+        assert!(!e.message.contains('\x1b'), "{e}");
+        assert!(e.message.contains("\\u{1b}[2J"), "{e}");
+        assert!(e.message.contains("(cut: 10004 bytes in all)"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_header_is_read_past() {
+        let text = b"\xef\xbb\xbfsa,da\n1.2.3.4,5.6.7.8\n";
+        assert!(is_csv(text));
+        let f = CsvFile::open(crate::formats::bytes_from_vec(text.to_vec())).unwrap();
+        let s = crate::formats::decode_all(&f, &mut |_| {}).unwrap();
+        assert_eq!(s.flows, 1);
+        let s = CsvStream::open(Box::new(std::io::Cursor::new(text.to_vec()))).unwrap();
+        assert_eq!(
+            crate::formats::decode_all(&s, &mut |_| {}).unwrap().flows,
+            1
+        );
+    }
+
+    #[test]
+    fn a_stream_line_longer_than_the_bound_is_an_error() {
+        let mut text = b"sa,da\n".to_vec();
+        text.extend(std::iter::repeat_n(b'1', MAX_LINE + 10));
+        let s = CsvStream::open(Box::new(std::io::Cursor::new(text))).unwrap();
+        let e = crate::formats::decode_all(&s, &mut |_| {}).unwrap_err();
+        assert!(e.message.contains("line 2 is longer than"), "{e}");
+        let endless = std::io::repeat(b'a');
+        let e = CsvStream::open(Box::new(std::io::BufReader::new(endless)))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("line 1 is longer than"), "{e}");
     }
 
     #[test]

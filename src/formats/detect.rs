@@ -76,7 +76,7 @@ pub fn sniff(bytes: &[u8]) -> Option<Kind> {
         Some(Kind::FlowTools)
     } else if pcap::is_capture(bytes) {
         Some(Kind::Pcap)
-    } else if netflow::is_export_packet(bytes) {
+    } else if netflow::looks_like_export_packet(bytes) {
         Some(Kind::Netflow)
     } else if csv::is_csv(bytes) {
         Some(Kind::Csv)
@@ -86,22 +86,20 @@ pub fn sniff(bytes: &[u8]) -> Option<Kind> {
 }
 
 /// The error for bytes no reader recognises: what was found and what is supported. Bytes that start like a
-/// NetFlow v5 packet whose header does not hold (a broken export) get the v5 reader's own reason instead.
+/// NetFlow packet whose header does not hold (a broken export) get the NetFlow reader's own reason instead.
 pub fn unknown(bytes: &[u8]) -> FormatError {
-    if bytes.get(..2) == Some(&[0, 5][..]) {
-        if let Err(mut e) = netflow::v5::check(bytes, 0) {
-            e.message = format!(
-                "{} (the first bytes look like a NetFlow v5 export packet; name another format with --input-format)",
-                e.message
-            );
-            return e;
-        }
+    if let Some(e) = netflow::reason(bytes) {
+        return e;
     }
     FormatError::new(
         0,
         format!(
-            "unknown file format (first bytes {:02x?}); supported: {} (or name one with --input-format)",
-            &bytes[..bytes.len().min(4)],
+            "unknown file format (first bytes {}); supported: {} (or name one with --input-format)",
+            if bytes.is_empty() {
+                "none: the input is empty".to_string()
+            } else {
+                super::bytes::hex(bytes, 4)
+            },
             NAMES
                 .iter()
                 .map(|(n, what)| format!("{n}: {what}"))

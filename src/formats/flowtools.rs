@@ -2,7 +2,9 @@
 //! zlib stream. Uncompressed files are split into independent chunks of records; a compressed file is one chunk
 //! that inflates sequentially and hands records out in batches. The same sequential path reads a pipe.
 
-use super::{Bytes, ChunkStats, Decoder, FormatError, OnceStream, BATCH};
+use super::bytes::{Cursor, Endian};
+use super::sink::Sink;
+use super::{Bytes, Decoded, Decoder, FormatError, OnceStream, Out};
 use crate::record::{Addr, FlowRecord};
 use std::io::Read;
 
@@ -28,31 +30,6 @@ pub fn is_flowtools(bytes: &[u8]) -> bool {
         && bytes[..2] == MAGIC
         && matches!(bytes[2], 1 | 2)
         && matches!(bytes[3], 1 | 3)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ByteOrder {
-    Little,
-    Big,
-}
-
-impl ByteOrder {
-    #[inline]
-    fn u16(self, b: &[u8], at: usize) -> u16 {
-        let v = [b[at], b[at + 1]];
-        match self {
-            ByteOrder::Little => u16::from_le_bytes(v),
-            ByteOrder::Big => u16::from_be_bytes(v),
-        }
-    }
-    #[inline]
-    fn u32(self, b: &[u8], at: usize) -> u32 {
-        let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        match self {
-            ByteOrder::Little => u32::from_le_bytes(v),
-            ByteOrder::Big => u32::from_be_bytes(v),
-        }
-    }
 }
 
 /// Where the fields sit in one record. Stream version 3 records for export versions 1, 5 and 7 share the
@@ -82,7 +59,7 @@ impl RecordLayout {
 /// A validated flow-tools header.
 #[derive(Clone, Debug)]
 pub struct Header {
-    pub order: ByteOrder,
+    pub order: Endian,
     pub stream_version: u8,
     pub export_version: u16,
     /// Bytes before the first record.
@@ -101,12 +78,11 @@ impl Header {
 
 /// How many header bytes to read given the first 8 (for pipes, which cannot seek).
 pub fn header_len(first: &[u8]) -> Result<usize, FormatError> {
-    check_prefix(first)?;
+    let order = check_prefix(first)?;
     if first[3] == 1 {
         return Ok(V1_HEADER_LEN);
     }
-    let order = order_of(first[2]);
-    let n = order.u32(first, 4) as usize;
+    let n = order.u32(first, 4).unwrap_or(0) as usize;
     if !(8..=MAX_HEADER_LEN).contains(&n) {
         return Err(FormatError::new(
             4,
@@ -116,15 +92,8 @@ pub fn header_len(first: &[u8]) -> Result<usize, FormatError> {
     Ok(n)
 }
 
-fn order_of(b: u8) -> ByteOrder {
-    if b == 1 {
-        ByteOrder::Little
-    } else {
-        ByteOrder::Big
-    }
-}
-
-fn check_prefix(b: &[u8]) -> Result<(), FormatError> {
+/// Check magic, byte order and stream version; the byte order.
+fn check_prefix(b: &[u8]) -> Result<Endian, FormatError> {
     if b.len() < 8 {
         return Err(FormatError::new(
             0,
@@ -143,42 +112,47 @@ fn check_prefix(b: &[u8]) -> Result<(), FormatError> {
             ),
         ));
     }
-    if !matches!(b[2], 1 | 2) {
-        return Err(FormatError::new(
-            2,
-            format!(
-                "flow-tools byte order expected 1 (little) or 2 (big), found {}",
-                b[2]
-            ),
-        ));
-    }
+    let order = match b[2] {
+        1 => Endian::Little,
+        2 => Endian::Big,
+        o => {
+            return Err(FormatError::new(
+                2,
+                format!("flow-tools byte order expected 1 (little) or 2 (big), found {o}"),
+            ))
+        }
+    };
     if !matches!(b[3], 1 | 3) {
         return Err(FormatError::new(
             3,
             format!("flow-tools stream version expected 1 or 3, found {}", b[3]),
         ));
     }
-    Ok(())
+    Ok(order)
 }
 
 /// Parse the header at the start of `b` (which must hold at least [`header_len`] bytes).
 pub fn parse_header(b: &[u8]) -> Result<Header, FormatError> {
     let len = header_len(b)?;
-    if b.len() < len {
-        return Err(FormatError::new(
+    let order = check_prefix(b)?;
+    let head = b.get(..len).ok_or_else(|| {
+        FormatError::new(
             0,
             format!(
                 "flow-tools header truncated: {} bytes, header says {len}",
                 b.len()
             ),
-        ));
-    }
-    let order = order_of(b[2]);
+        )
+    })?;
+    let mut c = Cursor::new(head, 0, order);
+    c.skip(4, "magic, byte order and stream version")?;
     if b[3] == 1 {
         // Fixed v1 header: d_version @4, then start, end, flags, rotation, nflows, ... as u32 from @8.
-        let export_version = order.u16(b, 4);
-        let flags = order.u32(b, 16);
-        let nflows = order.u32(b, 24);
+        let export_version = c.u16("the export version")?;
+        c.skip(10, "alignment, start and end times")?;
+        let flags = c.u32("the header flags")?;
+        c.skip(4, "the rotation")?;
+        let nflows = c.u32("the flow count")?;
         return Ok(Header {
             order,
             stream_version: 1,
@@ -189,26 +163,23 @@ pub fn parse_header(b: &[u8]) -> Result<Header, FormatError> {
             declared_flows: Some(nflows as u64),
         });
     }
+    c.skip(4, "the header length")?;
     let mut export_version = None;
     let mut flags = 0;
     let mut declared = None;
-    let mut at = 8;
-    while at + 4 <= len {
-        let t = order.u16(b, at);
-        let l = order.u16(b, at + 2) as usize;
-        let v = at + 4;
-        if v + l > len {
-            // if_name/if_alias TLVs written by flow-tools can be malformed; the records start at `len` anyway,
-            // so stop reading TLVs rather than reject the file.
+    while c.remaining() >= 4 {
+        let (t, l) = (c.u16("a TLV type")?, c.u16("a TLV length")? as usize);
+        // if_name/if_alias TLVs written by flow-tools can be malformed; the records start at `len` anyway,
+        // so stop reading TLVs rather than reject the file.
+        let Ok(v) = c.take(l, "a TLV value") else {
             break;
-        }
+        };
         match (t, l) {
-            (0x2, 2) => export_version = Some(order.u16(b, v)),
-            (0x8, 4) => flags = order.u32(b, v),
-            (0xA, 4) => declared = Some(order.u32(b, v) as u64),
+            (0x2, 2) => export_version = order.u16(v, 0),
+            (0x8, 4) => flags = order.u32(v, 0).unwrap_or(0),
+            (0xA, 4) => declared = order.u32(v, 0).map(u64::from),
             _ => {}
         }
-        at = v + l;
     }
     let export_version = export_version.ok_or_else(|| {
         FormatError::new(
@@ -238,76 +209,108 @@ pub fn parse_header(b: &[u8]) -> Result<Header, FormatError> {
     })
 }
 
-/// Decode one record of `layout` (`r` holds exactly one record).
+/// Readers of the u16 and u32 fields of a record at constant offsets: `r` is a fixed-size array, so the reads
+/// cannot fail (and compile without bounds checks).
+#[inline(always)]
+fn field_readers<const N: usize>(
+    r: &[u8; N],
+    order: Endian,
+) -> (impl Fn(usize) -> u16 + '_, impl Fn(usize) -> u32 + '_) {
+    (
+        move |at| order.u16(r, at).unwrap_or(0),
+        move |at| order.u32(r, at).unwrap_or(0),
+    )
+}
+
+/// Fields read from a record: the compat record's lie in its first 48 bytes, the others' in their first 56.
+const COMPAT_FIELDS: usize = 48;
+const FIELDS: usize = 56;
+
+/// Decode one record of `layout` from the start of `r`; an error (at offset 0 of `r`) when `r` is shorter than
+/// a record.
 #[inline]
-pub fn decode_record(r: &[u8], order: ByteOrder, layout: RecordLayout) -> FlowRecord {
-    if layout == RecordLayout::Compat {
-        let secs = order.u32(r, 0) as u64;
-        let msecs = order.u32(r, 4) as u64;
-        let start = secs * 1000 + msecs;
-        let first = order.u32(r, 32) as i64;
-        let last = order.u32(r, 36) as i64;
-        return FlowRecord {
-            src: Addr::v4(order.u32(r, 8)),
-            dst: Addr::v4(order.u32(r, 12)),
-            input: order.u16(r, 20) as u32,
-            output: order.u16(r, 22) as u32,
-            packets: order.u32(r, 24) as u64,
-            bytes: order.u32(r, 28) as u64,
-            first_ms: start,
-            last_ms: (start as i64 + (last - first).max(0)) as u64,
-            src_port: order.u16(r, 40),
-            dst_port: order.u16(r, 42),
-            proto: r[46],
-            src_tos: r[47],
-            sampling: 1,
-            ..FlowRecord::default()
-        };
+pub fn decode_record(
+    r: &[u8],
+    order: Endian,
+    layout: RecordLayout,
+) -> Result<FlowRecord, FormatError> {
+    let short = || {
+        FormatError::new(
+            0,
+            format!(
+                "flow-tools record of {} bytes, expected {}",
+                r.len(),
+                layout.size()
+            ),
+        )
+    };
+    if r.len() < layout.size() {
+        return Err(short());
     }
-    let secs = order.u32(r, 0) as i64;
-    let nsecs = order.u32(r, 4) as i64;
-    let uptime = order.u32(r, 8) as i64;
+    if layout == RecordLayout::Compat {
+        let r = r.first_chunk::<COMPAT_FIELDS>().ok_or_else(short)?;
+        return Ok(decode_compat(r, order));
+    }
+    let r = r.first_chunk::<FIELDS>().ok_or_else(short)?;
+    let (u16_at, u32_at) = field_readers(r, order);
+    let secs = i64::from(u32_at(0));
+    let nsecs = i64::from(u32_at(4));
+    let uptime = i64::from(u32_at(8));
     // Absolute ms = export time - uptime + sysUptime-relative stamp.
     let base = secs * 1000 + nsecs / 1_000_000 - uptime;
-    let first = (base + order.u32(r, 40) as i64).max(0) as u64;
-    let last = (base + order.u32(r, 44) as i64).max(0) as u64;
-    FlowRecord {
-        exporter: order.u32(r, 12),
-        src: Addr::v4(order.u32(r, 16)),
-        dst: Addr::v4(order.u32(r, 20)),
-        input: order.u16(r, 28) as u32,
-        output: order.u16(r, 30) as u32,
-        packets: order.u32(r, 32) as u64,
-        bytes: order.u32(r, 36) as u64,
+    let first = (base + i64::from(u32_at(40))).max(0) as u64;
+    let last = (base + i64::from(u32_at(44))).max(0) as u64;
+    Ok(FlowRecord {
+        exporter: u32_at(12),
+        src: Addr::v4(u32_at(16)),
+        dst: Addr::v4(u32_at(20)),
+        input: u32::from(u16_at(28)),
+        output: u32::from(u16_at(30)),
+        packets: u64::from(u32_at(32)),
+        bytes: u64::from(u32_at(36)),
         first_ms: first,
         last_ms: last,
-        src_port: order.u16(r, 48),
-        dst_port: order.u16(r, 50),
+        src_port: u16_at(48),
+        dst_port: u16_at(50),
         proto: r[52],
         src_tos: r[53],
         tcp_flags: r[54],
         sampling: 1,
+        flows: 1,
+    })
+}
+
+/// The stream-v1 compat record: unix_secs, unix_msecs, addresses, interfaces, counters, first/last, ports.
+fn decode_compat(r: &[u8; COMPAT_FIELDS], order: Endian) -> FlowRecord {
+    let (u16_at, u32_at) = field_readers(r, order);
+    let start = u64::from(u32_at(0)) * 1000 + u64::from(u32_at(4));
+    let span = (i64::from(u32_at(36)) - i64::from(u32_at(32))).max(0) as u64;
+    FlowRecord {
+        src: Addr::v4(u32_at(8)),
+        dst: Addr::v4(u32_at(12)),
+        input: u32::from(u16_at(20)),
+        output: u32::from(u16_at(22)),
+        packets: u64::from(u32_at(24)),
+        bytes: u64::from(u32_at(28)),
+        first_ms: start,
+        last_ms: start + span,
+        src_port: u16_at(40),
+        dst_port: u16_at(42),
+        proto: r[46],
+        src_tos: r[47],
+        sampling: 1,
+        ..FlowRecord::default()
     }
 }
 
-/// Decode the whole records in `body`, handing them out in batches; returns how many.
-fn emit_records(
-    body: &[u8],
-    h: &Header,
-    batch: &mut Vec<FlowRecord>,
-    out: &mut dyn FnMut(&[FlowRecord]),
-) -> u64 {
-    let size = h.layout.size();
-    let mut n = 0;
-    for r in body.chunks_exact(size) {
-        batch.push(decode_record(r, h.order, h.layout));
-        if batch.len() == BATCH {
-            out(batch);
-            batch.clear();
+/// Decode the whole records in `body` into `sink`.
+fn emit_records(body: &[u8], h: &Header, sink: &mut Sink<'_>) {
+    for r in body.chunks_exact(h.layout.size()) {
+        // Whole records by construction: decoding cannot fail.
+        if let Ok(f) = decode_record(r, h.order, h.layout) {
+            sink.push(f);
         }
-        n += 1;
     }
-    n
 }
 
 /// Read records from `r` until its end: inflate (or copy) into `scratch`, decode whole records, keep the tail.
@@ -317,77 +320,146 @@ fn decode_sequential(
     h: &Header,
     base: u64,
     scratch: &mut Vec<u8>,
-    out: &mut dyn FnMut(&[FlowRecord]),
-) -> Result<ChunkStats, FormatError> {
+    out: Out,
+) -> Decoded {
     let size = h.layout.size();
-    let buf_len = size * BATCH;
+    let buf_len = size * super::BATCH;
     scratch.clear();
     scratch.resize(buf_len, 0);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut sink = Sink::new(out);
     let mut filled = 0usize;
     let mut consumed: u64 = 0;
-    let mut flows = 0;
     loop {
         let n = match r.read(&mut scratch[filled..]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                if !batch.is_empty() {
-                    out(&batch);
-                }
                 let what = if h.compressed() {
                     "zlib stream"
                 } else {
                     "read"
                 };
-                return Err(FormatError::new(
+                return sink.finish(Err(FormatError::new(
                     base,
                     format!("flow-tools {what} failed after {consumed} record bytes: {e}"),
-                ));
+                )));
             }
         };
         filled += n;
         let whole = filled - filled % size;
-        flows += emit_records(&scratch[..whole], h, &mut batch, out);
+        emit_records(&scratch[..whole], h, &mut sink);
         scratch.copy_within(whole..filled, 0);
         filled -= whole;
         consumed += whole as u64;
     }
-    if !batch.is_empty() {
-        out(&batch);
-    }
-    if filled != 0 {
-        return Err(FormatError::new(
+    let tail = if filled != 0 {
+        Err(FormatError::new(
             base,
             format!(
                 "flow-tools body ends inside a record: {filled} trailing bytes after {consumed} record bytes, \
                  expected whole {size}-byte records"
             ),
-        ));
-    }
-    Ok(ChunkStats { flows, skipped: 0 })
+        ))
+    } else {
+        Ok(())
+    };
+    sink.finish(tail)
 }
 
-/// A flow-tools file held in memory.
+/// Where an uncompressed file's records are read from.
+enum Body {
+    /// The input's bytes (a memory map or a buffer); each chunk's pages are released once decoded.
+    Mapped(Bytes),
+    /// An open file read chunk by chunk with `pread` (`--no-mmap`): memory holds a chunk per worker.
+    File { file: std::fs::File, len: u64 },
+}
+
+/// A flow-tools file: in memory, or an uncompressed file read a chunk at a time.
 pub struct FlowToolsFile {
-    bytes: Bytes,
+    body: Body,
     header: Header,
 }
 
 impl FlowToolsFile {
     pub fn open(bytes: Bytes) -> Result<FlowToolsFile, FormatError> {
         let header = parse_header((*bytes).as_ref())?;
-        Ok(FlowToolsFile { bytes, header })
+        Ok(FlowToolsFile {
+            body: Body::Mapped(bytes),
+            header,
+        })
+    }
+
+    /// An uncompressed file read with `pread`, one chunk per job; `head` is its first bytes (at least the
+    /// header). A compressed file is a stream: read it with [`FlowToolsStream`].
+    pub fn open_file(file: std::fs::File, head: &[u8]) -> Result<FlowToolsFile, FormatError> {
+        let header = parse_header(head)?;
+        if header.compressed() {
+            return Err(FormatError::new(
+                0,
+                "a compressed flow-tools file is one zlib stream: read it as a stream",
+            ));
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| FormatError::new(0, format!("flow-tools file size unknown: {e}")))?
+            .len();
+        Ok(FlowToolsFile {
+            body: Body::File { file, len },
+            header,
+        })
     }
 
     pub fn header(&self) -> &Header {
         &self.header
     }
 
-    fn body(&self) -> &[u8] {
-        let b: &[u8] = (*self.bytes).as_ref();
-        b.get(self.header.header_len..).unwrap_or(&[])
+    fn body_len(&self) -> usize {
+        let total = match &self.body {
+            Body::Mapped(b) => (**b).as_ref().len(),
+            Body::File { len, .. } => usize::try_from(*len).unwrap_or(usize::MAX),
+        };
+        total.saturating_sub(self.header.header_len)
+    }
+
+    /// Decode the records of body bytes `start..end` (a chunk of whole records, but for the file's last).
+    fn decode_range(&self, start: usize, end: usize, scratch: &mut Vec<u8>, out: Out) -> Decoded {
+        let h = &self.header;
+        let at = h.header_len + start;
+        let mut sink = Sink::new(out);
+        let part: &[u8] = match &self.body {
+            Body::Mapped(b) => {
+                let all: &[u8] = (**b).as_ref();
+                &all[at..h.header_len + end]
+            }
+            Body::File { file, .. } => {
+                use std::os::unix::fs::FileExt;
+                scratch.resize(end - start, 0);
+                if let Err(e) = file.read_exact_at(scratch, at as u64) {
+                    return sink.finish(Err(FormatError::new(
+                        at as u64,
+                        format!("flow-tools file unreadable: {e}"),
+                    )));
+                }
+                scratch
+            }
+        };
+        emit_records(part, h, &mut sink);
+        if let Body::Mapped(b) = &self.body {
+            // Decoded: these pages need not stay resident (they stay in the page cache).
+            b.release(at..h.header_len + end);
+        }
+        let size = h.layout.size();
+        let tail = part.len() % size;
+        let result = if tail != 0 {
+            Err(FormatError::new(
+                (h.header_len + end - tail) as u64,
+                format!("flow-tools file ends inside a record: {tail} bytes, expected {size}"),
+            ))
+        } else {
+            Ok(())
+        };
+        sink.finish(result)
     }
 }
 
@@ -400,40 +472,29 @@ impl Decoder for FlowToolsFile {
         if self.header.compressed() {
             return 1;
         }
-        let records = self.body().len().div_ceil(self.header.layout.size());
+        let records = self.body_len().div_ceil(self.header.layout.size());
         records.div_ceil(CHUNK_RECORDS).max(1)
     }
 
-    fn decode_chunk(
-        &self,
-        index: usize,
-        scratch: &mut Vec<u8>,
-        out: &mut dyn FnMut(&[FlowRecord]),
-    ) -> Result<ChunkStats, FormatError> {
+    fn decode_chunk(&self, index: usize, scratch: &mut Vec<u8>, out: Out) -> Decoded {
         let h = &self.header;
-        let body = self.body();
-        let base = h.header_len as u64;
         if h.compressed() {
+            let Body::Mapped(b) = &self.body else {
+                return Err(FormatError::new(
+                    0,
+                    "compressed flow-tools file not in memory",
+                ));
+            };
+            let all: &[u8] = (**b).as_ref();
+            let body = all.get(h.header_len..).unwrap_or(&[]);
             let mut z = flate2::read::ZlibDecoder::new(body);
-            return decode_sequential(&mut z, h, base, scratch, out);
+            return decode_sequential(&mut z, h, h.header_len as u64, scratch, out);
         }
         let size = h.layout.size();
-        let start = index.saturating_mul(CHUNK_RECORDS * size).min(body.len());
-        let end = start.saturating_add(CHUNK_RECORDS * size).min(body.len());
-        let part = &body[start..end];
-        let mut batch = Vec::with_capacity(BATCH.min(part.len() / size + 1));
-        let flows = emit_records(part, h, &mut batch, out);
-        if !batch.is_empty() {
-            out(&batch);
-        }
-        let tail = part.len() % size;
-        if tail != 0 {
-            return Err(FormatError::new(
-                base + (end - tail) as u64,
-                format!("flow-tools file ends inside a record: {tail} bytes, expected {size}"),
-            ));
-        }
-        Ok(ChunkStats { flows, skipped: 0 })
+        let len = self.body_len();
+        let start = index.saturating_mul(CHUNK_RECORDS * size).min(len);
+        let end = start.saturating_add(CHUNK_RECORDS * size).min(len);
+        self.decode_range(start, end, scratch, out)
     }
 
     fn declared_flows(&self) -> Option<u64> {
@@ -485,12 +546,7 @@ impl Decoder for FlowToolsStream {
         1
     }
 
-    fn decode_chunk(
-        &self,
-        _index: usize,
-        scratch: &mut Vec<u8>,
-        out: &mut dyn FnMut(&[FlowRecord]),
-    ) -> Result<ChunkStats, FormatError> {
+    fn decode_chunk(&self, _index: usize, scratch: &mut Vec<u8>, out: Out) -> Decoded {
         let mut r = self.reader.take("flow-tools")?;
         let h = &self.header;
         let base = h.header_len as u64;
@@ -512,14 +568,14 @@ mod tests {
     use super::*;
 
     /// Build a v3 header with the given TLVs, in `order`.
-    fn header_v3(order: ByteOrder, export: u16, flags: u32, extra: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    fn header_v3(order: Endian, export: u16, flags: u32, extra: &[(u16, Vec<u8>)]) -> Vec<u8> {
         let p16 = |v: u16| match order {
-            ByteOrder::Little => v.to_le_bytes(),
-            ByteOrder::Big => v.to_be_bytes(),
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
         };
         let p32 = |v: u32| match order {
-            ByteOrder::Little => v.to_le_bytes(),
-            ByteOrder::Big => v.to_be_bytes(),
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
         };
         let mut tlvs = Vec::new();
         let mut push = |t: u16, v: &[u8]| {
@@ -532,12 +588,7 @@ mod tests {
         for (t, v) in extra {
             push(*t, v);
         }
-        let mut h = vec![
-            0xCF,
-            0x10,
-            if order == ByteOrder::Little { 1 } else { 2 },
-            3,
-        ];
+        let mut h = vec![0xCF, 0x10, if order == Endian::Little { 1 } else { 2 }, 3];
         h.extend_from_slice(&p32((8 + tlvs.len()) as u32));
         h.extend_from_slice(&tlvs);
         h
@@ -545,7 +596,7 @@ mod tests {
 
     #[test]
     fn unsupported_export_version_is_named() {
-        let h = header_v3(ByteOrder::Little, 8, 0, &[]);
+        let h = header_v3(Endian::Little, 8, 0, &[]);
         let e = parse_header(&h).unwrap_err();
         assert!(e.message.contains("export version 8"), "{e}");
     }
@@ -553,7 +604,7 @@ mod tests {
     #[test]
     fn unknown_tlvs_are_skipped_and_bad_trailing_tlv_tolerated() {
         let mut h = header_v3(
-            ByteOrder::Big,
+            Endian::Big,
             5,
             0,
             &[(0x99, vec![1, 2, 3]), (0xA, 7u32.to_be_bytes().to_vec())],
@@ -570,7 +621,7 @@ mod tests {
     #[test]
     fn v7_and_v1_records_decode_common_fields() {
         for (export, layout) in [(1u16, RecordLayout::V1), (7, RecordLayout::V7)] {
-            let mut f = header_v3(ByteOrder::Little, export, 0, &[]);
+            let mut f = header_v3(Endian::Little, export, 0, &[]);
             let mut r = vec![0u8; layout.size()];
             r[0..4].copy_from_slice(&1000u32.to_le_bytes()); // unix_secs
             r[8..12].copy_from_slice(&500u32.to_le_bytes()); // uptime
@@ -592,8 +643,24 @@ mod tests {
     }
 
     #[test]
+    fn decode_record_refuses_short_records_without_panicking() {
+        for layout in [
+            RecordLayout::V1,
+            RecordLayout::V5,
+            RecordLayout::V7,
+            RecordLayout::Compat,
+        ] {
+            for n in 0..layout.size() {
+                let e = decode_record(&vec![0u8; n], Endian::Big, layout).unwrap_err();
+                assert!(e.message.contains(&format!("record of {n} bytes")), "{e}");
+            }
+            assert!(decode_record(&vec![0u8; layout.size()], Endian::Big, layout).is_ok());
+        }
+    }
+
+    #[test]
     fn truncated_record_is_an_error_after_whole_records() {
-        let mut f = header_v3(ByteOrder::Little, 5, 0, &[]);
+        let mut f = header_v3(Endian::Little, 5, 0, &[]);
         f.extend_from_slice(&[0u8; 64 + 10]);
         let d = FlowToolsFile::open(crate::formats::bytes_from_vec(f)).unwrap();
         let mut n = 0;

@@ -1,6 +1,6 @@
 //! Records already in memory, as a [`Decoder`]: for tests, benchmarks, and generated traffic scanned directly.
 
-use super::{ChunkStats, Decoder, FormatError, BATCH};
+use super::{ChunkStats, Decoded, Decoder, FormatError, Out, BATCH};
 use crate::record::FlowRecord;
 use std::sync::Arc;
 
@@ -33,12 +33,7 @@ impl Decoder for RecordsDecoder {
         self.records.len().div_ceil(self.chunk)
     }
 
-    fn decode_chunk(
-        &self,
-        index: usize,
-        _scratch: &mut Vec<u8>,
-        out: &mut dyn FnMut(&[FlowRecord]),
-    ) -> Result<ChunkStats, FormatError> {
+    fn decode_chunk(&self, index: usize, _scratch: &mut Vec<u8>, out: Out) -> Decoded {
         let start = index * self.chunk;
         let end = (start + self.chunk).min(self.records.len());
         let part = self
@@ -50,7 +45,7 @@ impl Decoder for RecordsDecoder {
         }
         Ok(ChunkStats {
             flows: part.len() as u64,
-            skipped: 0,
+            ..ChunkStats::default()
         })
     }
 }

@@ -2,8 +2,9 @@
 //! become a [`NetflowDecoder`]. Ethernet (with 802.1Q/802.1ad tags), Linux cooked, BSD loopback and raw IP
 //! link types; IPv4 and IPv6; any UDP port. Other traffic is counted and skipped.
 
+use super::bytes::Endian;
 use super::netflow::templates::TemplateCache;
-use super::netflow::{is_export_packet, NetflowDecoder, Scan};
+use super::netflow::{is_export_packet, looks_like_export_packet, NetflowDecoder, Scan};
 use super::{Bytes, FormatError};
 use crate::record::Addr;
 
@@ -22,28 +23,6 @@ pub fn is_capture(b: &[u8]) -> bool {
     [le, be].iter().any(|&m| m == PCAP_US || m == PCAP_NS) || le == PCAPNG_SHB
 }
 
-#[derive(Clone, Copy)]
-struct Endian(bool); // true = big-endian
-
-impl Endian {
-    fn u16(self, b: &[u8], at: usize) -> Option<u16> {
-        let v: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
-        Some(if self.0 {
-            u16::from_be_bytes(v)
-        } else {
-            u16::from_le_bytes(v)
-        })
-    }
-    fn u32(self, b: &[u8], at: usize) -> Option<u32> {
-        let v: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(if self.0 {
-            u32::from_be_bytes(v)
-        } else {
-            u32::from_le_bytes(v)
-        })
-    }
-}
-
 /// Counts of what a capture held, for the report when it has no NetFlow.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct CaptureStats {
@@ -54,46 +33,64 @@ pub struct CaptureStats {
     pub fragments: u64,
 }
 
-/// Open a capture: scan every frame in order, registering templates in `cache`.
+/// Open a capture: scan every frame in order, registering templates in `cache`. A capture cut short is read up
+/// to the cut, then the cut is an error; one with no export packets before a cut is refused with the cut.
 pub fn open(bytes: Bytes, cache: &TemplateCache) -> Result<NetflowDecoder, FormatError> {
     let mut scan = Scan::new(cache);
-    let stats = walk((*bytes).as_ref(), &mut scan)?;
-    if stats.export_packets == 0 {
-        return Err(FormatError::new(
+    let mut stats = CaptureStats::default();
+    let walked = walk((*bytes).as_ref(), &mut scan, &mut stats);
+    if stats.fragments > 0 {
+        scan.lost.fragments += stats.fragments;
+        scan.warn(
             0,
             format!(
-                "capture holds {} frames ({} UDP datagrams) but no NetFlow v5/v9/IPFIX export packets; \
-                 building flows from raw packets is not supported here (nfpcapd -r FILE -w DIR does that)",
-                stats.frames, stats.udp
+                "{} IP fragments skipped: an export packet split over several frames cannot be read",
+                stats.fragments
             ),
-        ));
+        );
+    }
+    match walked {
+        Err(e) if stats.export_packets == 0 => return Err(e),
+        Err(e) => scan.tail_error = Some(e),
+        Ok(()) if stats.export_packets == 0 => {
+            return Err(FormatError::new(
+                0,
+                format!(
+                    "capture holds {} frames ({} UDP datagrams) but no NetFlow v5/v9/IPFIX export packets; \
+                     building flows from raw packets is not supported here (nfpcapd -r FILE -w DIR does that)",
+                    stats.frames, stats.udp
+                ),
+            ))
+        }
+        Ok(()) => {}
     }
     Ok(NetflowDecoder::new(bytes, "pcap", scan))
 }
 
-/// Walk the frames of a pcap or pcapng capture.
-pub fn walk(b: &[u8], scan: &mut Scan<'_>) -> Result<CaptureStats, FormatError> {
-    let mut stats = CaptureStats::default();
+/// Walk the frames of a pcap or pcapng capture, counting into `stats`; the error of a capture cut short.
+pub fn walk(b: &[u8], scan: &mut Scan<'_>, stats: &mut CaptureStats) -> Result<(), FormatError> {
     if b.len() >= 4 && u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == PCAPNG_SHB {
-        walk_pcapng(b, scan, &mut stats)?;
+        walk_pcapng(b, scan, stats)
     } else {
-        walk_pcap(b, scan, &mut stats)?;
+        walk_pcap(b, scan, stats)
     }
-    Ok(stats)
 }
 
 fn walk_pcap(b: &[u8], scan: &mut Scan<'_>, stats: &mut CaptureStats) -> Result<(), FormatError> {
     if b.len() < 24 {
         return Err(FormatError::new(
             0,
-            format!("pcap header truncated: {} bytes, expected 24", b.len()),
+            format!(
+                "truncated pcap: {} bytes, expected a 24-byte file header",
+                b.len()
+            ),
         ));
     }
     let m = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     let e = if m == PCAP_US || m == PCAP_NS {
-        Endian(false)
+        Endian::Little
     } else if m.swap_bytes() == PCAP_US || m.swap_bytes() == PCAP_NS {
-        Endian(true)
+        Endian::Big
     } else {
         return Err(FormatError::new(
             0,
@@ -102,42 +99,56 @@ fn walk_pcap(b: &[u8], scan: &mut Scan<'_>, stats: &mut CaptureStats) -> Result<
     };
     let link = e.u32(b, 20).unwrap_or(0) & 0xffff;
     let mut at = 24;
-    while at + 16 <= b.len() {
+    let mut n = 0u64;
+    while at < b.len() {
+        n += 1;
+        if at + 16 > b.len() {
+            return Err(FormatError::new(
+                at as u64,
+                format!(
+                    "truncated pcap: record {n} header of {} bytes, expected 16",
+                    b.len() - at
+                ),
+            ));
+        }
         let caplen = e.u32(b, at + 8).unwrap_or(0) as usize;
         let data = at + 16;
         let Some(frame) = data.checked_add(caplen).and_then(|end| b.get(data..end)) else {
-            scan.warn(
-                at,
+            return Err(FormatError::new(
+                at as u64,
                 format!(
-                    "pcap record of {caplen} bytes runs past the end of the file; rest ignored"
+                    "truncated pcap: record {n} holds {caplen} bytes, {} left in the file",
+                    b.len() - data
                 ),
-            );
-            return Ok(());
+            ));
         };
         frame_payload(frame, data, link, scan, stats);
         at = data + caplen;
-    }
-    if at != b.len() {
-        scan.warn(
-            at,
-            format!("pcap ends inside a record header ({} bytes)", b.len() - at),
-        );
     }
     Ok(())
 }
 
 fn walk_pcapng(b: &[u8], scan: &mut Scan<'_>, stats: &mut CaptureStats) -> Result<(), FormatError> {
-    let mut e = Endian(false);
+    let mut e = Endian::Little;
     let mut links: Vec<u32> = Vec::new();
     let mut at = 0;
-    while at + 12 <= b.len() {
+    while at < b.len() {
+        if at + 12 > b.len() {
+            return Err(FormatError::new(
+                at as u64,
+                format!(
+                    "truncated pcapng: block header of {} bytes, expected 12",
+                    b.len() - at
+                ),
+            ));
+        }
         let btype = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         if btype == PCAPNG_SHB {
             let bom = u32::from_le_bytes([b[at + 8], b[at + 9], b[at + 10], b[at + 11]]);
             e = if bom == PCAPNG_BOM {
-                Endian(false)
+                Endian::Little
             } else if bom.swap_bytes() == PCAPNG_BOM {
-                Endian(true)
+                Endian::Big
             } else {
                 return Err(FormatError::new(
                     at as u64 + 8,
@@ -148,15 +159,20 @@ fn walk_pcapng(b: &[u8], scan: &mut Scan<'_>, stats: &mut CaptureStats) -> Resul
         }
         let btype = e.u32(b, at).unwrap_or(0);
         let blen = e.u32(b, at + 4).unwrap_or(0) as usize;
-        if blen < 12 || !blen.is_multiple_of(4) || at + blen > b.len() {
-            let msg = format!(
-                "pcapng block type {btype:#x} length {blen} is invalid or runs past the file"
-            );
-            if at == 0 {
-                return Err(FormatError::new(4, msg));
-            }
-            scan.warn(at + 4, format!("{msg}; rest ignored"));
-            return Ok(());
+        if blen < 12 || !blen.is_multiple_of(4) {
+            return Err(FormatError::new(
+                at as u64 + 4,
+                format!("pcapng block type {btype:#x}: length {blen}, expected a multiple of 4, at least 12"),
+            ));
+        }
+        if blen > b.len() - at {
+            return Err(FormatError::new(
+                at as u64 + 4,
+                format!(
+                    "truncated pcapng: block type {btype:#x} of {blen} bytes, {} left in the file",
+                    b.len() - at
+                ),
+            ));
         }
         let block = &b[at..at + blen];
         match btype {
@@ -224,11 +240,30 @@ fn frame_payload(
     let end = (udp_at + ulen).min(frame.len());
     let payload = &frame[udp_at + 8..end.max(udp_at + 8)];
     if !is_export_packet(payload) {
+        // A datagram the capture's snap length cut is an export packet read in part, not other traffic.
+        if udp_at + ulen > frame.len() && looks_like_export_packet(payload) {
+            stats.export_packets += 1;
+            let _ = scan.payload(payload, base + udp_at + 8, exporter);
+            scan.lost.bad_packets += 1;
+            scan.warn(
+                base,
+                format!(
+                    "export packet cut by the capture: {} of its {} bytes captured; read up to the cut",
+                    payload.len(),
+                    ulen - 8
+                ),
+            );
+        }
         return;
     }
     stats.export_packets += 1;
     if let Err(e) = scan.payload(payload, base + udp_at + 8, exporter) {
-        scan.warn(e.offset as usize, e.message);
+        // One datagram cut by the snap length, or broken: its whole sets are read, the capture goes on.
+        scan.lost.bad_packets += 1;
+        scan.warn(
+            e.offset as usize,
+            format!("{}; rest of the datagram not read", e.message),
+        );
     }
 }
 

@@ -46,6 +46,8 @@ pub enum FieldKind {
     IcmpType,
     IcmpCode,
     Sampling,
+    /// Field 3: flows aggregated into this record (v9 FLOWS, IPFIX deltaFlowCount), as nfcapd keeps it.
+    Flows,
 }
 
 /// The meaning of field `id` of `enterprise`.
@@ -64,6 +66,7 @@ pub fn classify(enterprise: u32, id: u16) -> FieldKind {
     match id {
         1 => DeltaBytes,
         2 => DeltaPackets,
+        3 => Flows,
         4 => Proto,
         5 => Tos,
         6 => TcpFlags,
@@ -118,7 +121,6 @@ pub fn be_uint(v: &[u8]) -> u64 {
 }
 
 /// Values collected from one record before the record is assembled.
-#[derive(Default)]
 struct Acc {
     r: FlowRecord,
     delta_bytes: Option<u64>,
@@ -137,6 +139,35 @@ struct Acc {
     icmp_type_code: Option<u16>,
     icmp_type: Option<u8>,
     icmp_code: Option<u8>,
+}
+
+impl Default for Acc {
+    fn default() -> Acc {
+        Acc {
+            // A record without address fields reads as 0.0.0.0, as nfcapd stores it.
+            r: FlowRecord {
+                src: Addr::v4(0),
+                dst: Addr::v4(0),
+                ..FlowRecord::default()
+            },
+            delta_bytes: None,
+            delta_packets: None,
+            total_bytes: None,
+            total_packets: None,
+            rev_bytes: None,
+            rev_packets: None,
+            first_uptime: None,
+            last_uptime: None,
+            start_ms: None,
+            end_ms: None,
+            start_delta_us: None,
+            end_delta_us: None,
+            sys_init_ms: None,
+            icmp_type_code: None,
+            icmp_type: None,
+            icmp_code: None,
+        }
+    }
 }
 
 /// NTP timestamp (seconds since 1900 . fraction) to Unix ms.
@@ -185,6 +216,7 @@ impl Acc {
             IcmpType => self.icmp_type = Some(be_uint(v) as u8),
             IcmpCode => self.icmp_code = Some(be_uint(v) as u8),
             Sampling => self.r.sampling = (be_uint(v) as u32).max(1),
+            Flows => self.r.flows = u32::try_from(be_uint(v)).unwrap_or(u32::MAX),
             _ => {} // an address field of an unexpected length: ignored
         }
     }
@@ -278,7 +310,8 @@ fn field_extent(b: &[u8], at: usize, len: u16) -> Option<(usize, usize)> {
     }
 }
 
-/// Decode the record of `tpl` at the start of `b`: the flow and the bytes it took, or None when it does not fit.
+/// Decode the record of `tpl` at the start of `b`: the flow and the bytes it took (at least one), or None when it
+/// does not fit.
 #[inline]
 pub fn decode_record(b: &[u8], tpl: &Template, ctx: &Context) -> Option<(FlowRecord, usize)> {
     let mut acc = Acc::default();
@@ -296,6 +329,34 @@ pub fn decode_record(b: &[u8], tpl: &Template, ctx: &Context) -> Option<(FlowRec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::netflow::templates::Template;
+
+    #[test]
+    fn variable_length_fields_in_both_encodings_and_a_record_without_addresses() {
+        let t = Template::new(
+            256,
+            &[
+                (7, 2, FieldKind::SrcPort),
+                (82, VARIABLE, FieldKind::Ignore),
+                (3, 4, FieldKind::Flows),
+            ],
+            false,
+        );
+        let ctx = Context::default();
+        // 1-byte length 3, then a 3-byte length (255, 0, 2).
+        let one = [0, 80, 3, b'a', b'b', b'c', 0, 0, 0, 7];
+        let three = [0, 81, 255, 0, 2, b'x', b'y', 0, 0, 0, 1];
+        let (r, n) = decode_record(&one, &t, &ctx).unwrap();
+        assert_eq!((r.src_port, r.flows, n), (80, 7, one.len()));
+        assert_eq!(
+            (r.src.to_string(), r.dst.to_string()),
+            ("0.0.0.0".into(), "0.0.0.0".into())
+        );
+        let (r, n) = decode_record(&three, &t, &ctx).unwrap();
+        assert_eq!((r.src_port, r.flows, n), (81, 1, three.len()));
+        assert_eq!(record_len(&three, &t), Some(three.len()));
+        assert_eq!(decode_record(&three[..8], &t, &ctx), None);
+    }
 
     #[test]
     fn reduced_size_integers_and_ntp() {

@@ -3,25 +3,26 @@
 //! mark variable-length fields.
 
 use super::fields::{classify, Context};
-use super::templates::{FieldSpec, Template, TemplateKey};
-use super::{exporter_id, need_header, u16_at, u32_at, walk_sets, Scan, SetNames};
+use super::templates::Template;
+use super::{
+    exporter_id, need_header, scan_packet, u16_at, u32_at, Layout, Parsed, Scan, TemplateRecord,
+};
+use crate::formats::bytes::{Cursor, BE};
 use crate::formats::FormatError;
 use crate::record::Addr;
 
 pub const HEADER_LEN: usize = 16;
 
 /// Register the templates of the IPFIX message at the start of `b` and queue its data sets in `scan`;
-/// returns the message length (messages can follow each other in one payload).
+/// returns the message length (messages can follow each other in one payload). A message cut short queues the
+/// whole sets before the cut, then is an error.
 pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
-    need_header(b, base, HEADER_LEN, "IPFIX")?;
+    need_header(b, base, HEADER_LEN, "IPFIX message")?;
     let len = u16_at(b, 2) as usize;
-    if len < HEADER_LEN || len > b.len() {
+    if len < HEADER_LEN {
         return Err(FormatError::new(
             base as u64 + 2,
-            format!(
-                "IPFIX message length {len}, expected {HEADER_LEN}..={} (bytes present)",
-                b.len()
-            ),
+            format!("IPFIX message length {len}, below its {HEADER_LEN}-byte header"),
         ));
     }
     let domain = u32_at(b, 12);
@@ -30,110 +31,72 @@ pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<us
         uptime_ms: None,
         exporter: exporter_id(exporter, domain),
     };
-    let key = |id| TemplateKey {
-        exporter,
-        domain,
-        id,
-        version: 10,
-    };
-    let names = SetNames {
-        what: "IPFIX",
-        set: "set",
-        whole: "message",
-        zero_fill_ends: false,
-    };
-    walk_sets(
-        &b[..len],
-        HEADER_LEN,
-        base,
-        &names,
-        scan,
-        |id, body, body_base, at, scan| match id {
-            2 => templates(body, body_base, false, &key, scan),
-            3 => templates(body, body_base, true, &key, scan),
-            0..=255 => scan.warn(at, format!("IPFIX reserved set id {id} skipped")),
-            _ => scan.data(key(id), body_base, body.len(), ctx),
-        },
-    );
+    let present = len.min(b.len());
+    scan_packet(&b[..present], base, &LAYOUT, ctx, (exporter, domain), scan)?;
+    if len > b.len() {
+        return Err(FormatError::new(
+            base as u64 + 2,
+            format!(
+                "truncated IPFIX message: its header says {len} bytes, {} present",
+                b.len()
+            ),
+        ));
+    }
     Ok(len)
 }
 
-/// Parse the (options) template records of one set body and register them.
-fn templates(
-    body: &[u8],
-    base: usize,
-    options: bool,
-    key: &dyn Fn(u16) -> TemplateKey,
-    scan: &mut Scan,
-) {
-    let head = if options { 6 } else { 4 };
-    let mut at = 0;
-    while at + 4 <= body.len() {
-        let id = u16_at(body, at);
-        let nfields = u16_at(body, at + 2) as usize;
-        if id < 256 {
-            if body[at..].iter().any(|&x| x != 0) {
+const LAYOUT: Layout = Layout {
+    version: 10,
+    header_len: HEADER_LEN,
+    whole: "IPFIX message",
+    set: "set",
+    zero_fill_ends: false,
+    template_sets: (2, 3),
+    template,
+};
+
+/// Parse the (options) template record `r` of a template set: field specifiers may carry an enterprise number;
+/// a record of no fields withdraws the template.
+fn template(r: &TemplateRecord<'_>, scan: &mut Scan) -> Parsed {
+    let (body, at, id) = (r.body, r.at, r.id);
+    let nfields = u16_at(body, at + 2) as usize;
+    if nfields == 0 {
+        return Parsed::Withdraw(at + 4);
+    }
+    let head = if r.options { 6 } else { 4 };
+    if at + head > body.len() {
+        scan.warn(
+            r.base + at,
+            format!("IPFIX options template {id} header truncated"),
+        );
+        return Parsed::Stop;
+    }
+    let mut c = Cursor::new(&body[at + head..], (r.base + at + head) as u64, BE);
+    let mut wire = Vec::with_capacity(nfields.min(body.len() / 4));
+    for _ in 0..nfields {
+        let field = c.u16("a field specifier").and_then(|raw| {
+            let flen = c.u16("a field length")?;
+            let enterprise = if raw & 0x8000 != 0 {
+                c.u32("an enterprise number")?
+            } else {
+                0
+            };
+            Ok((raw & 0x7fff, flen, classify(enterprise, raw & 0x7fff)))
+        });
+        match field {
+            Ok(f) => wire.push(f),
+            Err(e) => {
                 scan.warn(
-                    base + at,
-                    format!("IPFIX template id {id} below 256; rest of set ignored"),
-                );
-            }
-            return;
-        }
-        if nfields == 0 {
-            // Template withdrawal.
-            scan.withdraw(key(id));
-            at += 4;
-            continue;
-        }
-        if at + head > body.len() {
-            scan.warn(
-                base + at,
-                format!("IPFIX options template {id} header truncated"),
-            );
-            return;
-        }
-        let mut f = at + head;
-        let mut fields = Vec::with_capacity(nfields);
-        let mut zero = None;
-        for _ in 0..nfields {
-            if f + 4 > body.len() {
-                scan.warn(
-                    base + at,
+                    e.offset as usize,
                     format!(
-                        "IPFIX template {id} declares {nfields} fields but its set ends after {}",
-                        fields.len()
+                        "IPFIX template {id} declares {nfields} fields but its set ends after {}: {}",
+                        wire.len(),
+                        e.message
                     ),
                 );
-                return;
+                return Parsed::Stop;
             }
-            let raw = u16_at(body, f);
-            let flen = u16_at(body, f + 2);
-            f += 4;
-            let mut enterprise = 0;
-            if raw & 0x8000 != 0 {
-                if f + 4 > body.len() {
-                    scan.warn(
-                        base + f,
-                        format!("IPFIX template {id}: enterprise number truncated"),
-                    );
-                    return;
-                }
-                enterprise = u32_at(body, f);
-                f += 4;
-            }
-            let fid = raw & 0x7fff;
-            if flen == 0 && zero.is_none() {
-                zero = Some(fid);
-            }
-            fields.push(FieldSpec {
-                id: fid,
-                enterprise,
-                len: flen,
-                kind: classify(enterprise, fid),
-            });
         }
-        scan.template(key(id), Template::new(id, fields, options), zero, base + at);
-        at = f;
     }
+    Parsed::Template(Template::new(id, &wire, r.options), at + head + c.pos())
 }

@@ -1,6 +1,6 @@
 //! NetFlow v5 export packets: a 24-byte header and up to 30 fixed 48-byte records.
 
-use super::{need_header, u16_at, u32_at};
+use super::{need_header, u16_at, u32_at, Scan};
 use crate::formats::FormatError;
 use crate::record::{Addr, FlowRecord};
 
@@ -12,7 +12,7 @@ pub const MAX_COUNT: usize = 30;
 /// Validate the v5 packet at the start of `b` (`base` is its offset in the input, for errors) and return its
 /// record count and length.
 pub fn check(b: &[u8], base: usize) -> Result<(usize, usize), FormatError> {
-    need_header(b, base, HEADER_LEN, "NetFlow v5")?;
+    need_header(b, base, HEADER_LEN, "NetFlow v5 export packet")?;
     let count = u16_at(b, 2) as usize;
     if count == 0 || count > MAX_COUNT {
         return Err(FormatError::new(
@@ -25,12 +25,31 @@ pub fn check(b: &[u8], base: usize) -> Result<(usize, usize), FormatError> {
         return Err(FormatError::new(
             base as u64 + 2,
             format!(
-                "NetFlow v5 packet truncated: {count} records need {len} bytes, {} present",
+                "truncated NetFlow v5 export packet: {count} records need {len} bytes, {} present",
                 b.len()
             ),
         ));
     }
     Ok((count, len))
+}
+
+/// Queue the v5 packet at the start of `b` (input offset `base`) in `scan`; returns its length. A packet cut short
+/// queues its whole records, then is an error.
+pub fn scan(b: &[u8], base: usize, exporter: Addr, scan: &mut Scan) -> Result<usize, FormatError> {
+    match check(b, base) {
+        Ok((count, len)) => {
+            scan.v5(base, count, exporter);
+            Ok(len)
+        }
+        Err(e) => {
+            let count = u16_at(b, 2) as usize;
+            let whole = b.len().saturating_sub(HEADER_LEN) / RECORD_LEN;
+            if (1..=MAX_COUNT).contains(&count) && whole > 0 {
+                scan.v5(base, whole.min(count), exporter);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Decode the records of a v5 packet already validated by [`check`]; `exporter` is the sender's identity
@@ -63,6 +82,7 @@ pub fn decode(b: &[u8], count: usize, exporter: Option<u32>, out: &mut impl FnMu
             src_tos: r[39],
             exporter: exporter.unwrap_or(engine),
             sampling,
+            flows: 1,
         });
     }
 }

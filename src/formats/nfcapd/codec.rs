@@ -88,7 +88,7 @@ impl Codec {
                 out[..n].copy_from_slice(&src[..n]);
                 n
             }
-            Codec::Lzo => lzo::decompress_into(src, out).map_err(|e| fail(format!("{e:?}")))?,
+            Codec::Lzo => lzo::decompress_into(src, out).map_err(|e| fail(e.to_string()))?,
             Codec::Lz4 => {
                 lz4_flex::block::decompress_into(src, out).map_err(|e| fail(e.to_string()))?
             }
@@ -99,7 +99,12 @@ impl Codec {
                 let mut d = bzip2::Decompress::new(false);
                 match d.decompress(src, out) {
                     Ok(bzip2::Status::StreamEnd) => d.total_out() as usize,
-                    Ok(s) => return Err(fail(format!("stream did not end ({s:?})"))),
+                    Ok(_) => {
+                        return Err(fail(
+                            "the BZ2 stream did not end (cut short, or larger than the buffer)"
+                                .into(),
+                        ))
+                    }
                     Err(e) => return Err(fail(e.to_string())),
                 }
             }

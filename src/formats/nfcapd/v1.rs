@@ -1,9 +1,9 @@
 //! Layout-1 flow records (nfdump 1.6): the CommonRecord (type 10) and the ExtensionMaps (type 2) that say which
 //! optional extensions follow its fixed part. Converted to a [`FlowRecord`] as nfdump 1.7 converts them on read.
 
-use super::bytes::{ipv6_at, u16_at, u32_at, u64_at, u8_at};
 use super::records::Bad;
-use super::v3::empty_flow;
+use super::v3::{empty_flow, ipv6_at};
+use crate::formats::bytes::LE;
 use crate::record::{Addr, FlowRecord};
 
 pub const COMMON_RECORD_TYPE: u16 = 10;
@@ -18,6 +18,9 @@ const FLAG_BYTES_64: u8 = 0x4;
 /// Extension ids for interfaces: 2-byte or 4-byte input/output indexes.
 const EX_IO_SNMP_2: u16 = 4;
 const EX_IO_SNMP_4: u16 = 5;
+/// Extension ids for the aggregated-flows counter, 4 or 8 bytes.
+const EX_AGGR_FLOWS_4: u16 = 18;
+const EX_AGGR_FLOWS_8: u16 = 19;
 
 /// Bytes each nfdump 1.6 optional extension takes in a CommonRecord (nfdump 1.6 `nfx.c` extension table).
 /// Ids 1..=3 are the required ones, stored in the fixed part; reserved ids take no space.
@@ -67,13 +70,17 @@ pub fn extension_size(id: u16) -> Option<usize> {
     })
 }
 
-/// What this reader needs from an extension map: where the interfaces are among the optional extensions.
+/// What this reader needs from an extension map: where the interfaces and the aggregated-flows counter are
+/// among the optional extensions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExtMap {
     pub id: u16,
     /// Offset of the interface extension from the end of the counters, and its width per index (2 or 4; 0 none).
     pub io_at: u16,
     pub io_width: u8,
+    /// Offset of the aggregated-flows extension from the end of the counters, and its width (4 or 8; 0 none).
+    pub flows_at: u16,
+    pub flows_width: u8,
 }
 
 /// Parse an ExtensionMap record: map id u16 @4, extension size u16 @6, then u16 extension ids ending with 0.
@@ -85,19 +92,25 @@ pub fn parse_map(rec: &[u8]) -> Result<ExtMap, Bad> {
         ));
     }
     let mut m = ExtMap {
-        id: u16_at(rec, 4),
+        id: LE.u16(rec, 4).unwrap_or(0),
         ..ExtMap::default()
     };
     let mut offset = 0usize;
     let mut p = 8;
-    while p + 2 <= rec.len() {
-        let ex = u16_at(rec, p);
+    while let Some(ex) = LE.u16(rec, p) {
         if ex == 0 {
             break;
         }
-        if ex == EX_IO_SNMP_2 || ex == EX_IO_SNMP_4 {
-            m.io_at = offset as u16;
-            m.io_width = if ex == EX_IO_SNMP_2 { 2 } else { 4 };
+        match ex {
+            EX_IO_SNMP_2 | EX_IO_SNMP_4 => {
+                m.io_at = offset as u16;
+                m.io_width = if ex == EX_IO_SNMP_2 { 2 } else { 4 };
+            }
+            EX_AGGR_FLOWS_4 | EX_AGGR_FLOWS_8 => {
+                m.flows_at = offset as u16;
+                m.flows_width = if ex == EX_AGGR_FLOWS_4 { 4 } else { 8 };
+            }
+            _ => {}
         }
         match extension_size(ex) {
             Some(n) => offset += n,
@@ -124,7 +137,11 @@ pub fn decode_common(
             ),
         ));
     }
-    let flags = u8_at(rec, 4);
+    let u8_at = |at: usize| rec.get(at).copied().unwrap_or(0);
+    let u16_at = |at: usize| LE.u16(rec, at).unwrap_or(0);
+    let u32_at = |at: usize| LE.u32(rec, at).unwrap_or(0);
+    let u64_at = |at: usize| LE.u64(rec, at).unwrap_or(0);
+    let flags = u8_at(4);
     let v6 = flags & FLAG_IPV6_ADDR != 0;
     let pkt_len = if flags & FLAG_PKG_64 != 0 { 8 } else { 4 };
     let byte_len = if flags & FLAG_BYTES_64 != 0 { 8 } else { 4 };
@@ -139,49 +156,55 @@ pub fn decode_common(
             ),
         ));
     }
-    let Some(map) = lookup(u16_at(rec, 6)) else {
+    let Some(map) = lookup(u16_at(6)) else {
         return Ok(None);
     };
     let mut f = empty_flow();
-    f.first_ms = u64::from(u32_at(rec, 12)) * 1000 + u64::from(u16_at(rec, 8));
-    f.last_ms = u64::from(u32_at(rec, 16)) * 1000 + u64::from(u16_at(rec, 10));
-    f.tcp_flags = u8_at(rec, 21);
-    f.proto = u8_at(rec, 22);
-    f.src_tos = u8_at(rec, 23);
-    f.src_port = u16_at(rec, 24);
-    f.dst_port = u16_at(rec, 26);
-    f.exporter = u32::from(u16_at(rec, 28));
+    f.first_ms = u64::from(u32_at(12)) * 1000 + u64::from(u16_at(8));
+    f.last_ms = u64::from(u32_at(16)) * 1000 + u64::from(u16_at(10));
+    f.tcp_flags = u8_at(21);
+    f.proto = u8_at(22);
+    f.src_tos = u8_at(23);
+    f.src_port = u16_at(24);
+    f.dst_port = u16_at(26);
+    f.exporter = u32::from(u16_at(28));
     let mut p = COMMON_FIXED_LEN;
     if v6 {
         f.src = Addr::v6(ipv6_at(rec, p));
         f.dst = Addr::v6(ipv6_at(rec, p + 16));
     } else {
-        f.src = Addr::v4(u32_at(rec, p));
-        f.dst = Addr::v4(u32_at(rec, p + 4));
+        f.src = Addr::v4(u32_at(p));
+        f.dst = Addr::v4(u32_at(p + 4));
     }
     p += addr_len;
     f.packets = if pkt_len == 8 {
-        u64_at(rec, p)
+        u64_at(p)
     } else {
-        u64::from(u32_at(rec, p))
+        u64::from(u32_at(p))
     };
     p += pkt_len;
     f.bytes = if byte_len == 8 {
-        u64_at(rec, p)
+        u64_at(p)
     } else {
-        u64::from(u32_at(rec, p))
+        u64::from(u32_at(p))
     };
     p += byte_len;
     let io = p + usize::from(map.io_at);
     match map.io_width {
         2 if io + 4 <= rec.len() => {
-            f.input = u32::from(u16_at(rec, io));
-            f.output = u32::from(u16_at(rec, io + 2));
+            f.input = u32::from(u16_at(io));
+            f.output = u32::from(u16_at(io + 2));
         }
         4 if io + 8 <= rec.len() => {
-            f.input = u32_at(rec, io);
-            f.output = u32_at(rec, io + 4);
+            f.input = u32_at(io);
+            f.output = u32_at(io + 4);
         }
+        _ => {}
+    }
+    let fl = p + usize::from(map.flows_at);
+    match map.flows_width {
+        4 if fl + 4 <= rec.len() => f.flows = u32_at(fl),
+        8 if fl + 8 <= rec.len() => f.flows = u32::try_from(u64_at(fl)).unwrap_or(u32::MAX),
         _ => {}
     }
     Ok(Some(f))
@@ -210,5 +233,25 @@ mod tests {
         }
         let m = parse_map(&rec).unwrap();
         assert_eq!(m.io_width, 0);
+    }
+
+    #[test]
+    fn aggregated_flows_counter_is_read_where_the_map_puts_it() {
+        // map id 3: AS_2 (4 bytes), AGGR_FLOWS_4, terminator
+        let mut map = vec![2, 0, 14, 0, 3, 0, 0, 0];
+        for ex in [6u16, 18, 0] {
+            map.extend_from_slice(&ex.to_le_bytes());
+        }
+        let m = parse_map(&map).unwrap();
+        assert_eq!((m.flows_at, m.flows_width), (4, 4));
+        // IPv4, 32-bit counters: fixed part, addresses, packets, bytes, then AS (4) and flows (4).
+        let mut rec = vec![0u8; COMMON_FIXED_LEN + 16 + 8];
+        let len = rec.len() as u16;
+        rec[0..2].copy_from_slice(&COMMON_RECORD_TYPE.to_le_bytes());
+        rec[2..4].copy_from_slice(&len.to_le_bytes());
+        rec[6..8].copy_from_slice(&3u16.to_le_bytes());
+        rec[COMMON_FIXED_LEN + 20..].copy_from_slice(&70u32.to_le_bytes());
+        let f = decode_common(&rec, &mut |_| Some(m)).unwrap().unwrap();
+        assert_eq!(f.flows, 70);
     }
 }

@@ -1,8 +1,8 @@
 //! Layout-2 flow records (type 11, "V3"): a 12-byte header and a list of elements, each `{u16 id, u16 length}`
 //! with the length including its 4-byte header. Elements not used here are skipped by their length.
 
-use super::bytes::{ipv6_at, u16_at, u32_at};
 use super::records::Bad;
+use crate::formats::bytes::LE;
 use crate::record::{Addr, FlowRecord};
 
 pub const RECORD_TYPE: u16 = 11;
@@ -18,10 +18,26 @@ pub const EX_IPV6_FLOW: u16 = 3;
 pub const IPV6_FLOW_LEN: usize = 32;
 pub const EX_FLOW_MISC: u16 = 4;
 pub const FLOW_MISC_LEN: usize = 16;
+/// Counters: aggregated flows u64, out packets u64, out bytes u64.
+pub const EX_CNT_FLOW: u16 = 5;
+pub const CNT_FLOW_LEN: usize = 24;
 /// Sampler info: id i32, interval u32, mode u16, exporter sysid u16.
 pub const EX_SAMPLER_INFO: u16 = 18;
 
-/// A record as nfdump shows it when an element is missing: IPv4 zero addresses, unsampled.
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    LE.u16(b, at).unwrap_or(0)
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    LE.u32(b, at).unwrap_or(0)
+}
+
+/// nfdump stores an IPv6 address as two host-order u64 halves, the high half first (0 when `b` is short).
+pub fn ipv6_at(b: &[u8], at: usize) -> u128 {
+    let half = |at: usize| u128::from(LE.u64(b, at).unwrap_or(0));
+    (half(at) << 64) | half(at + 8)
+}
+
+/// A record as nfdump shows it when an element is missing: IPv4 zero addresses, unsampled, one flow.
 #[inline]
 pub fn empty_flow() -> FlowRecord {
     FlowRecord {
@@ -69,6 +85,7 @@ pub fn decode(rec: &[u8]) -> Result<FlowRecord, Bad> {
             EX_IPV4_FLOW => IPV4_FLOW_LEN,
             EX_IPV6_FLOW => IPV6_FLOW_LEN,
             EX_FLOW_MISC => 8,
+            EX_CNT_FLOW => 8,
             EX_SAMPLER_INFO => 8,
             _ => 0,
         };
@@ -120,6 +137,11 @@ pub fn decode(rec: &[u8]) -> Result<FlowRecord, Bad> {
             EX_FLOW_MISC => {
                 f.input = u32_at(d, 0);
                 f.output = u32_at(d, 4);
+            }
+            EX_CNT_FLOW => {
+                // nfdump counts a record as `flows` flows when it has this element (aggregated records).
+                let flows = LE.u64(d, 0).unwrap_or(1);
+                f.flows = u32::try_from(flows).unwrap_or(u32::MAX);
             }
             EX_SAMPLER_INFO => {
                 let interval = u32_at(d, 4);
@@ -221,6 +243,7 @@ fn shaped<const N: usize, const V6: bool, const MISC: bool>(
         output,
         exporter: u32::from(u16::from_le_bytes([r[8], r[9]])),
         sampling: 1,
+        flows: 1,
     };
     Some((f, N))
 }
@@ -263,22 +286,22 @@ pub fn fast_path_agrees_near_shape(data: &[u8]) -> bool {
     fast_path_agrees(&rec)
 }
 
-/// Append one V3 record for `f` to `out` (no allocation once `out` has grown).
+/// Append one V3 record for `f` to `out` (no allocation once `out` has grown). EXflowMisc is written when an
+/// interface is set, EXcntFlow when the record stands for other than one flow.
 pub fn encode(f: &FlowRecord, out: &mut Vec<u8>) {
     let v4 = f.src.is_v4() && f.dst.is_v4();
     let misc = f.input != 0 || f.output != 0;
+    let cnt = f.flows != 1;
     let addr_len = if v4 { IPV4_FLOW_LEN } else { IPV6_FLOW_LEN };
+    let optional = |on: bool, len: usize| if on { ELEMENT_HEADER_LEN + len } else { 0 };
     let size = HEADER_LEN
         + ELEMENT_HEADER_LEN
         + GENERIC_FLOW_LEN
         + ELEMENT_HEADER_LEN
         + addr_len
-        + if misc {
-            ELEMENT_HEADER_LEN + FLOW_MISC_LEN
-        } else {
-            0
-        };
-    let elements: u16 = if misc { 3 } else { 2 };
+        + optional(misc, FLOW_MISC_LEN)
+        + optional(cnt, CNT_FLOW_LEN);
+    let elements = 2 + u16::from(misc) + u16::from(cnt);
     let sampled = f.sampling > 1;
     // Header
     out.extend_from_slice(&RECORD_TYPE.to_le_bytes());
@@ -315,6 +338,11 @@ pub fn encode(f: &FlowRecord, out: &mut Vec<u8>) {
         out.extend_from_slice(&f.input.to_le_bytes());
         out.extend_from_slice(&f.output.to_le_bytes());
         out.extend_from_slice(&[0u8; 8]);
+    }
+    if cnt {
+        element_header(out, EX_CNT_FLOW, CNT_FLOW_LEN);
+        out.extend_from_slice(&u64::from(f.flows).to_le_bytes());
+        out.extend_from_slice(&[0u8; 16]); // out packets, out bytes
     }
 }
 
@@ -436,6 +464,20 @@ mod tests {
         rec[2..4].copy_from_slice(&size.to_le_bytes());
         assert_eq!(decode_fast(&rec, 0), None);
         assert_eq!(decode(&rec).unwrap().sampling, 100);
+    }
+
+    #[test]
+    fn aggregated_records_round_trip_through_the_general_walk() {
+        for flows in [0, 70, u32::MAX] {
+            let mut f = empty_flow();
+            f.src = "10.0.0.1".parse().unwrap();
+            f.flows = flows;
+            f.input = 3;
+            let mut buf = Vec::new();
+            encode(&f, &mut buf);
+            assert_eq!(decode_fast(&buf, 0), None, "not a fast shape");
+            assert_eq!(decode(&buf), Ok(f));
+        }
     }
 
     #[test]

@@ -131,9 +131,12 @@ impl<W: Write + Seek> NfcapdWriter<W> {
                 let mut c = bzip2::Compress::new(bzip2::Compression::best(), 30);
                 match c.compress(&self.block, &mut self.packed, bzip2::Action::Finish) {
                     Ok(bzip2::Status::StreamEnd) => {}
-                    other => {
-                        return Err(io::Error::other(format!("BZ2 compression: {other:?}")));
+                    Ok(_) => {
+                        return Err(io::Error::other(
+                            "BZ2 compression did not end within its output bound",
+                        ))
                     }
+                    Err(e) => return Err(io::Error::other(format!("BZ2 compression: {e}"))),
                 }
                 &self.packed[..c.total_out() as usize]
             }

@@ -399,9 +399,15 @@ impl<'d> Scanner<'d> {
         } else {
             let mut out = Vec::new();
             for (ri, rule) in rules.iter().enumerate() {
-                let slack = stats_rules[ri].admit_at.saturating_sub(1);
                 for c in result.over(ri, rule.above) {
-                    out.push(Finding::new(rule, c.key, c.value, c.seen, slack, false));
+                    out.push(Finding::new(
+                        rule,
+                        c.key,
+                        c.value,
+                        c.seen,
+                        c.missed_at_most,
+                        false,
+                    ));
                 }
             }
             crate::report::sort(&mut out);
@@ -518,10 +524,9 @@ fn candidates<C: DistinctCounter, M: Meta>(
         .iter()
         .enumerate()
         .map(|(i, rule)| {
-            let slack = stats[i].admit_at.saturating_sub(1) as f64;
             let above = rule.above as f64;
             let keys: Vec<KeyParts> = result
-                .select(i, &|e| upper(e) + slack > above)
+                .select(i, &|e, missed| upper(e) + missed as f64 > above)
                 .into_iter()
                 .map(|c| c.key)
                 .collect();

@@ -295,6 +295,8 @@ mod tests {
             },
             value: Estimate::exact(value),
             seen: Seen::default(),
+            epoch: 0,
+            missed_at_most: 0,
         }
     }
 

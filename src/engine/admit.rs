@@ -97,6 +97,9 @@ pub struct Admission {
     above: u64,
     at: u64,
     at_cells: u64,
+    /// A when the sketch was made, and how many times it has been doubled since.
+    first_at: u64,
+    raises: u32,
 }
 
 impl Admission {
@@ -130,8 +133,11 @@ impl Admission {
             above,
             at: 0,
             at_cells: 0,
+            first_at: 0,
+            raises: 0,
         };
         a.set_at(at);
+        a.first_at = a.at;
         Ok(a)
     }
 
@@ -153,7 +159,26 @@ impl Admission {
     pub fn raise(&mut self) -> bool {
         let before = self.at;
         self.set_at(self.at.saturating_mul(2));
-        self.at != before
+        let raised = self.at != before;
+        self.raises += raised as u32;
+        raised
+    }
+
+    /// Times `A` was doubled: the admission epoch of keys admitted from now on.
+    pub fn epoch(&self) -> u32 {
+        self.raises
+    }
+
+    /// `A` in admission epoch `epoch` (`max_epoch`: a stamp that saturated, so the largest `A` of all).
+    pub fn at_epoch(&self, epoch: u32, max_epoch: u32) -> u64 {
+        if epoch >= max_epoch {
+            return self.at;
+        }
+        let mut at = self.first_at;
+        for _ in 0..epoch {
+            at = at.saturating_mul(2).min(self.above.max(2));
+        }
+        at.min(self.at)
     }
 
     /// Bytes of the cells.
@@ -161,20 +186,25 @@ impl Admission {
         self.bytes
     }
 
-    /// Count `refs` (all of `rule`) and append those whose key is admitted (from this flow on) to `admitted`.
+    /// Count `refs` (all of `rule`) and append those whose bound has reached `A` to `admitted`. After `A` was
+    /// raised, a key admitted under a lower `A` may have a bound below the new one: refs whose bound lies between
+    /// the first `A` and the present one go to `recheck`, to be counted if their key already has an entry (an
+    /// admitted key keeps counting every flow, which is what bounds what its table missed).
     pub fn admit(
         &mut self,
         rule: &CompiledRule,
         records: &[FlowRecord],
         refs: &[Ref],
         admitted: &mut Vec<Ref>,
+        recheck: &mut Vec<Ref>,
     ) {
         let sum = matches!(rule.count, CountSpec::Packets | CountSpec::Bytes);
+        let out = (admitted, recheck);
         match (self.wide, sum) {
-            (false, false) => self.admit_cells::<u8, false>(rule, records, refs, admitted),
-            (false, true) => self.admit_cells::<u8, true>(rule, records, refs, admitted),
-            (true, false) => self.admit_cells::<u16, false>(rule, records, refs, admitted),
-            (true, true) => self.admit_cells::<u16, true>(rule, records, refs, admitted),
+            (false, false) => self.admit_cells::<u8, false>(rule, records, refs, out),
+            (false, true) => self.admit_cells::<u8, true>(rule, records, refs, out),
+            (true, false) => self.admit_cells::<u16, false>(rule, records, refs, out),
+            (true, true) => self.admit_cells::<u16, true>(rule, records, refs, out),
         }
     }
 
@@ -184,8 +214,9 @@ impl Admission {
         rule: &CompiledRule,
         records: &[FlowRecord],
         refs: &[Ref],
-        admitted: &mut Vec<Ref>,
+        (admitted, recheck): (&mut Vec<Ref>, &mut Vec<Ref>),
     ) {
+        let first = self.first_at.div_ceil(1 << self.unit_shift);
         let per_line = LINE / std::mem::size_of::<C>();
         let bits = per_line.trailing_zeros();
         let (mask, shift, at) = (self.mask, self.shift, self.at_cells);
@@ -224,8 +255,11 @@ impl Admission {
             for p in pos {
                 cells[p] = cells[p].max(bound);
             }
-            if bound.get() >= at {
+            let b = bound.get();
+            if b >= at {
                 admitted.push(*r);
+            } else if b >= first {
+                recheck.push(*r);
             }
         }
     }
@@ -307,10 +341,14 @@ mod tests {
                 side: 0,
             })
             .collect();
-        let mut admitted = Vec::new();
+        let (mut admitted, mut recheck) = (Vec::new(), Vec::new());
         for chunk in refs.chunks(700) {
-            a.admit(rule, &records, chunk, &mut admitted);
+            a.admit(rule, &records, chunk, &mut admitted, &mut recheck);
         }
+        assert!(
+            recheck.is_empty() || a.raises > 0,
+            "only a raised A rechecks"
+        );
         let max = *keys.iter().max().unwrap_or(&0) as usize;
         let mut first = vec![None; max + 1];
         for r in admitted {

@@ -19,6 +19,13 @@ pub trait TableKey: Copy + Eq + Send + Sync + 'static {
     /// The table's tag for this key (0 until the table sets it; 0 marks an empty slot). Not part of the hash.
     fn tag(&self) -> u32;
     fn set_tag(&mut self, tag: u32);
+    /// The same key, whatever the tags say (a stored tag also carries the key's admission epoch).
+    #[inline]
+    fn same_key(&self, other: &Self) -> bool {
+        let mut o = *other;
+        o.set_tag(self.tag());
+        *self == o
+    }
 }
 
 /// A small form of a wider key type for the common case (IPv4 addresses), in a table of its own beside the wide

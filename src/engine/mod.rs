@@ -122,17 +122,17 @@ impl<C: DistinctCounter, M: Meta> ScanResult<C, M> {
             .collect()
     }
 
-    /// The counts of rule `rule` that `keep` accepts, over all shards.
+    /// The counts of rule `rule` that `keep` accepts given each count and the most its table can have missed
+    /// of it, over all shards.
     pub fn select(
         &mut self,
         rule: usize,
-        keep: &dyn Fn(&crate::sketch::Estimate) -> bool,
+        keep: &dyn Fn(&crate::sketch::Estimate, u64) -> bool,
     ) -> Vec<Counted> {
-        let mut out = Vec::new();
-        for s in &mut self.shards {
-            s.tables[rule].select(keep, &mut out);
-        }
-        out
+        self.shards
+            .iter_mut()
+            .flat_map(|s| s.select(rule, keep))
+            .collect()
     }
 
     /// Every count of rule `rule`, over all shards.

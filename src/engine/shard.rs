@@ -3,7 +3,7 @@
 use super::admit::Admission;
 use super::table::{CompiledRule, Counted, Footprint, Meta, RuleTable, Seen};
 use crate::record::FlowRecord;
-use crate::sketch::DistinctCounter;
+use crate::sketch::{DistinctCounter, Estimate};
 
 /// A routed update: record `idx` of a batch updates `rule`'s key on `side`, whose hash is `hash`.
 #[derive(Clone, Copy, Debug)]
@@ -102,8 +102,9 @@ pub struct Shard<C: DistinctCounter, M: Meta = Seen> {
     /// its slot and counter bytes then: only the growing table is walked again, so checks cost amortised O(1).
     checked: Vec<usize>,
     held: Vec<usize>,
-    /// The refs of one call that passed admission (reused).
+    /// The refs of one call that passed admission, and those to count only if their key has an entry (reused).
     admitted: Vec<Ref>,
+    recheck: Vec<Ref>,
     /// Refs that arrived out of rule order, sorted (reused between calls).
     sorted: Vec<Ref>,
 }
@@ -137,6 +138,7 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
             checked: vec![0; rules.len()],
             held: vec![0; rules.len()],
             admitted: Vec::new(),
+            recheck: Vec::new(),
             sorted: Vec::new(),
         }
     }
@@ -166,8 +168,18 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
             match &mut self.fronts[rule] {
                 Some(front) => {
                     self.admitted.clear();
-                    front.admit(&rules[rule], records, run, &mut self.admitted);
+                    self.recheck.clear();
+                    front.admit(
+                        &rules[rule],
+                        records,
+                        run,
+                        &mut self.admitted,
+                        &mut self.recheck,
+                    );
                     counts.admitted += self.admitted.len() as u64;
+                    if !self.recheck.is_empty() {
+                        self.tables[rule].apply_existing(&rules[rule], records, &self.recheck);
+                    }
                     if !self.admitted.is_empty() {
                         // A table doubles when it grows: tighten admission before a doubling would pass the
                         // budget, not after (these refs are admitted already and still go in).
@@ -178,6 +190,7 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
                             && front.raise()
                         {
                             counts.raises += 1;
+                            self.tables[rule].set_epoch(front.epoch());
                         }
                         self.tables[rule].apply(&rules[rule], records, &self.admitted);
                     }
@@ -207,10 +220,15 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
             return;
         }
         let counts = &mut self.counts[rule];
-        if self.fronts[rule].as_mut().is_some_and(Admission::raise) {
-            counts.raises += 1;
-        } else {
-            counts.over_budget = true;
+        let raised = self.fronts[rule]
+            .as_mut()
+            .and_then(|f| f.raise().then(|| f.epoch()));
+        match raised {
+            Some(epoch) => {
+                counts.raises += 1;
+                self.tables[rule].set_epoch(epoch);
+            }
+            None => counts.over_budget = true,
         }
     }
 
@@ -243,18 +261,35 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
         self.tables[rule].footprint()
     }
 
+    /// The most of a key's measure rule `rule`'s table can have missed, for a key admitted in `epoch`.
+    pub fn missed_at_most(&self, rule: usize, epoch: u32) -> u64 {
+        self.fronts[rule].as_ref().map_or(0, |f| {
+            f.at_epoch(epoch, super::slots::MAX_EPOCH).saturating_sub(1)
+        })
+    }
+
+    /// The counts of rule `rule` that `keep` accepts, given each key's count and the most its table can have
+    /// missed of it.
+    pub fn select(&mut self, rule: usize, keep: &dyn Fn(&Estimate, u64) -> bool) -> Vec<Counted> {
+        let mut out = Vec::new();
+        let slack: Vec<u64> = (0..=super::slots::MAX_EPOCH)
+            .map(|e| self.missed_at_most(rule, e))
+            .collect();
+        self.tables[rule].select(&|v, e| keep(v, slack[e as usize]), &mut out);
+        for c in &mut out {
+            c.missed_at_most = slack[c.epoch as usize];
+        }
+        out
+    }
+
     /// The counts of rule `rule` above `above`.
     pub fn over(&mut self, rule: usize, above: u64) -> Vec<Counted> {
-        let mut out = Vec::new();
-        self.tables[rule].over(above, &mut out);
-        out
+        self.select(rule, &|v, _| v.value > above)
     }
 
     /// Every count of rule `rule`.
     pub fn all(&mut self, rule: usize) -> Vec<Counted> {
-        let mut out = Vec::new();
-        self.tables[rule].all(&mut out);
-        out
+        self.select(rule, &|_, _| true)
     }
 }
 

@@ -15,6 +15,8 @@ use super::region::Region;
 pub struct SlotTable<K, S> {
     entries: Region<(K, S)>,
     len: usize,
+    /// Stamped into the tag of every key inserted from now on (see [`EPOCH_SHIFT`]).
+    epoch: u32,
 }
 
 impl<K, S> Default for SlotTable<K, S> {
@@ -22,14 +24,22 @@ impl<K, S> Default for SlotTable<K, S> {
         SlotTable {
             entries: Region::default(),
             len: 0,
+            epoch: 0,
         }
     }
 }
 
+/// The top bits of a stored tag say in which admission epoch the key was inserted (how many times its rule's
+/// admission threshold had been doubled): what the table may have missed of it. Lookups compare the other 28.
+pub(crate) const EPOCH_SHIFT: u32 = 28;
+/// The largest epoch a tag holds; later ones are stamped as this one.
+pub(crate) const MAX_EPOCH: u32 = (1 << (32 - EPOCH_SHIFT)) - 1;
+const MATCH_BITS: u32 = (1 << EPOCH_SHIFT) - 1;
+
 /// The tag stored with a key: hash bits the bucket index does not use, made non-zero.
 #[inline]
 fn tag_of(hash: u64) -> u32 {
-    (hash >> 32) as u32 | 1
+    (hash >> 32) as u32 & MATCH_BITS | 1
 }
 
 #[inline]
@@ -81,16 +91,33 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
     fn find(&self, hash: u64, key: &K) -> Result<usize, usize> {
         let mask = self.mask();
         let mut i = hash as usize & mask;
+        let want = key.tag() & MATCH_BITS;
         loop {
             let k = &self.entries[i].0;
-            if k.tag() == 0 {
+            let tag = k.tag();
+            if tag == 0 {
                 return Err(i);
             }
-            if k == key {
+            if tag & MATCH_BITS == want && k.same_key(key) {
                 return Ok(i);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The index of `key`'s entry when it has one (nothing is inserted).
+    #[inline]
+    pub fn index_of(&self, hash: u64, mut key: K) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        key.set_tag(tag_of(hash));
+        self.find(hash, &key).ok()
+    }
+
+    /// Stamp keys inserted from now on with admission epoch `epoch` (capped at [`MAX_EPOCH`]).
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch.min(MAX_EPOCH);
     }
 
     /// The state of `key` if present, without inserting.
@@ -128,6 +155,7 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
             Ok(i) => i,
             Err(i) => {
                 debug_assert!((self.len + 1) * 8 <= self.entries.len() * 7);
+                key.set_tag(key.tag() | self.epoch << EPOCH_SHIFT);
                 self.entries[i].0 = key;
                 self.len += 1;
                 i
@@ -304,5 +332,38 @@ mod tests {
         for i in 0..1_000u32 {
             assert_eq!(t.peek(key(i).hash(), key(i)), Some(&(i as u64)));
         }
+    }
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::*;
+    use crate::engine::key::{AddrKey, TableKey};
+    use crate::record::{Addr, FlowRecord};
+    use crate::rules::KeySpec;
+
+    fn key(i: u32) -> AddrKey {
+        let r = FlowRecord {
+            src: Addr::v4(i),
+            ..Default::default()
+        };
+        AddrKey::extract(KeySpec::SRC, &r, 0, 0)
+    }
+
+    /// A key stamped with one epoch is the same key when looked up in another: no second entry.
+    #[test]
+    fn epochs_do_not_split_keys() {
+        let mut t: SlotTable<AddrKey, u64> = SlotTable::default();
+        for round in 0..20u32 {
+            t.set_epoch(round % 16);
+            for i in 0..5_000u32 {
+                let k = key(i);
+                *t.slot(k.hash(), k) += 1;
+            }
+        }
+        assert_eq!(t.len(), 5_000);
+        assert!(t
+            .iter()
+            .all(|(k, v)| *v == 20 && k.tag() >> EPOCH_SHIFT == 0));
     }
 }

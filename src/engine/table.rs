@@ -5,7 +5,7 @@ use super::key::{
     AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey, V4PortKey,
 };
 use super::shard::Ref;
-use super::slots::SlotTable;
+use super::slots::{SlotTable, EPOCH_SHIFT};
 use crate::hash::hash128;
 use crate::record::FlowRecord;
 use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
@@ -278,6 +278,40 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         }
     }
 
+    /// Count the refs whose key already has an entry, in the same stages as [`Self::apply`]; the others are
+    /// dropped (their keys were never admitted).
+    fn apply_existing(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        if self.entries.len() == 0 {
+            return;
+        }
+        let mut ring = [None; RING];
+        let n = refs.len();
+        for i in 0..n + 2 * AHEAD {
+            if let Some(r) = refs.get(i) {
+                self.entries.prefetch(r.hash);
+            }
+            if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
+                let r = &refs[j];
+                let rec = &records[r.idx as usize];
+                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec));
+                let at = self.entries.index_of(r.hash, key);
+                if let Some(at) = at {
+                    self.entries.at_ref(at).prefetch();
+                }
+                ring[j % RING] = at;
+            }
+            if let Some(j) = i.checked_sub(2 * AHEAD) {
+                if let Some(at) = ring[j % RING] {
+                    let r = &refs[j];
+                    let rec = &records[r.idx as usize];
+                    self.entries
+                        .at(at)
+                        .add(rule.count, r.side, rec, rule.key.addr);
+                }
+            }
+        }
+    }
+
     fn merge(&mut self, other: Table<K, S>) {
         for (k, s) in other.entries.into_entries() {
             self.slot(k.hash(), k).merge(&s);
@@ -285,17 +319,24 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
     }
 
     /// The counts that `keep` accepts.
-    fn collect(&mut self, keep: impl Fn(&Estimate) -> bool, out: &mut Vec<Counted>) {
+    fn collect(&mut self, keep: impl Fn(&Estimate, u32) -> bool, out: &mut Vec<Counted>) {
         for (k, s) in self.entries.iter_mut() {
             let value = s.value();
-            if keep(&value) {
+            let epoch = k.tag() >> EPOCH_SHIFT;
+            if keep(&value, epoch) {
                 out.push(Counted {
                     key: k.parts(),
                     value,
                     seen: s.seen(),
+                    epoch,
+                    missed_at_most: 0,
                 });
             }
         }
+    }
+
+    fn set_epoch(&mut self, epoch: u32) {
+        self.entries.set_epoch(epoch);
     }
 
     fn len(&self) -> usize {
@@ -367,14 +408,33 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
         }
     }
 
+    fn apply_existing(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        self.refs_narrow.clear();
+        self.refs_wide.clear();
+        for r in refs {
+            if N::fits(rule.key, &records[r.idx as usize], r.side) {
+                self.refs_narrow.push(*r);
+            } else {
+                self.refs_wide.push(*r);
+            }
+        }
+        self.narrow.apply_existing(rule, records, &self.refs_narrow);
+        self.wide.apply_existing(rule, records, &self.refs_wide);
+    }
+
     fn merge(&mut self, other: Split<N, W, S>) {
         self.narrow.merge(other.narrow);
         self.wide.merge(other.wide);
     }
 
-    fn collect(&mut self, keep: impl Fn(&Estimate) -> bool + Copy, out: &mut Vec<Counted>) {
+    fn collect(&mut self, keep: impl Fn(&Estimate, u32) -> bool + Copy, out: &mut Vec<Counted>) {
         self.narrow.collect(keep, out);
         self.wide.collect(keep, out);
+    }
+
+    fn set_epoch(&mut self, epoch: u32) {
+        self.narrow.set_epoch(epoch);
+        self.wide.set_epoch(epoch);
     }
 
     fn len(&self) -> usize {
@@ -420,6 +480,11 @@ pub struct Counted {
     pub key: KeyParts,
     pub value: Estimate,
     pub seen: Seen,
+    /// How many times the rule's admission threshold had been doubled when the key was admitted.
+    pub epoch: u32,
+    /// The most of the key's measure the table can have missed before admitting it (`A - 1` of its epoch; 0
+    /// without admission). Set by the shard, which knows its admission thresholds.
+    pub missed_at_most: u64,
 }
 
 /// The parts of a rule the per-record path needs, copied out so a table never reaches into the definitions.
@@ -552,6 +617,11 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
         each_table!(self, t => t.apply(rule, records, refs))
     }
 
+    /// Apply refs of keys that already have an entry; the others are dropped (see [`super::admit`]).
+    pub fn apply_existing(&mut self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) {
+        each_table!(self, t => t.apply_existing(rule, records, refs))
+    }
+
     /// Union with the same rule's table from another shard, file, run or machine.
     pub fn merge(&mut self, other: RuleTable<C, M>) {
         match (self, other) {
@@ -574,17 +644,22 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
 
     /// Keys whose count is above the threshold.
     pub fn over(&mut self, above: u64, out: &mut Vec<Counted>) {
-        each_table!(self, t => t.collect(|v| v.value > above, out))
+        each_table!(self, t => t.collect(|v, _| v.value > above, out))
     }
 
-    /// Keys whose count `keep` accepts.
-    pub fn select(&mut self, keep: &dyn Fn(&Estimate) -> bool, out: &mut Vec<Counted>) {
-        each_table!(self, t => t.collect(|v| keep(v), out))
+    /// Keys whose count and admission epoch `keep` accepts.
+    pub fn select(&mut self, keep: &dyn Fn(&Estimate, u32) -> bool, out: &mut Vec<Counted>) {
+        each_table!(self, t => t.collect(|v, e| keep(v, e), out))
     }
 
     /// Every key with its count (for comparisons of backends).
     pub fn all(&mut self, out: &mut Vec<Counted>) {
-        each_table!(self, t => t.collect(|_| true, out))
+        each_table!(self, t => t.collect(|_, _| true, out))
+    }
+
+    /// Stamp keys admitted from now on with admission epoch `epoch`.
+    pub fn set_epoch(&mut self, epoch: u32) {
+        each_table!(self, t => t.set_epoch(epoch))
     }
 
     pub fn len(&self) -> usize {

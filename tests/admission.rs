@@ -162,6 +162,7 @@ fn one_pass_keeps_the_admission_bound() {
         checked > 200,
         "the cases must have keys over (1+a) T: {checked}"
     );
+    assert!(raised >= 4, "the budget must raise A in some cases: {raised}");
 }
 
 /// Write `recs` as an nfcapd file.

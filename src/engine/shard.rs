@@ -31,9 +31,11 @@ pub struct Sizing {
 }
 
 impl Sizing {
-    /// Split a memory budget of `memory` bytes over `threads` shards: an eighth goes to the admission sketches of the
-    /// rules that admit (at most 16 MiB each: past that the sketch stops being the bill), the rest to tables and
-    /// counters. A rule admits when `A = ceil(admit * T)` is 2 or more.
+    /// Split a memory budget of `memory` bytes over `threads` shards: a quarter goes to the admission sketches of
+    /// the rules that admit (at most 32 MiB each), the rest to tables and counters. A rule admits when
+    /// `A = ceil(admit * T)` is 2 or more. Why a quarter: a sketch's byte is a cell, a table entry is 16-56 bytes,
+    /// and a larger sketch admits fewer keys by collision. On the 100 M-flow benchmark the built-in rules admitted
+    /// 2.0 M (4 MiB sketches), 1.6 M (8 MiB) and 1.3 M (16 MiB) of FS1's 4.9 M sources (docs/BENCHMARKS.md).
     pub fn plan(rules: &[CompiledRule], threads: usize, admit: f64, memory: usize) -> Sizing {
         let threads = threads.max(1);
         let ats: Vec<u64> = rules
@@ -43,7 +45,7 @@ impl Sizing {
         let admitting = ats.iter().filter(|&&a| a >= 2).count();
         let per_rule = match admitting {
             0 => 0,
-            n => pow2_floor(memory / 8 / n).clamp(256 << 10, 16 << 20),
+            n => pow2_floor(memory / 4 / n).clamp(256 << 10, 32 << 20),
         };
         let per_shard = pow2_floor(per_rule / threads).max(super::admit::MIN_BYTES);
         Sizing {

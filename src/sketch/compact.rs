@@ -13,7 +13,7 @@
 //! the 64 hash bits: two values collide with probability 2^-63 instead of 2^-64, and the HLL rank sees 51 random bits
 //! instead of 52 (see [`super::hll`]): irrelevant below 2^50 distinct values.
 //!
-//! The exact array grows by half (4, 6, 9, ... , 316, 383) and is kept sorted, searched from where a uniform hash
+//! The exact array grows by half (2, 3, 4, 6, 9, ... , 316, 383) and is kept sorted, searched from where a uniform hash
 //! would sit; it stops at [`MAX_EXACT`] = 383 hashes, where header plus hashes fill exactly the 3072 bytes of the
 //! registers. The next distinct value converts it to registers fed from the stored hashes, so the counter never
 //! holds more than 3 KiB.
@@ -44,7 +44,7 @@ compile_error!(
 pub const MAX_EXACT: usize = hll::BYTES / 8 - 1;
 
 /// First capacity of the exact array (it is created holding two hashes).
-const FIRST_CAP: usize = 4;
+const FIRST_CAP: usize = 2;
 
 const TAG_MASK: usize = 0b111;
 const TAG_HLL: usize = 0b010;
@@ -542,7 +542,7 @@ mod tests {
             caps.push(cap);
             cap = (cap + cap / 2).min(MAX_EXACT);
         }
-        assert_eq!(caps.first(), Some(&4));
+        assert_eq!(caps.first(), Some(&2));
         assert_eq!(cap, MAX_EXACT);
         assert_eq!(8 * (MAX_EXACT + 1), hll::BYTES);
     }

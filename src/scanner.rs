@@ -84,6 +84,8 @@ pub struct ScanConfig {
     pub verify: bool,
     /// Top peers, ports and protocols each finding names (from the verify pass).
     pub evidence: usize,
+    /// Work out each rule's keys seen and memory held (a walk over every sketch cell and table entry).
+    pub stats: bool,
     pub input: InputOptions,
 }
 
@@ -97,6 +99,7 @@ impl Default for ScanConfig {
             memory: engine.memory,
             verify: true,
             evidence: 5,
+            stats: false,
             input: InputOptions::default(),
         }
     }
@@ -115,7 +118,7 @@ pub struct RuleStats {
     pub updates_admitted: u64,
     pub updates: u64,
     /// Distinct keys the rule saw (an estimate from its admission sketch when it has one; never more than
-    /// `flows` for one-ended keys); `None` when the sketch was too full to say.
+    /// `flows` for one-ended keys); `None` when the sketch was too full to say, or without `stats`.
     pub keys_seen: Option<u64>,
     /// The admission threshold `A` in force at the end (0: every key admitted); a key's count may lack up to
     /// `A - 1` of its measure.
@@ -327,7 +330,7 @@ impl<'d> Scanner<'d> {
         let mut errors = walk_errors;
         errors.extend(result.errors.iter().cloned());
         let pass1 = start.elapsed().as_secs_f64();
-        let mut stats_rules = rule_stats(rules, &result);
+        let mut stats_rules = rule_stats(rules, &result, self.config.stats);
         let keys = result.keys();
         let stats = result.stats;
         let findings = if guarantee.verified() {
@@ -468,9 +471,12 @@ impl<C: DistinctCounter, M: Meta> EachCount for ScanResult<C, M> {
     }
 }
 
+/// What each rule did. The keys seen and the bytes each table holds take a walk over every sketch cell and table
+/// entry after the scan, so they are worked out only when `detailed` (`--stats`).
 fn rule_stats<C: DistinctCounter, M: Meta>(
     rules: &[Rule],
     result: &ScanResult<C, M>,
+    detailed: bool,
 ) -> Vec<RuleStats> {
     rules
         .iter()
@@ -482,7 +488,14 @@ fn rule_stats<C: DistinctCounter, M: Meta>(
             } else {
                 1
             };
-            let tables = result.footprint(i);
+            let tables = if detailed {
+                result.footprint(i)
+            } else {
+                Footprint {
+                    keys: result.shards.iter().map(|s| s.tables[i].len()).sum(),
+                    ..Footprint::default()
+                }
+            };
             RuleStats {
                 id: r.id.clone(),
                 above: r.above,
@@ -490,7 +503,7 @@ fn rule_stats<C: DistinctCounter, M: Meta>(
                 keys_admitted: tables.keys,
                 updates_admitted: counts.admitted,
                 updates: counts.updates,
-                keys_seen: result.keys_seen(i),
+                keys_seen: if detailed { result.keys_seen(i) } else { None },
                 admit_at: result.admit_at(i),
                 raises: counts.raises,
                 over_budget: counts.over_budget,

@@ -54,6 +54,7 @@ impl ScanPlan {
             }),
             verify: !args.no_verify,
             evidence: args.evidence,
+            stats: args.stats,
             input: InputOptions {
                 no_mmap: args.no_mmap,
                 format: args.input_format.map(Into::into),

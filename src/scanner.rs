@@ -60,7 +60,7 @@ use crate::input::{self, InputOptions, Source};
 pub use crate::report::summary::{Guarantee, OnePassWhy};
 use crate::report::summary::{RuleAdmission, Summary};
 use crate::report::Finding;
-use crate::rules::{Definitions, Rule};
+use crate::rules::{CountSpec, Definitions, Rule};
 use crate::sketch::{self, CounterKind, DistinctCounter, Estimate};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -337,7 +337,8 @@ impl<'d> Scanner<'d> {
             for (ri, rule) in rules.iter().enumerate() {
                 for (key, tally) in candidates[ri].keys().iter().zip(&verified.tallies[ri]) {
                     let value = tally.value(rule.count);
-                    if value.value > rule.above {
+                    let above = rule.above_for_key(key.addr);
+                    if rule.fires(above, value.value, tally.seen.flows()) {
                         let evidence = tally.evidence(self.config.evidence);
                         out.push(
                             Finding::new(rule, *key, value, tally.seen, 0, true)
@@ -347,6 +348,7 @@ impl<'d> Scanner<'d> {
                 }
             }
             let secs2 = start2.elapsed().as_secs_f64();
+            crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
             let scan = Scan {
                 findings: out,
@@ -364,10 +366,14 @@ impl<'d> Scanner<'d> {
             let mut out = Vec::new();
             for (ri, rule) in rules.iter().enumerate() {
                 let slack = stats_rules[ri].admit_at.saturating_sub(1);
-                for c in result.over(ri, rule.above) {
-                    out.push(Finding::new(rule, c.key, c.value, c.seen, slack, false));
+                for c in result.over(ri, rule.min_above()) {
+                    let above = rule.above_for_key(c.key.addr);
+                    if rule.fires(above, c.value.value, c.seen.flows()) {
+                        out.push(Finding::new(rule, c.key, c.value, c.seen, slack, false));
+                    }
                 }
             }
+            crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
             out
         };
@@ -429,7 +435,7 @@ fn rule_stats<C: DistinctCounter>(rules: &[Rule], result: &ScanResult<C>) -> Vec
             let tables = result.footprint(i);
             RuleStats {
                 id: r.id.clone(),
-                above: r.above,
+                above: r.min_above(),
                 flows: counts.updates / sides,
                 keys_admitted: tables.keys,
                 updates_admitted: counts.admitted,
@@ -457,8 +463,10 @@ fn upper(e: &Estimate) -> f64 {
     }
 }
 
-/// Every key of every rule whose true count could be over the threshold: its counted value (at most six standard
-/// errors low) plus what admission may have missed (`A - 1`).
+/// Every key of every rule whose true count could be over its threshold: its counted value (at most six standard
+/// errors low) plus what admission may have missed (`A - 1`), and the same for its flows when the rule also asks
+/// for flows (`flows_above`) and admission counted flows. Keys are taken out of the tables against the rule's
+/// smallest threshold, then held to their own.
 fn candidates<C: DistinctCounter>(
     rules: &[Rule],
     result: &mut ScanResult<C>,
@@ -468,11 +476,21 @@ fn candidates<C: DistinctCounter>(
         .iter()
         .enumerate()
         .map(|(i, rule)| {
-            let slack = stats[i].admit_at.saturating_sub(1) as f64;
-            let above = rule.above as f64;
+            let slack = stats[i].admit_at.saturating_sub(1);
+            let lowest = rule.min_above() as f64;
+            // Admission of a sum counts packets or bytes, not flows: its flows before admission are unbounded.
+            let flow_slack = match rule.count {
+                CountSpec::Packets | CountSpec::Bytes => None,
+                _ => Some(slack),
+            };
             let keys: Vec<KeyParts> = result
-                .select(i, &|e| upper(e) + slack > above)
+                .select(i, &|e| upper(e) + slack as f64 > lowest)
                 .into_iter()
+                .filter(|c| {
+                    let above = rule.above_for_key(c.key.addr) as f64;
+                    let flows = flow_slack.is_none_or(|s| c.seen.flows() + s > rule.flows_above);
+                    upper(&c.value) + slack as f64 > above && flows
+                })
                 .map(|c| c.key)
                 .collect();
             stats[i].candidates = keys.len();

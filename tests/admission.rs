@@ -73,7 +73,7 @@ fn one_pass_keeps_the_admission_bound() {
     for case in 0..24 {
         let (count, count_text, above) = match case % 3 {
             0 => (
-                CountSpec::Distinct(DistinctField::Dst),
+                CountSpec::Distinct(DistinctField::Dst.into()),
                 "distinct dst",
                 5 + rng.below(150),
             ),

@@ -120,10 +120,11 @@ fn join(a: [u64; 2]) -> Addr {
     Addr((a[1] as u128) << 64 | a[0] as u128)
 }
 
-/// The key's own address: source, destination, or the end named by `side`.
+/// The key's own address: source, destination, or the end named by `side`, cut to the key's prefix. Every key
+/// type takes its address from here, so a narrow key, its wide form and the parts rebuilt from either agree.
 #[inline]
 pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
-    match spec.addr {
+    let a = match spec.addr {
         AddrField::Src => rec.src,
         AddrField::Dst => rec.dst,
         AddrField::Host => {
@@ -133,7 +134,8 @@ pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
                 rec.dst
             }
         }
-    }
+    };
+    spec.prefix.apply(a)
 }
 
 /// An address alone (`src`, `dst`, `host`).
@@ -239,13 +241,13 @@ fn port_of(spec: KeySpec, rec: &FlowRecord) -> (u16, PortKind) {
     }
 }
 
-/// The second address of a pair key.
+/// The second address of a pair key, cut to its prefix.
 #[inline]
 fn other_addr(spec: KeySpec, rec: &FlowRecord) -> Addr {
-    match spec.extra {
+    spec.extra_prefix.apply(match spec.extra {
         KeyExtra::Src => rec.src,
         _ => rec.dst,
-    }
+    })
 }
 
 /// How a key stores an address: all 128 bits as two `u64` halves (8-byte aligned), or an IPv4 address in 32.

@@ -8,6 +8,7 @@ use super::shard::Ref;
 use super::slots::SlotTable;
 use crate::hash::hash128;
 use crate::record::FlowRecord;
+use crate::rules::rule::Distinct;
 use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
 use crate::sketch::{DistinctCounter, Estimate};
 
@@ -128,12 +129,12 @@ pub struct DistinctState<C> {
     seen: Seen,
 }
 
-/// The value a `distinct` count counts, as a 128-bit number.
+/// The value a `distinct` count counts, as a 128-bit number (an address cut to the count's prefix).
 #[inline]
-pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: AddrField) -> u128 {
-    match field {
-        DistinctField::Src => rec.src.0,
-        DistinctField::Dst => rec.dst.0,
+pub fn distinct_value(d: Distinct, rec: &FlowRecord, side: u8, addr: AddrField) -> u128 {
+    let a = match d.field {
+        DistinctField::Src => rec.src,
+        DistinctField::Dst => rec.dst,
         DistinctField::Peer => {
             let key_is_src = match addr {
                 AddrField::Src => true,
@@ -141,14 +142,15 @@ pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: Ad
                 AddrField::Host => side == 0,
             };
             if key_is_src {
-                rec.dst.0
+                rec.dst
             } else {
-                rec.src.0
+                rec.src
             }
         }
-        DistinctField::Sport => rec.src_port as u128,
-        DistinctField::Dport => rec.dst_port as u128,
-    }
+        DistinctField::Sport => return rec.src_port as u128,
+        DistinctField::Dport => return rec.dst_port as u128,
+    };
+    d.prefix.apply(a).0
 }
 
 impl<C: DistinctCounter> State for DistinctState<C> {
@@ -217,7 +219,7 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
                 let r = &refs[j];
                 let rec = &records[r.idx as usize];
-                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec));
+                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec, r.hop));
                 let at = self.entries.index(r.hash, key);
                 self.entries.at_ref(at).prefetch();
                 ring[j % RING] = at;
@@ -372,8 +374,11 @@ pub struct Counted {
 pub struct CompiledRule {
     pub key: crate::rules::KeySpec,
     pub count: CountSpec,
+    /// Window length in ms (0: no windows).
     pub window_ms: u64,
-    /// The threshold: a count above it is a finding.
+    /// How far apart windows start: `window_ms` for tumbling windows, less for hopping ones (0: no windows).
+    pub step_ms: u64,
+    /// The smallest threshold of the rule (see [`Rule::min_above`]): admission is safe for every key.
     pub above: u64,
 }
 
@@ -382,21 +387,34 @@ impl CompiledRule {
         CompiledRule {
             key: r.key,
             count: r.count,
-            window_ms: r.window_ms.unwrap_or(0),
-            above: r.above,
+            window_ms: r.window.map_or(0, |w| w.len_ms),
+            step_ms: r.window.map_or(0, |w| w.step_ms),
+            above: r.min_above(),
         }
     }
 
-    /// The index of the window `rec` starts in (0 without windows).
+    /// How many windows `rec` falls in, and so how many keys it updates per side: 1 but for hopping windows,
+    /// where it is `window / step` (fewer only for flows in the first window after time 0).
     #[inline]
-    pub fn window_of(&self, rec: &FlowRecord) -> u64 {
-        rec.first_ms.checked_div(self.window_ms).unwrap_or(0)
+    pub fn hops(&self, rec: &FlowRecord) -> u8 {
+        if self.window_ms == self.step_ms {
+            return 1;
+        }
+        let n = self.window_ms / self.step_ms;
+        n.min(rec.first_ms / self.step_ms + 1) as u8
+    }
+
+    /// The index of the window `hop` steps before the one `rec` starts in (0 without windows): window `k` covers
+    /// `[k * step, k * step + window)`. For tumbling windows (`hop` 0) that is `first / window`, as before.
+    #[inline]
+    pub fn window_of(&self, rec: &FlowRecord, hop: u8) -> u64 {
+        rec.first_ms.checked_div(self.step_ms).unwrap_or(0) - hop as u64
     }
 
     /// The routing hash of the key this rule builds from `rec` (must equal the table key's own hash).
     #[inline]
-    pub fn key_hash(&self, rec: &FlowRecord, side: u8) -> u64 {
-        let w = self.window_of(rec);
+    pub fn key_hash(&self, rec: &FlowRecord, side: u8, hop: u8) -> u64 {
+        let w = self.window_of(rec, hop);
         match self.key.extra {
             KeyExtra::None => AddrKey::extract(self.key, rec, side, w).hash(),
             KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).hash(),
@@ -408,8 +426,8 @@ impl CompiledRule {
 
     /// The key this rule builds from `rec`, taken apart (for the verify pass, which looks up candidates by it).
     #[inline]
-    pub fn key_parts(&self, rec: &FlowRecord, side: u8) -> KeyParts {
-        let w = self.window_of(rec);
+    pub fn key_parts(&self, rec: &FlowRecord, side: u8, hop: u8) -> KeyParts {
+        let w = self.window_of(rec, hop);
         match self.key.extra {
             KeyExtra::None => AddrKey::extract(self.key, rec, side, w).parts(),
             KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).parts(),
@@ -609,8 +627,9 @@ mod tests {
         for (spec, want_kind) in [("src", "addr"), ("src,sport", "port"), ("src,dst", "pair")] {
             let rule = CompiledRule {
                 key: spec.parse().unwrap(),
-                count: CountSpec::Distinct(DistinctField::Dport),
+                count: CountSpec::Distinct(DistinctField::Dport.into()),
                 window_ms: 0,
+                step_ms: 0,
                 above: 0,
             };
             // The truth, from the record fields directly.
@@ -625,10 +644,11 @@ mod tests {
             }
             let refs: Vec<Ref> = (0..records.len())
                 .map(|i| Ref {
-                    hash: rule.key_hash(&records[i], 0),
+                    hash: rule.key_hash(&records[i], 0, 0),
                     idx: i as u32,
                     rule: 0,
                     side: 0,
+                    hop: 0,
                 })
                 .collect();
             let mut table = RuleTable::<Compact>::new(&rule);
@@ -677,10 +697,11 @@ mod tests {
             key: crate::rules::KeySpec::SRC,
             count: CountSpec::Flows,
             window_ms: 250,
+            step_ms: 250,
             above: 0,
         };
         let today = 1_764_000_000_123;
-        assert_eq!(rule.window_of(&rec(today, today)), today / 250);
-        assert!(rule.window_of(&rec(today, today)) > u32::MAX as u64);
+        assert_eq!(rule.window_of(&rec(today, today), 0), today / 250);
+        assert!(rule.window_of(&rec(today, today), 0) > u32::MAX as u64);
     }
 }

@@ -194,11 +194,12 @@ impl Tally {
         self.seen.add(rec);
         self.packets = self.packets.saturating_add(rec.packets);
         self.bytes = self.bytes.saturating_add(rec.bytes);
-        if let CountSpec::Distinct(field) = rule.count {
+        if let CountSpec::Distinct(d) = rule.count {
             self.values
-                .insert(distinct_value(field, rec, side, rule.key.addr));
+                .insert(distinct_value(d, rec, side, rule.key.addr));
         }
-        let peer = distinct_value(DistinctField::Peer, rec, side, rule.key.addr);
+        // Evidence names whole peers, whatever the count's prefix.
+        let peer = distinct_value(DistinctField::Peer.into(), rec, side, rule.key.addr);
         self.gathered.add(rec, Addr(peer));
     }
 
@@ -347,11 +348,13 @@ fn run(
                 let tally = &mut tallies[ri];
                 let mut visit = |i: usize| {
                     let rec = &batch[i];
-                    for side in 0..c.sides() {
-                        let hash = c.key_hash(rec, side);
-                        if set.maybe(hash) {
-                            if let Some(at) = set.find(hash, &c.key_parts(rec, side)) {
-                                tally[at].add(c, rec, side);
+                    for hop in 0..c.hops(rec) {
+                        for side in 0..c.sides() {
+                            let hash = c.key_hash(rec, side, hop);
+                            if set.maybe(hash) {
+                                if let Some(at) = set.find(hash, &c.key_parts(rec, side, hop)) {
+                                    tally[at].add(c, rec, side);
+                                }
                             }
                         }
                     }

@@ -138,15 +138,20 @@ impl<C: DistinctCounter> Worker<'_, C> {
         for (ri, rule) in rules.iter().enumerate() {
             let c = &compiled[ri];
             let outboxes = &mut self.outboxes;
+            // One ref per key the flow updates: per end for `host` keys, per window for hopping windows.
             let mut emit = |i: usize| {
-                for side in 0..c.sides() {
-                    let hash = c.key_hash(&batch[i], side);
-                    outboxes[shard_of(hash, n)].push(Ref {
-                        hash,
-                        idx: i as u32,
-                        rule: ri as u16,
-                        side,
-                    });
+                let rec = &batch[i];
+                for hop in 0..c.hops(rec) {
+                    for side in 0..c.sides() {
+                        let hash = c.key_hash(rec, side, hop);
+                        outboxes[shard_of(hash, n)].push(Ref {
+                            hash,
+                            idx: i as u32,
+                            rule: ri as u16,
+                            side,
+                            hop,
+                        });
+                    }
                 }
             };
             if rule.filter.is_any() {

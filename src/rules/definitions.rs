@@ -5,7 +5,7 @@
 
 use super::filter::Filter;
 use super::lists::{parse_entry, AddrList, ListSet, PortList};
-use super::rule::{parse_window, CountSpec, KeySpec, Rule, Severity};
+use super::rule::{parse_window, CountSpec, GroupAbove, KeySpec, Rule, Severity, Window};
 use super::source_error::{SourceError, SourceErrors};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -154,7 +154,12 @@ struct RuleModel {
     key: Spanned<String>,
     count: Spanned<String>,
     above: Spanned<i64>,
+    /// Thresholds by list, `{ "@servers" = 5000 }`: values are read as any TOML value and checked here, so a
+    /// wrong one is an error with its place like every other, not the end of the reading.
+    above_for: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    flows_above: Option<Spanned<i64>>,
     window: Option<Spanned<WindowValue>>,
+    step: Option<Spanned<WindowValue>>,
     severity: Option<Spanned<String>>,
 }
 
@@ -304,19 +309,18 @@ impl Loader<'_> {
                 .map_err(|e| self.error(s.span().start, e))
                 .ok(),
         };
-        let window_ms = match &r.window {
-            None => Some(None),
-            Some(w) => {
-                // A number is seconds, as the same number written as a string: one parser checks both.
-                let text = match w.get_ref() {
-                    WindowValue::Seconds(s) => s.to_string(),
-                    WindowValue::Text(t) => t.clone(),
-                };
-                parse_window(&text)
-                    .map(Some)
-                    .map_err(|e| self.error(w.span().start, e))
-                    .ok()
+        let window = self.window(r);
+        let above_for = self.above_for(r, lists);
+        let flows_above = match &r.flows_above {
+            None => Some(0),
+            Some(f) if *f.get_ref() < 0 => {
+                self.error(
+                    f.span().start,
+                    format!("expected a flow count of 0 or more; found {}", f.get_ref()),
+                );
+                None
             }
+            Some(f) => Some(*f.get_ref() as u64),
         };
         let filter = match &r.filter {
             None => Some(Filter::any()),
@@ -342,8 +346,103 @@ impl Loader<'_> {
             key: key?,
             count: count?,
             above: above as u64,
-            window_ms: window_ms?,
+            above_for: above_for?,
+            flows_above: flows_above?,
+            window: window?,
         })
+    }
+
+    /// A window length or step as written: a number is seconds, as the same number written as a string, so one
+    /// parser checks both.
+    fn duration(&mut self, value: &Spanned<WindowValue>) -> Option<u64> {
+        let text = match value.get_ref() {
+            WindowValue::Seconds(s) => s.to_string(),
+            WindowValue::Text(t) => t.clone(),
+        };
+        parse_window(&text)
+            .map_err(|e| self.error(value.span().start, e))
+            .ok()
+    }
+
+    /// `window` and `step`: `Some(None)` without a window, `None` after an error.
+    fn window(&mut self, r: &RuleModel) -> Option<Option<Window>> {
+        let Some(w) = &r.window else {
+            if let Some(step) = &r.step {
+                self.error(
+                    step.span().start,
+                    "a step needs a window: add window = \"...\" to the rule",
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let len = self.duration(w)?;
+        let Some(step) = &r.step else {
+            return Some(Some(Window::tumbling(len)));
+        };
+        let step_ms = self.duration(step)?;
+        Window::hopping(len, step_ms)
+            .map(Some)
+            .map_err(|e| self.error(step.span().start, e))
+            .ok()
+    }
+
+    /// `above_for`, in file order; `None` after an error.
+    fn above_for(&mut self, r: &RuleModel, lists: &ListSet) -> Option<Vec<GroupAbove>> {
+        let Some(table) = &r.above_for else {
+            return Some(Vec::new());
+        };
+        let before = self.errors.len();
+        // Serde reads a table into name order; the file's order is the order of the names' places.
+        let mut entries: Vec<_> = table.iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        let mut groups = Vec::new();
+        for (name, value) in entries {
+            let at = name.span().start;
+            let list = match name.get_ref().strip_prefix('@') {
+                Some(list) => list,
+                None => {
+                    self.error(
+                        at,
+                        format!(
+                            "expected an address list as \"@name\"; found '{}'",
+                            name.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let addrs = match lists.addrs.get(list) {
+                Some(addrs) => addrs.clone(),
+                None => {
+                    let known: Vec<String> = lists.addrs.keys().map(|k| format!("@{k}")).collect();
+                    let message = if lists.ports.contains_key(list) {
+                        format!("expected an address list, found port list '@{list}'")
+                    } else if known.is_empty() {
+                        format!("expected a defined address list, found unknown '@{list}' (no address lists are defined)")
+                    } else {
+                        format!(
+                            "expected a defined address list ({}), found unknown '@{list}'",
+                            known.join(", ")
+                        )
+                    };
+                    self.error(at, message);
+                    continue;
+                }
+            };
+            match value.get_ref() {
+                toml::Value::Integer(n) if *n >= 0 => groups.push(GroupAbove {
+                    list: list.to_string(),
+                    addrs,
+                    above: *n as u64,
+                }),
+                other => self.error(
+                    value.span().start,
+                    format!("expected a threshold of 0 or more for '@{list}'; found {other}"),
+                ),
+            }
+        }
+        (self.errors.len() == before).then_some(groups)
     }
 
     fn addr_list(&mut self, name: &str, value: &ListValue, span: Range<usize>) -> Option<AddrList> {
@@ -637,7 +736,7 @@ severity = "urgent"
             "[[rule]]\nid = \"W\"\nkey = \"src\"\ncount = \"flows\"\nabove = 1\nwindow = {value}\n"
         );
         match Definitions::parse(&text, "w.toml", None) {
-            Ok(d) => Ok(d.rules[0].window_ms),
+            Ok(d) => Ok(d.rules[0].window.map(|w| w.len_ms)),
             Err(e) => Err((e.0[0].line, e.0[0].message.clone())),
         }
     }

@@ -519,6 +519,63 @@ mod tests {
         }
     }
 
+    /// A prefix key is the same key for every address of its prefix, in the narrow and the wide table alike, and
+    /// the parts rebuilt from it hash as it does (the verify pass looks candidates up by them).
+    #[test]
+    fn prefix_keys_cut_addresses_and_hash_alike() {
+        let a = |s: &str| s.parse::<Addr>().unwrap();
+        let spec: KeySpec = "src/24/64,dst/16".parse().unwrap();
+        let one = FlowRecord {
+            src: a("10.1.2.3"),
+            dst: a("192.168.7.9"),
+            ..rec()
+        };
+        let two = FlowRecord {
+            src: a("10.1.2.250"),
+            dst: a("192.168.200.1"),
+            ..rec()
+        };
+        assert!(V4PairKey::fits(spec, &one, 0));
+        let (n1, n2) = (
+            V4PairKey::extract(spec, &one, 0, 0),
+            V4PairKey::extract(spec, &two, 0, 0),
+        );
+        let w1 = AddrPairKey::extract(spec, &one, 0, 0);
+        assert!(n1 == n2);
+        assert_eq!((n1.hash(), n1.parts()), (w1.hash(), w1.parts()));
+        assert_eq!(w1.parts().addr, a("10.1.2.0"));
+        assert_eq!(w1.parts().extra, KeyValue::Addr(a("192.168.0.0")));
+        assert_eq!(w1.parts().hash(), w1.hash());
+        // Another /24 is another key.
+        let other = FlowRecord {
+            src: a("10.1.3.3"),
+            ..one
+        };
+        assert_ne!(V4PairKey::extract(spec, &other, 0, 0).hash(), n1.hash());
+        // IPv6 sources are cut to /64; the port and window keys follow the same address.
+        let v6 = FlowRecord {
+            src: a("2001:db8:1:2:aaaa::1"),
+            ..one
+        };
+        let spec: KeySpec = "src/24/64,dport".parse().unwrap();
+        let k = AddrPortKey::extract(spec, &v6, 0, 7);
+        assert_eq!(k.parts().addr, a("2001:db8:1:2::"));
+        assert_eq!(k.parts().hash(), k.hash());
+        let spec: KeySpec = "host/24".parse().unwrap();
+        for side in 0..2 {
+            let (n, w) = (
+                V4Key::extract(spec, &one, side, 0),
+                AddrKey::extract(spec, &one, side, 0),
+            );
+            assert_eq!((n.hash(), n.parts()), (w.hash(), w.parts()));
+            assert_eq!(w.parts().hash(), w.hash());
+        }
+        assert_eq!(
+            AddrKey::extract(spec, &one, 1, 0).parts().addr,
+            a("192.168.7.0")
+        );
+    }
+
     /// Each narrow key fits exactly the IPv4 records and then hashes and reads like its wide key.
     #[test]
     fn narrow_keys_agree_with_wide_ones() {

@@ -690,6 +690,41 @@ mod tests {
         );
     }
 
+    /// A hopping window of a minute every 10 s: a flow falls in the six windows that cover its start (fewer right
+    /// after time 0), and each of them does cover it.
+    #[test]
+    fn hopping_windows_hold_every_flow_that_starts_in_them() {
+        let rule = CompiledRule {
+            key: crate::rules::KeySpec::SRC,
+            count: CountSpec::Flows,
+            window_ms: 60_000,
+            step_ms: 10_000,
+            above: 0,
+        };
+        let today = 1_764_000_125_000;
+        let r = rec(today, today);
+        assert_eq!(rule.hops(&r), 6);
+        for hop in 0..6 {
+            let start = rule.window_of(&r, hop) * 10_000;
+            assert!(start <= today && today < start + 60_000, "hop {hop}");
+        }
+        assert_eq!(rule.window_of(&r, 0), today / 10_000);
+        assert_eq!(rule.hops(&rec(5_000, 5_000)), 1);
+        assert_eq!(rule.hops(&rec(25_000, 25_000)), 3);
+        let tumbling = CompiledRule {
+            step_ms: 60_000,
+            ..rule
+        };
+        assert_eq!(tumbling.hops(&r), 1);
+        assert_eq!(tumbling.window_of(&r, 0), today / 60_000);
+        let none = CompiledRule {
+            window_ms: 0,
+            step_ms: 0,
+            ..rule
+        };
+        assert_eq!((none.hops(&r), none.window_of(&r, 0)), (1, 0));
+    }
+
     /// A 250 ms window over today's times has an index past 2^32; it must not wrap (it gave 1992).
     #[test]
     fn short_windows_keep_todays_index() {

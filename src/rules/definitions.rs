@@ -398,7 +398,12 @@ impl Loader<'_> {
         entries.sort_by_key(|(name, _)| name.span().start);
         let mut groups = Vec::new();
         for (name, value) in entries {
-            let at = name.span().start;
+            // Inside the quotes, where the name is.
+            let quoted = matches!(
+                self.text.as_bytes().get(name.span().start),
+                Some(b'"' | b'\'')
+            );
+            let at = name.span().start + usize::from(quoted);
             let list = match name.get_ref().strip_prefix('@') {
                 Some(list) => list,
                 None => {
@@ -524,12 +529,15 @@ mod tests {
     #[test]
     fn builtin_defaults_load_with_every_sign() {
         let d = Definitions::builtin();
-        assert_eq!(d.version, "2026.11.1");
+        assert_eq!(d.version, "2026.12.1");
         let active: Vec<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
         let inactive: Vec<&str> = d.inactive.iter().map(|(id, _)| id.as_str()).collect();
         // FS3 and FS5 need the site's own lists; everything else is ready to fire.
         assert_eq!(inactive, ["FS3", "FS5"]);
-        assert_eq!(active, ["FS1", "FS2", "FS4", "FS6", "FS7", "FS8"]);
+        assert_eq!(active, ["FS1", "FS2", "FS4", "FS6", "FS7", "FS8", "FS9"]);
+        let fs9 = d.rule("FS9").unwrap();
+        assert_eq!(fs9.window, Some(Window::hopping(60_000, 10_000).unwrap()));
+        assert_eq!((fs9.above, fs9.flows_above), (50, 100));
         let fs1 = d.rule("FS1").unwrap();
         assert_eq!(fs1.key, KeySpec::SRC);
         assert_eq!(fs1.above, 100);
@@ -760,6 +768,117 @@ severity = "urgent"
             let (line, message) = window(bad).unwrap_err();
             assert_eq!(line, 6, "{bad}: {message}");
         }
+    }
+
+    /// `above_for` keeps the file's order (the first list holding a key decides), the smallest threshold bounds
+    /// admission, and a prefix key is in a list when any address of its prefix is.
+    #[test]
+    fn thresholds_per_list_take_the_first_list_in_file_order() {
+        let text = r#"
+[lists]
+servers = ["10.0.0.0/24"]
+nat = ["10.0.0.5", "100.64.0.0/10"]
+quiet = ["192.0.2.7"]
+[[rule]]
+id = "A"
+key = "src"
+count = "flows"
+above = 100
+above_for = { "@nat" = 20000, "@servers" = 5000, "@quiet" = 3 }
+[[rule]]
+id = "B"
+key = "src/24"
+count = "flows"
+above = 100
+above_for = { "@servers" = 5000, "@nat" = 20000 }
+flows_above = 7
+"#;
+        let d = Definitions::parse(text, "t.toml", None).unwrap();
+        let a = |s: &str| s.parse::<crate::record::Addr>().unwrap();
+        let r = d.rule("A").unwrap();
+        let lists: Vec<&str> = r.above_for.iter().map(|g| g.list.as_str()).collect();
+        assert_eq!(lists, ["nat", "servers", "quiet"]);
+        assert_eq!(r.above_for_key(a("10.0.0.5")), 20_000);
+        assert_eq!(r.above_for_key(a("10.0.0.6")), 5_000);
+        assert_eq!(r.above_for_key(a("192.0.2.7")), 3);
+        assert_eq!(r.above_for_key(a("8.8.8.8")), 100);
+        assert_eq!((r.min_above(), r.flows_above), (3, 0));
+        let b = d.rule("B").unwrap();
+        assert_eq!(b.above_for_key(a("10.0.0.0")), 5_000);
+        assert_eq!(b.above_for_key(a("100.64.3.0")), 20_000);
+        assert_eq!(b.above_for_key(a("10.0.1.0")), 100);
+        assert_eq!((b.min_above(), b.flows_above), (100, 7));
+        assert!(b.fires(100, 101, 8) && !b.fires(100, 101, 7) && !b.fires(100, 100, 50));
+    }
+
+    #[test]
+    fn thresholds_per_list_steps_and_flows_above_are_checked_with_their_places() {
+        let text = r#"[lists]
+servers = ["10.0.0.0/24"]
+[ports]
+web = [80]
+[[rule]]
+id = "A"
+key = "src"
+count = "flows"
+above = 1
+above_for = { "@nope" = 5, "servers" = 3, "@web" = 2 }
+[[rule]]
+id = "B"
+key = "src"
+count = "flows"
+above = 1
+above_for = { "@servers" = "many" }
+flows_above = -1
+[[rule]]
+id = "C"
+key = "src"
+count = "flows"
+above = 1
+step = "10s"
+[[rule]]
+id = "D"
+key = "src"
+count = "flows"
+above = 1
+window = "1m"
+step = "7s"
+"#;
+        let errs = Definitions::parse(text, "site.toml", None).unwrap_err().0;
+        let got: Vec<(usize, usize, &str)> = errs
+            .iter()
+            .map(|e| (e.line, e.column, e.message.as_str()))
+            .collect();
+        let want = [
+            (
+                10,
+                16,
+                "expected a defined address list (@servers), found unknown '@nope'",
+            ),
+            (
+                10,
+                29,
+                "expected an address list as \"@name\"; found 'servers'",
+            ),
+            (10, 44, "expected an address list, found port list '@web'"),
+            (
+                16,
+                28,
+                "expected a threshold of 0 or more for '@servers'; found \"many\"",
+            ),
+            (17, 15, "expected a flow count of 0 or more; found -1"),
+            (
+                23,
+                8,
+                "a step needs a window: add window = \"...\" to the rule",
+            ),
+            (
+                30,
+                8,
+                "expected a step that divides the window (1m); found '7s'",
+            ),
+        ];
+        assert_eq!(got, want, "{errs:?}");
     }
 
     #[test]

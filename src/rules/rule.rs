@@ -560,6 +560,88 @@ mod tests {
     }
 
     #[test]
+    fn prefixes_parse_per_family_and_print_back() {
+        let key = |k: &str| k.parse::<KeySpec>();
+        let p = |v4, v6| Prefix { v4, v6 };
+        assert_eq!(key("src/24").unwrap().prefix, p(24, 128));
+        assert_eq!(key("dst/64").unwrap().prefix, p(32, 64));
+        assert_eq!(key("src/24/64").unwrap().prefix, p(24, 64));
+        assert_eq!(key("host/16").unwrap().prefix, p(16, 128));
+        let pair = key("src/24,dst/16").unwrap();
+        assert_eq!((pair.prefix, pair.extra_prefix), (p(24, 128), p(16, 128)));
+        assert_eq!(key("src/24,dport").unwrap().extra_prefix, Prefix::WHOLE);
+        // A length of 32 or less is IPv4's: `/32` keeps IPv4 whole, so it is the plain key; `/32/32` is not.
+        assert_eq!(key("src/32").unwrap(), key("src").unwrap());
+        assert_eq!(key("src/32/32").unwrap().prefix, p(32, 32));
+        for k in [
+            "src/24",
+            "dst/64",
+            "src/24/64",
+            "src/0/0",
+            "src/32/32",
+            "src/24,dport",
+            "dst,src/24",
+            "host/16/48",
+        ] {
+            assert_eq!(key(k).unwrap().to_string(), k);
+        }
+        for (bad, says) in [
+            ("src/33/64", "0-32"),
+            ("src/24/129", "0-128"),
+            ("src/129", "0-128"),
+            ("src/", "found ''"),
+            ("src/+4", "found '+4'"),
+            ("src,dport/24", "applies to an address"),
+            ("src/24,proto/8", "applies to an address"),
+        ] {
+            let e = key(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn prefixes_mask_each_family_apart() {
+        let a = |s: &str| s.parse::<Addr>().unwrap();
+        let p = Prefix { v4: 24, v6: 64 };
+        assert_eq!(p.apply(a("10.1.2.3")), a("10.1.2.0"));
+        assert!(p.apply(a("10.1.2.3")).is_v4());
+        assert_eq!(p.apply(a("2001:db8:1:2:3::9")), a("2001:db8:1:2::"));
+        let v6_only = Prefix { v4: 32, v6: 48 };
+        assert_eq!(v6_only.apply(a("10.1.2.3")), a("10.1.2.3"));
+        assert_eq!(v6_only.apply(a("2001:db8:1:2::9")), a("2001:db8:1::"));
+        let all = Prefix { v4: 0, v6: 0 };
+        assert_eq!(all.apply(a("10.1.2.3")), a("0.0.0.0"));
+        assert_eq!(all.apply(a("2001:db8::1")), a("::"));
+        assert_eq!(p.range(a("10.1.2.0")), (a("10.1.2.0").0, a("10.1.2.255").0));
+        assert_eq!(p.len_for(a("10.1.2.0")), Some(24));
+        assert_eq!(v6_only.len_for(a("10.1.2.0")), None);
+        assert_eq!(Prefix::WHOLE.apply(a("10.1.2.3")), a("10.1.2.3"));
+    }
+
+    #[test]
+    fn hopping_windows_need_a_step_that_divides_the_window() {
+        let w = Window::hopping(60_000, 10_000).unwrap();
+        assert_eq!(w.hops(), 6);
+        assert_eq!(Window::tumbling(60_000).hops(), 1);
+        assert_eq!(
+            Window::hopping(60_000, 60_000).unwrap(),
+            Window::tumbling(60_000)
+        );
+        assert!(Window::hopping(60_000, 7_000)
+            .unwrap_err()
+            .contains("divides the window (1m); found '7s'"));
+        assert!(Window::hopping(60_000, 120_000).is_err());
+        assert!(Window::hopping(3_600_000, 1_000)
+            .unwrap_err()
+            .contains("3600 windows"));
+        assert_eq!(
+            Window::hopping(64_000, 1_000).unwrap().hops(),
+            MAX_HOPS,
+            "the most windows a flow may fall in"
+        );
+    }
+
+    #[test]
     fn counts_parse_and_print_back() {
         for c in [
             "flows",
@@ -574,6 +656,19 @@ mod tests {
         }
         assert!("distinct hosts".parse::<CountSpec>().is_err());
         assert!("octets".parse::<CountSpec>().is_err());
+        for c in ["distinct dst/24", "distinct peer/24/64", "distinct src/48"] {
+            let spec: CountSpec = c.parse().unwrap();
+            assert_eq!(spec.to_string(), c);
+        }
+        let CountSpec::Distinct(d) = "distinct dst/24".parse().unwrap() else {
+            panic!("a distinct count");
+        };
+        assert_eq!(
+            (d.field, d.prefix.v4, d.prefix.v6),
+            (DistinctField::Dst, 24, 128)
+        );
+        let e = "distinct dport/8".parse::<CountSpec>().unwrap_err();
+        assert!(e.contains("applies to an address"), "{e}");
     }
 
     #[test]

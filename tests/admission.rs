@@ -326,10 +326,11 @@ flows_above = 60
 above_for = { "@low" = 10 }
 "#;
 
+/// A finding of the new forms: rule, key, window, count, flows, threshold, times, windows merged.
+type FormFact = (String, String, u64, u64, u64, u64, u64, u64);
+
 /// What a finding of the new forms says, but for the fields that name how it was counted.
-fn form_facts(
-    scan: &flowsketch::scanner::Scan,
-) -> Vec<(String, String, u64, u64, u64, u64, u64, u64)> {
+fn form_facts(scan: &flowsketch::scanner::Scan) -> Vec<FormFact> {
     scan.findings
         .iter()
         .map(|f| {

@@ -286,8 +286,8 @@ fn subnet_flows() -> Vec<FlowRecord> {
     }
     for host in 1..=80u128 {
         for k in 0..2 {
-            let src = Addr::v6(0x2001_0db8_0005_0006 << 64 | host);
-            let dst = Addr::v6(0x2600 << 112 | host * 2 + k);
+            let src = Addr::v6((0x2001_0db8_0005_0006 << 64) | host);
+            let dst = Addr::v6((0x2600 << 112) | (host * 2 + k));
             flows.push(syn(src, dst, 23, next()));
         }
     }

@@ -285,6 +285,7 @@ mod tests {
             window_ms: 0,
             step_ms: 0,
             above: 100,
+            cut: false,
         }
     }
 

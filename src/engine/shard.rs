@@ -267,6 +267,7 @@ mod tests {
                 window_ms: 0,
                 step_ms: 0,
                 above: 100,
+                cut: false,
             },
             CompiledRule {
                 key: "dst".parse().unwrap(),
@@ -274,6 +275,7 @@ mod tests {
                 window_ms: 0,
                 step_ms: 0,
                 above: 100,
+                cut: false,
             },
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)

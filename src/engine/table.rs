@@ -2,7 +2,8 @@
 //! is routed) so a lookup never hashes twice.
 
 use super::key::{
-    AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey, V4PortKey,
+    cut, AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey,
+    V4PortKey,
 };
 use super::shard::Ref;
 use super::slots::SlotTable;
@@ -219,7 +220,11 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
                 let r = &refs[j];
                 let rec = &records[r.idx as usize];
-                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec, r.hop));
+                let window = rule.window_of(rec, r.hop);
+                let key = match rule.cut {
+                    false => K::extract(rule.key, rec, r.side, window),
+                    true => K::extract(rule.key, &cut(rule.key, rec), r.side, window),
+                };
                 let at = self.entries.index(r.hash, key);
                 self.entries.at_ref(at).prefetch();
                 ring[j % RING] = at;
@@ -380,6 +385,8 @@ pub struct CompiledRule {
     pub step_ms: u64,
     /// The smallest threshold of the rule (see [`Rule::min_above`]): admission is safe for every key.
     pub above: u64,
+    /// The key cuts addresses to prefixes ([`cut`]).
+    pub cut: bool,
 }
 
 impl CompiledRule {
@@ -390,6 +397,7 @@ impl CompiledRule {
             window_ms: r.window.map_or(0, |w| w.len_ms),
             step_ms: r.window.map_or(0, |w| w.step_ms),
             above: r.min_above(),
+            cut: !(r.key.prefix.is_whole() && r.key.extra_prefix.is_whole()),
         }
     }
 
@@ -414,6 +422,14 @@ impl CompiledRule {
     /// The routing hash of the key this rule builds from `rec` (must equal the table key's own hash).
     #[inline]
     pub fn key_hash(&self, rec: &FlowRecord, side: u8, hop: u8) -> u64 {
+        match self.cut {
+            false => self.whole_key_hash(rec, side, hop),
+            true => self.whole_key_hash(&cut(self.key, rec), side, hop),
+        }
+    }
+
+    #[inline(always)]
+    fn whole_key_hash(&self, rec: &FlowRecord, side: u8, hop: u8) -> u64 {
         let w = self.window_of(rec, hop);
         match self.key.extra {
             KeyExtra::None => AddrKey::extract(self.key, rec, side, w).hash(),
@@ -427,6 +443,14 @@ impl CompiledRule {
     /// The key this rule builds from `rec`, taken apart (for the verify pass, which looks up candidates by it).
     #[inline]
     pub fn key_parts(&self, rec: &FlowRecord, side: u8, hop: u8) -> KeyParts {
+        if self.cut {
+            return self.whole_key_parts(&cut(self.key, rec), side, hop);
+        }
+        self.whole_key_parts(rec, side, hop)
+    }
+
+    #[inline(always)]
+    fn whole_key_parts(&self, rec: &FlowRecord, side: u8, hop: u8) -> KeyParts {
         let w = self.window_of(rec, hop);
         match self.key.extra {
             KeyExtra::None => AddrKey::extract(self.key, rec, side, w).parts(),
@@ -435,6 +459,12 @@ impl CompiledRule {
                 AddrPortKey::extract(self.key, rec, side, w).parts()
             }
         }
+    }
+
+    /// Whether each flow updates one key: not a `host` key (two ends), no hopping windows.
+    #[inline]
+    pub fn one_key(&self) -> bool {
+        self.window_ms == self.step_ms && self.key.addr != AddrField::Host
     }
 
     /// How many keys one flow updates: two for `host` keys (both ends), else one.
@@ -631,6 +661,7 @@ mod tests {
                 window_ms: 0,
                 step_ms: 0,
                 above: 0,
+                cut: false,
             };
             // The truth, from the record fields directly.
             let mut want: HashMap<(Addr, KeyValue), HashSet<u16>> = HashMap::new();
@@ -700,6 +731,7 @@ mod tests {
             window_ms: 60_000,
             step_ms: 10_000,
             above: 0,
+            cut: false,
         };
         let today = 1_764_000_125_000;
         let r = rec(today, today);
@@ -734,6 +766,7 @@ mod tests {
             window_ms: 250,
             step_ms: 250,
             above: 0,
+            cut: false,
         };
         let today = 1_764_000_000_123;
         assert_eq!(rule.window_of(&rec(today, today), 0), today / 250);

@@ -346,16 +346,23 @@ fn run(
             for &ri in &active {
                 let (rule, c, set) = (&rules[ri], &compiled[ri], &candidates[ri]);
                 let tally = &mut tallies[ri];
+                let one = c.one_key();
                 let mut visit = |i: usize| {
                     let rec = &batch[i];
+                    let mut look = |side: u8, hop: u8| {
+                        let hash = c.key_hash(rec, side, hop);
+                        if set.maybe(hash) {
+                            if let Some(at) = set.find(hash, &c.key_parts(rec, side, hop)) {
+                                tally[at].add(c, rec, side);
+                            }
+                        }
+                    };
+                    if one {
+                        return look(0, 0);
+                    }
                     for hop in 0..c.hops(rec) {
                         for side in 0..c.sides() {
-                            let hash = c.key_hash(rec, side, hop);
-                            if set.maybe(hash) {
-                                if let Some(at) = set.find(hash, &c.key_parts(rec, side, hop)) {
-                                    tally[at].add(c, rec, side);
-                                }
-                            }
+                            look(side, hop);
                         }
                     }
                 };

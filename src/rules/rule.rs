@@ -84,6 +84,7 @@ pub struct Prefix {
 impl Prefix {
     pub const WHOLE: Prefix = Prefix { v4: 32, v6: 128 };
 
+    #[inline]
     pub fn is_whole(self) -> bool {
         self == Prefix::WHOLE
     }

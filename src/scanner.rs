@@ -61,7 +61,7 @@ use crate::input::{self, InputOptions, Source};
 pub use crate::report::summary::{Guarantee, OnePassWhy};
 use crate::report::summary::{RuleAdmission, Summary};
 use crate::report::Finding;
-use crate::rules::{Definitions, Rule};
+use crate::rules::{CountSpec, Definitions, Rule};
 use crate::sketch::{self, CounterKind, DistinctCounter, Estimate};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -375,7 +375,8 @@ impl<'d> Scanner<'d> {
             for (ri, rule) in rules.iter().enumerate() {
                 for (key, tally) in candidates[ri].keys().iter().zip(&verified.tallies[ri]) {
                     let value = tally.value(rule.count);
-                    if value.value > rule.above {
+                    let above = rule.above_for_key(key.addr);
+                    if rule.fires(above, value.value, tally.seen.flows()) {
                         let evidence = tally.evidence(self.config.evidence);
                         out.push(
                             Finding::new(rule, *key, value, tally.seen, 0, true)
@@ -385,6 +386,7 @@ impl<'d> Scanner<'d> {
                 }
             }
             let secs2 = start2.elapsed().as_secs_f64();
+            crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
             let scan = Scan {
                 findings: out,
@@ -402,17 +404,15 @@ impl<'d> Scanner<'d> {
         } else {
             let mut out = Vec::new();
             for (ri, rule) in rules.iter().enumerate() {
-                for c in result.over(ri, rule.above) {
-                    out.push(Finding::new(
-                        rule,
-                        c.key,
-                        c.value,
-                        c.seen,
-                        c.missed_at_most,
-                        false,
-                    ));
+                for c in result.over(ri, rule.min_above()) {
+                    let above = rule.above_for_key(c.key.addr);
+                    if rule.fires(above, c.value.value, c.seen.flows()) {
+                        let missed = c.missed_at_most;
+                        out.push(Finding::new(rule, c.key, c.value, c.seen, missed, false));
+                    }
                 }
             }
+            crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
             out
         };
@@ -498,7 +498,7 @@ fn rule_stats<C: DistinctCounter, M: Meta>(
             };
             RuleStats {
                 id: r.id.clone(),
-                above: r.above,
+                above: r.min_above(),
                 flows: counts.updates / sides,
                 keys_admitted: tables.keys,
                 updates_admitted: counts.admitted,
@@ -526,8 +526,10 @@ fn upper(e: &Estimate) -> f64 {
     }
 }
 
-/// Every key of every rule whose true count could be over the threshold: its counted value (at most six standard
-/// errors low) plus what admission may have missed (`A - 1`).
+/// Every key of every rule whose true count could be over its threshold: its counted value (at most six standard
+/// errors low) plus what admission may have missed of it (`A - 1` of the key's admission epoch), and the same for
+/// its flows when the rule also asks for flows (`flows_above`), the tables kept flows, and admission counted
+/// flows. Keys are taken out of the tables against the rule's smallest threshold, then held to their own.
 fn candidates<C: DistinctCounter, M: Meta>(
     rules: &[Rule],
     result: &mut ScanResult<C, M>,
@@ -537,10 +539,20 @@ fn candidates<C: DistinctCounter, M: Meta>(
         .iter()
         .enumerate()
         .map(|(i, rule)| {
-            let above = rule.above as f64;
+            let lowest = rule.min_above() as f64;
+            // Admission of a sum counts packets or bytes, not flows: its flows before admission are unbounded. And
+            // tables that keep no flows (a verify pass follows) say nothing of them.
+            let flows_bounded = M::default().flows().is_some()
+                && !matches!(rule.count, CountSpec::Packets | CountSpec::Bytes);
             let keys: Vec<KeyParts> = result
-                .select(i, &|e, missed| upper(e) + missed as f64 > above)
+                .select(i, &|e, missed| upper(e) + missed as f64 > lowest)
                 .into_iter()
+                .filter(|c| {
+                    let above = rule.above_for_key(c.key.addr) as f64;
+                    let slack = c.missed_at_most;
+                    let flows = !flows_bounded || c.seen.flows() + slack > rule.flows_above;
+                    upper(&c.value) + slack as f64 > above && flows
+                })
                 .map(|c| c.key)
                 .collect();
             stats[i].candidates = keys.len();

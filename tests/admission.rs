@@ -74,7 +74,7 @@ fn one_pass_keeps_the_admission_bound() {
     for case in 0..24 {
         let (count, count_text, above) = match case % 3 {
             0 => (
-                CountSpec::Distinct(DistinctField::Dst),
+                CountSpec::Distinct(DistinctField::Dst.into()),
                 "distinct dst",
                 5 + rng.below(150),
             ),
@@ -298,6 +298,134 @@ fn verify_pass_equals_exact_counting() {
             .findings
             .iter()
             .all(|f| f.verified && f.missed_at_most == 0));
+    }
+}
+
+/// Rules of every new form: prefix keys and distinct networks, thresholds per list (some lower than `above`),
+/// hopping windows, and a second condition on flows.
+const FORMS: &str = r#"
+[lists]
+low = ["10.0.0.0/27", "2001:db8::/120", "192.0.0.0/30"]
+high = ["10.0.1.0/24"]
+[[rule]]
+id = "NET"
+key = "src/28/124"
+count = "distinct dst"
+above = 60
+above_for = { "@low" = 30, "@high" = 200 }
+[[rule]]
+id = "NETPORT"
+key = "src/30,dport"
+count = "distinct dst/26"
+above = 12
+[[rule]]
+id = "HOP"
+key = "src"
+count = "flows"
+above = 40
+window = "1m"
+step = "15s"
+[[rule]]
+id = "HOPPAIR"
+key = "src,dst/24"
+count = "distinct dport"
+above = 8
+flows_above = 12
+window = "2m"
+step = "30s"
+[[rule]]
+id = "BOTH"
+key = "dst"
+count = "distinct src"
+above = 25
+flows_above = 60
+above_for = { "@low" = 10 }
+"#;
+
+/// A finding of the new forms: rule, key, window, count, flows, threshold, times, windows merged.
+type FormFact = (String, String, u64, u64, u64, u64, u64, u64);
+
+/// What a finding of the new forms says, but for the fields that name how it was counted.
+fn form_facts(scan: &flowsketch::scanner::Scan) -> Vec<FormFact> {
+    scan.findings
+        .iter()
+        .map(|f| {
+            (
+                f.rule.clone(),
+                f.key_text(),
+                f.key.window,
+                f.count,
+                f.flows,
+                f.above,
+                f.first_ms ^ f.last_ms.rotate_left(17),
+                f.hops.map_or(1, |h| h.windows),
+            )
+        })
+        .collect()
+}
+
+/// Verified findings of every new form equal exact counting's, in every configuration (thread counts, admission
+/// fractions, budgets tight enough to raise `a`, counters): admission uses the smallest threshold of a rule and
+/// each window of a hopping rule is its own key.
+#[test]
+fn verify_pass_equals_exact_counting_for_the_new_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(13);
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("nfcapd.20261126031{i}"));
+            write(&p, &stream(&mut rng, 50_000));
+            p
+        })
+        .collect();
+    let defs = Definitions::parse(FORMS, "test", None).unwrap();
+    let exact = Scanner::new(
+        &defs,
+        ScanConfig {
+            counter: CounterKind::Exact,
+            admit: 0.0,
+            verify: false,
+            threads: 2,
+            ..ScanConfig::default()
+        },
+    )
+    .run(&files);
+    assert!(exact.errors.is_empty());
+    let want = form_facts(&exact);
+    for rule in ["NET", "NETPORT", "HOP", "HOPPAIR", "BOTH"] {
+        assert!(
+            want.iter().any(|f| f.0 == rule),
+            "the data must give {rule} findings"
+        );
+    }
+    // Keys of the lists, with their own thresholds, and bursts over several windows are among them.
+    assert!(want.iter().any(|f| f.0 == "NET" && f.5 == 30));
+    assert!(want.iter().any(|f| f.0 == "NET" && f.5 == 200));
+    assert!(want.iter().any(|f| f.0 == "BOTH" && f.5 == 10));
+    assert!(want.iter().any(|f| f.0 == "HOP" && f.7 > 1));
+    for (threads, admit, memory, counter) in [
+        (1, 0.1, 256 << 20, CounterKind::Compact),
+        (2, 0.1, 1 << 20, CounterKind::Compact),
+        (3, 0.5, 1 << 20, CounterKind::Hllpp),
+        (2, 1.0, 2 << 20, CounterKind::Compact),
+    ] {
+        let scan = Scanner::new(
+            &defs,
+            ScanConfig {
+                counter,
+                admit,
+                memory,
+                threads,
+                ..ScanConfig::default()
+            },
+        )
+        .run(&files);
+        assert!(scan.guarantee.verified() && scan.errors.is_empty());
+        assert_eq!(
+            form_facts(&scan),
+            want,
+            "threads {threads}, a {admit}, memory {memory}, {counter}"
+        );
     }
 }
 

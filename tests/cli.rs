@@ -318,7 +318,7 @@ fn definitions_are_checked_before_any_scan() {
     let o = run(&["rules", "--check", printed.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
-    assert!(out.contains("6 active rules, 2 inactive"), "{out}");
+    assert!(out.contains("7 active rules, 2 inactive"), "{out}");
 }
 
 #[test]
@@ -330,7 +330,7 @@ fn text_and_csv_reports_carry_the_same_findings() {
     let text = run(&["scan", "-q", p]);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(text.starts_with("# flowsketch"), "{text}");
-    assert!(text.contains("definitions 2026.11.1"), "{text}");
+    assert!(text.contains("definitions 2026.12.1"), "{text}");
     let csv = run(&["scan", "-q", "--format", "csv", p]);
     let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
     let mut lines = csv.lines();

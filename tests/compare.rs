@@ -91,7 +91,7 @@ fn check_shape(report: &Value, truth: &Value) {
     assert_eq!(report["exact"]["counter"], "exact");
     let rules = report["rules"].as_array().unwrap();
     let ids: Vec<&str> = rules.iter().map(|r| r["rule"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["FS1", "FS2", "FS4", "FS6", "FS7", "FS8"]);
+    assert_eq!(ids, ["FS1", "FS2", "FS4", "FS6", "FS7", "FS8", "FS9"]);
     for r in rules {
         let id = r["rule"].as_str().unwrap();
         let above = r["above"].as_u64().unwrap();
@@ -204,11 +204,16 @@ fn compare_and_scan_agree_with_the_planted_truth() {
     check_planted(events, &scan_found(&cap, &[]), "scan");
 
     // One pass with admission: the admission bound. Wherever the two disagree, the exact count is in [T, 1.1 T).
+    // FS9 also asks for flows (missed when in [N, 1.1 N)) and reports a burst of hopping windows at its best
+    // window, which one pass's short counts can move: its floods are checked by host below instead.
     let report = compare(&cap, &svg, &["--no-verify"]);
     check_shape(&report, &truth);
     for r in report["rules"].as_array().unwrap() {
         let id = r["rule"].as_str().unwrap();
         let above = r["above"].as_u64().unwrap();
+        if id == "FS9" {
+            continue;
+        }
         // Compact counts exactly up to 383 distinct values, so below that nothing is reported by error.
         if above < 383 {
             assert_eq!(r["false_positives"], 0, "{id}: {r}");
@@ -221,11 +226,13 @@ fn compare_and_scan_agree_with_the_planted_truth() {
             );
         }
     }
-    check_planted(
-        events,
-        &scan_found(&cap, &["--no-verify"]),
-        "scan --no-verify",
-    );
+    let one_pass = scan_found(&cap, &["--no-verify"]);
+    check_planted(events, &one_pass, "scan --no-verify");
+    // The largest planted SYN flood (50,000 spoofed sources in the hour, over 800 a minute) is a SYN flood on its
+    // victim either way.
+    let flood = ("FS9".to_string(), "46.0.0.4".to_string(), None, None);
+    assert!(one_pass.contains(&flood), "{one_pass:?}");
+    assert!(scan_found(&cap, &[]).contains(&flood));
 
     // Every key in a table, one pass: the counter alone. The plotted rule (FS1) keeps every key: hosts with up
     // to 128 distinct peers are all counted exactly.

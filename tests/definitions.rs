@@ -130,6 +130,67 @@ fn syn_only(r: &FlowRecord) -> bool {
     r.proto == 6 && matches!(r.tcp_flags & 0x3f, 0x02 | 0x06)
 }
 
+/// Whether a flow is a reply (`responder`), by the rule docs/DEFINITIONS.md states, written out again here: TCP
+/// flags first (a SYN without ACK opens, a lone SYN-ACK answers), ICMP types, then ports (a service port against
+/// one that is not; else the lower port is the server's).
+fn responder(r: &FlowRecord) -> bool {
+    use flowsketch::rules::filter::direction::REGISTERED;
+    let service = |p: u16| (1..1024).contains(&p) || REGISTERED.contains(&p);
+    match r.proto {
+        6 | 17 | 33 | 132 | 136 => {
+            let flags = r.tcp_flags & 0x3f;
+            if r.proto == 6 && flags & 0x12 == 0x02 {
+                return false;
+            }
+            if r.proto == 6 && flags == 0x12 && r.packets == 1 {
+                return true;
+            }
+            match (service(r.src_port), service(r.dst_port)) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => r.src_port < r.dst_port,
+            }
+        }
+        1 => matches!(
+            r.dst_port >> 8,
+            0 | 3 | 4 | 5 | 9 | 11 | 12 | 14 | 16 | 18 | 43
+        ),
+        58 => matches!(r.dst_port >> 8, 1..=4 | 129 | 134 | 136 | 161),
+        _ => false,
+    }
+}
+
+/// FS9 in plain code: per destination and one-minute window starting every 10 s, the SYN-only flows of fewer than
+/// four packets and their sources; windows with more than 50 sources and 100 flows are findings, and windows of
+/// one destination that overlap or touch (starts at most six steps apart) are one, with the best window's count.
+fn syn_floods(flows: &[FlowRecord], out: &mut BTreeMap<(String, String), u64>) {
+    let mut windows: BTreeMap<(String, u64), (u64, HashSet<String>)> = BTreeMap::new();
+    for r in flows {
+        if r.proto != 6 || r.tcp_flags & 0x3f != 0x02 || r.packets >= 4 {
+            continue;
+        }
+        let step = r.first_ms / 10_000;
+        for k in step.saturating_sub(5)..=step {
+            let w = windows.entry((ip(r.dst), k)).or_default();
+            w.0 += 1;
+            w.1.insert(ip(r.src));
+        }
+    }
+    let mut last: Option<(String, u64)> = None;
+    for ((dst, k), (flows, sources)) in windows {
+        if sources.len() <= 50 || flows <= 100 {
+            continue;
+        }
+        let count = sources.len() as u64;
+        let joins = last
+            .as_ref()
+            .is_some_and(|(d, lk)| *d == dst && k - lk <= 6);
+        let best = out.entry(("FS9".to_string(), dst.clone())).or_default();
+        *best = if joins { (*best).max(count) } else { count };
+        last = Some((dst, k));
+    }
+}
+
 /// Distinct values per key, as plain sets.
 #[derive(Default)]
 struct Distinct(BTreeMap<String, HashSet<String>>);
@@ -147,7 +208,7 @@ impl Distinct {
     }
 }
 
-/// What the eight default rules should report on `flows` (FS3 and FS5 have empty lists: nothing).
+/// What the nine default rules should report on `flows` (FS3 and FS5 have empty lists: nothing).
 fn default_findings(flows: &[FlowRecord]) -> BTreeMap<(String, String), u64> {
     let (mut fs1, mut fs6, mut fs7, mut fs8) = Default::default();
     let (mut fs2, mut fs4) = (
@@ -163,7 +224,7 @@ fn default_findings(flows: &[FlowRecord]) -> BTreeMap<(String, String), u64> {
         if syn_only(r) {
             *fs4.entry(s.clone()).or_default() += 1;
         }
-        if r.proto == 6 {
+        if (r.proto == 6 && !responder(r)) || (r.proto == 17 && r.dst_port < 1024) {
             Distinct::add(&mut fs6, format!("{s} > {d}"), r.dst_port.to_string());
         }
         if (r.proto == 6 && r.tcp_flags & 0x3f == 0x02) || r.proto == 17 {
@@ -182,6 +243,7 @@ fn default_findings(flows: &[FlowRecord]) -> BTreeMap<(String, String), u64> {
     fs6.above("FS6", 64, &mut out);
     fs7.above("FS7", 25, &mut out);
     fs8.above("FS8", 1000, &mut out);
+    syn_floods(flows, &mut out);
     out
 }
 
@@ -189,7 +251,9 @@ fn default_findings(flows: &[FlowRecord]) -> BTreeMap<(String, String), u64> {
 /// counter the same keys, counts it calls exact equal, estimates within four standard errors. Returns the
 /// (rule, key) pairs found.
 fn default_rules_equal_independent_figures(file: &Path) -> BTreeSet<(String, String)> {
-    let all = ["FS1", "FS2", "FS3", "FS4", "FS5", "FS6", "FS7", "FS8"];
+    let all = [
+        "FS1", "FS2", "FS3", "FS4", "FS5", "FS6", "FS7", "FS8", "FS9",
+    ];
     let flows = records(file);
     let want = default_findings(&flows);
     let (o, found) = scan(None, file, &["--exact"]);
@@ -212,7 +276,7 @@ fn default_rules_equal_independent_figures(file: &Path) -> BTreeSet<(String, Str
                 "{key:?}: {value} vs {truth}"
             );
         }
-        assert_eq!(v["definitions"], "2026.11.1");
+        assert_eq!(v["definitions"], "2026.12.1");
     }
     got.into_keys().collect()
 }
@@ -287,6 +351,12 @@ fn default_rules_on_real_scans_equal_independent_figures() {
         "FS6",
         "192.168.1.7 > 192.168.1.1"
     ));
+    // The same scan over UDP, which flow-dscan reports as a port scan too.
+    assert!(has(
+        "masscan-udp-vertical.nfcapd",
+        "FS6",
+        "172.31.15.102 > 198.124.152.15"
+    ));
     for (file, rules) in &reported {
         eprintln!("{file}: {rules:?}");
     }
@@ -303,7 +373,7 @@ fn site_findings(flows: &[FlowRecord]) -> BTreeMap<(String, String), u64> {
                 *out.entry(("FS3".to_string(), ip(r.src))).or_default() += 1;
             }
         }
-        if ip(r.src) == "192.168.0.137" && ![80, 443, 8080].contains(&r.dst_port) {
+        if ip(r.src) == "192.168.0.137" && ![80, 443, 8080].contains(&r.dst_port) && !responder(r) {
             *out.entry(("FS5".to_string(), ip(r.src))).or_default() += 1;
         }
     }
@@ -329,6 +399,18 @@ fn site_flows() -> Vec<FlowRecord> {
             dst: Addr::v4(0x5db8_0000 + i as u32),
             dst_port: port,
             proto: 6,
+            ..base
+        });
+    }
+    // Its replies to clients, from its service port to theirs: not the proxy talking on those ports.
+    for (i, client_port) in [51_000, 40_123, 62_001].into_iter().enumerate() {
+        flows.push(FlowRecord {
+            src: "192.168.0.137".parse().unwrap(),
+            dst: Addr::v4(0xc0a8_0032 + i as u32),
+            src_port: 3128,
+            dst_port: client_port,
+            proto: 6,
+            tcp_flags: 0x18,
             ..base
         });
     }
@@ -403,6 +485,13 @@ fn site_lists_decide(sample: &Path, other: &Path) {
     let fs3 = want.keys().filter(|k| k.0 == "FS3").count();
     assert!(fs3 >= 5, "the plan must leave some hosts out: {want:?}");
     assert!(want.contains_key(&("FS5".into(), "192.168.0.137".into())));
+    // The proxy's replies to its clients' ports are there, and FS5 must leave them out (the figures above do).
+    let replies = flows
+        .iter()
+        .filter(|r| ip(r.src) == "192.168.0.137" && ![80, 443, 8080].contains(&r.dst_port))
+        .filter(|r| responder(r))
+        .count();
+    assert!(replies >= 3, "{replies} replies of the proxy");
 
     let (o, found) = scan(Some(&site), sample, &[]);
     assert_eq!(by_key(&found, &["FS3", "FS5"]), want, "{}", stderr(&o));

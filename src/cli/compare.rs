@@ -290,13 +290,13 @@ fn compare(args: &CompareArgs) -> Result<ExitCode, String> {
         .map(|(i, (id, above))| RuleAccumulator::new(id, *above, plot_rule == Some(i)))
         .collect();
     let mut stray = 0u64;
-    // The exact side's counts are exact and complete: its findings add nothing.
+    // The exact side's counts are exact and complete; its findings are the reference.
     let exact = run_side(
         args,
         CounterArg::Exact,
         |kind, rule, key, value| match accs.get_mut(rule) {
             Some(a) if kind == COUNTED => a.exact(key, value),
-            Some(_) => {}
+            Some(a) => a.exact_finding(key, value),
             None => stray += 1,
         },
     )?;

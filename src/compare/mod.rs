@@ -108,12 +108,13 @@ pub struct Mismatch {
     pub sketch: Option<u64>,
 }
 
-/// What is known of a kept key: its exact count, the sketch's count once seen, and whether the sketch reported it.
+/// What is known of a kept key: its exact count, the sketch's count once seen, and whether each side reported it.
 #[derive(Debug, Clone, Copy)]
 struct Kept {
     exact: u64,
     sketch: Option<u64>,
     found: bool,
+    exact_found: bool,
 }
 
 /// Builds a [`RuleComparison`] from the exact side's counts, then the sketch side's counts and findings.
@@ -155,9 +156,6 @@ impl RuleAccumulator {
     /// One key of the exact run. Call for every exact key before any sketch key.
     pub fn exact(&mut self, key: KeyParts, value: u64) {
         self.keys_exact += 1;
-        if value > self.above {
-            self.exact_findings += 1;
-        }
         if self.keep_all || value >= near_from(self.above) {
             self.kept.insert(
                 key,
@@ -165,9 +163,26 @@ impl RuleAccumulator {
                     exact: value,
                     sketch: None,
                     found: false,
+                    exact_found: false,
                 },
             );
         }
+    }
+
+    /// One key the exact run reported, with its count. Findings come from the run and not from the counts, since
+    /// the rule decides them: thresholds per list, `flows_above`, one finding per burst of hopping windows. Call
+    /// after the exact run's counts and before any sketch key.
+    pub fn exact_finding(&mut self, key: KeyParts, value: u64) {
+        self.exact_findings += 1;
+        self.kept
+            .entry(key)
+            .or_insert(Kept {
+                exact: value,
+                sketch: None,
+                found: false,
+                exact_found: false,
+            })
+            .exact_found = true;
     }
 
     /// One key the sketch run counted (in its first pass).
@@ -183,7 +198,7 @@ impl RuleAccumulator {
         self.sketch_findings += 1;
         if let Some(k) = self.kept.get_mut(&key) {
             k.found = true;
-            if k.exact > self.above {
+            if k.exact_found {
                 self.true_positives += 1;
             }
         }
@@ -220,7 +235,7 @@ impl RuleAccumulator {
         let mut mismatches: Vec<Mismatch> = self
             .kept
             .iter()
-            .filter(|(_, k)| (k.exact > self.above) != k.found)
+            .filter(|(_, k)| k.exact_found != k.found)
             .map(|(&key, k)| Mismatch {
                 key,
                 exact: Some(k.exact),
@@ -269,6 +284,9 @@ pub fn compare_rule(
     let mut acc = RuleAccumulator::new(rule, above, false);
     for c in exact {
         acc.exact(c.key, c.value.value);
+    }
+    for c in exact.iter().filter(|c| c.value.value > above) {
+        acc.exact_finding(c.key, c.value.value);
     }
     for c in sketch {
         acc.sketch(c.key, c.value.value);
@@ -397,6 +415,7 @@ mod tests {
         let mut acc = RuleAccumulator::new("FS1", 100, true);
         acc.exact(counted(1, 5).key, 5);
         acc.exact(counted(2, 500).key, 500);
+        acc.exact_finding(counted(2, 500).key, 500);
         acc.sketch(counted(1, 5).key, 5);
         acc.sketch(counted(2, 510).key, 510);
         acc.sketch_finding(counted(2, 510).key, 510);

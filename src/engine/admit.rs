@@ -317,7 +317,9 @@ mod tests {
             key: KeySpec::SRC,
             count,
             window_ms: 0,
+            step_ms: 0,
             above: 100,
+            cut: false,
         }
     }
 
@@ -335,10 +337,11 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, r)| Ref {
-                hash: rule.key_hash(r, 0),
+                hash: rule.key_hash(r, 0, 0),
                 idx: i as u32,
                 rule: 0,
                 side: 0,
+                hop: 0,
             })
             .collect();
         let (mut admitted, mut recheck) = (Vec::new(), Vec::new());
@@ -360,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_key_is_admitted_at_its_a_th_flow_when_alone() {
-        let r = rule(CountSpec::Distinct(DistinctField::Dst));
+        let r = rule(CountSpec::Distinct(DistinctField::Dst.into()));
         let mut a = Admission::new(MIN_BYTES, 100, 10).unwrap();
         let first = run(&mut a, &r, &[7; 30]);
         assert_eq!(first[7], Some(9), "the 10th flow lifts the bound to A = 10");

@@ -127,7 +127,8 @@ fn join(a: [u64; 2]) -> Addr {
     Addr((a[1] as u128) << 64 | a[0] as u128)
 }
 
-/// The key's own address: source, destination, or the end named by `side`.
+/// The key's own address: source, destination, or the end named by `side`. For keys with prefixes (`src/24`),
+/// records are [`cut`] first.
 #[inline]
 pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
     match spec.addr {
@@ -140,6 +141,28 @@ pub fn key_addr(spec: KeySpec, rec: &FlowRecord, side: u8) -> Addr {
                 rec.dst
             }
         }
+    }
+}
+
+/// `rec` with its addresses cut to the prefixes key `spec` keeps of them (`src/24,dst/16`: the source to its /24,
+/// the destination to its /16; `host/24`: both ends): a key of a prefix rule is the key of the cut record. Every
+/// key type then reads whole addresses, so rules without prefixes pay one test per flow for this, and a narrow
+/// key, its wide form and the parts rebuilt from either agree.
+#[inline(never)]
+pub fn cut(spec: KeySpec, rec: &FlowRecord) -> FlowRecord {
+    let prefix_of = |end: AddrField, as_extra: KeyExtra| {
+        if spec.addr == end || spec.addr == AddrField::Host {
+            spec.prefix
+        } else if spec.extra == as_extra {
+            spec.extra_prefix
+        } else {
+            crate::rules::Prefix::WHOLE
+        }
+    };
+    FlowRecord {
+        src: prefix_of(AddrField::Src, KeyExtra::Src).apply(rec.src),
+        dst: prefix_of(AddrField::Dst, KeyExtra::Dst).apply(rec.dst),
+        ..*rec
     }
 }
 
@@ -522,6 +545,82 @@ mod tests {
             let k = AddrPairKey::extract("src,dst".parse().unwrap(), &r, 0, window);
             assert_eq!(k.parts().hash(), k.hash());
         }
+    }
+
+    /// A prefix key is the same key for every address of its prefix, in the narrow and the wide table alike, and
+    /// the parts rebuilt from it hash as it does (the verify pass looks candidates up by them).
+    #[test]
+    fn prefix_keys_cut_addresses_and_hash_alike() {
+        let a = |s: &str| s.parse::<Addr>().unwrap();
+        let spec: KeySpec = "src/24/64,dst/16".parse().unwrap();
+        let one = cut(
+            spec,
+            &FlowRecord {
+                src: a("10.1.2.3"),
+                dst: a("192.168.7.9"),
+                ..rec()
+            },
+        );
+        let two = cut(
+            spec,
+            &FlowRecord {
+                src: a("10.1.2.250"),
+                dst: a("192.168.200.1"),
+                ..rec()
+            },
+        );
+        assert!(V4PairKey::fits(spec, &one, 0));
+        let (n1, n2) = (
+            V4PairKey::extract(spec, &one, 0, 0),
+            V4PairKey::extract(spec, &two, 0, 0),
+        );
+        let w1 = AddrPairKey::extract(spec, &one, 0, 0);
+        assert!(n1 == n2);
+        assert_eq!((n1.hash(), n1.parts()), (w1.hash(), w1.parts()));
+        assert_eq!(w1.parts().addr, a("10.1.2.0"));
+        assert_eq!(w1.parts().extra, KeyValue::Addr(a("192.168.0.0")));
+        assert_eq!(w1.parts().hash(), w1.hash());
+        // Another /24 is another key.
+        let other = cut(
+            spec,
+            &FlowRecord {
+                src: a("10.1.3.3"),
+                ..one
+            },
+        );
+        assert_ne!(V4PairKey::extract(spec, &other, 0, 0).hash(), n1.hash());
+        // IPv6 sources are cut to /64; the port and window keys follow the same address.
+        let spec: KeySpec = "src/24/64,dport".parse().unwrap();
+        let v6 = cut(
+            spec,
+            &FlowRecord {
+                src: a("2001:db8:1:2:aaaa::1"),
+                ..one
+            },
+        );
+        let k = AddrPortKey::extract(spec, &v6, 0, 7);
+        assert_eq!(k.parts().addr, a("2001:db8:1:2::"));
+        assert_eq!(k.parts().hash(), k.hash());
+        let spec: KeySpec = "host/24".parse().unwrap();
+        let whole = FlowRecord {
+            src: a("10.1.2.3"),
+            dst: a("192.168.7.9"),
+            ..rec()
+        };
+        let one = cut(spec, &whole);
+        assert_eq!((one.src, one.dst), (a("10.1.2.0"), a("192.168.7.0")));
+        for side in 0..2 {
+            let (n, w) = (
+                V4Key::extract(spec, &one, side, 0),
+                AddrKey::extract(spec, &one, side, 0),
+            );
+            assert_eq!((n.hash(), n.parts()), (w.hash(), w.parts()));
+            assert_eq!(w.parts().hash(), w.hash());
+        }
+        assert_eq!(
+            AddrKey::extract(spec, &one, 1, 0).parts().addr,
+            a("192.168.7.0")
+        );
     }
 
     /// Each narrow key fits exactly the IPv4 records and then hashes and reads like its wide key.

@@ -5,13 +5,15 @@ use super::table::{CompiledRule, Counted, Footprint, Meta, RuleTable, Seen};
 use crate::record::FlowRecord;
 use crate::sketch::{DistinctCounter, Estimate};
 
-/// A routed update: record `idx` of a batch updates `rule`'s key on `side`, whose hash is `hash`.
+/// A routed update: record `idx` of a batch updates `rule`'s key on `side` in the window `hop` steps before the
+/// one the flow starts in (hopping windows; 0 otherwise), whose hash is `hash`.
 #[derive(Clone, Copy, Debug)]
 pub struct Ref {
     pub hash: u64,
     pub idx: u32,
     pub rule: u16,
     pub side: u8,
+    pub hop: u8,
 }
 
 /// Which of `n` shards owns a key hash. Uses bits the tables do not use for buckets (low) or tags (top 7).
@@ -308,15 +310,19 @@ mod tests {
         let rules = [
             CompiledRule {
                 key: KeySpec::SRC,
-                count: CountSpec::Distinct(DistinctField::Dst),
+                count: CountSpec::Distinct(DistinctField::Dst.into()),
                 window_ms: 0,
+                step_ms: 0,
                 above: 100,
+                cut: false,
             },
             CompiledRule {
                 key: "dst".parse().unwrap(),
                 count: CountSpec::Flows,
                 window_ms: 0,
+                step_ms: 0,
                 above: 100,
+                cut: false,
             },
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)
@@ -330,10 +336,11 @@ mod tests {
             order
                 .iter()
                 .map(|&(i, rule)| Ref {
-                    hash: rules[rule as usize].key_hash(&records[i], 0),
+                    hash: rules[rule as usize].key_hash(&records[i], 0, 0),
                     idx: i as u32,
                     rule,
                     side: 0,
+                    hop: 0,
                 })
                 .collect()
         };

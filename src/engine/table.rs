@@ -2,12 +2,14 @@
 //! is routed) so a lookup never hashes twice.
 
 use super::key::{
-    AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey, V4PortKey,
+    cut, AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey,
+    V4PortKey,
 };
 use super::shard::Ref;
 use super::slots::{SlotTable, EPOCH_SHIFT};
 use crate::hash::hash128;
 use crate::record::FlowRecord;
+use crate::rules::rule::Distinct;
 use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
 use crate::sketch::{DistinctCounter, Estimate};
 
@@ -172,12 +174,12 @@ pub struct DistinctState<C, M = Seen> {
     seen: M,
 }
 
-/// The value a `distinct` count counts, as a 128-bit number.
+/// The value a `distinct` count counts, as a 128-bit number (an address cut to the count's prefix).
 #[inline]
-pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: AddrField) -> u128 {
-    match field {
-        DistinctField::Src => rec.src.0,
-        DistinctField::Dst => rec.dst.0,
+pub fn distinct_value(d: Distinct, rec: &FlowRecord, side: u8, addr: AddrField) -> u128 {
+    let a = match d.field {
+        DistinctField::Src => rec.src,
+        DistinctField::Dst => rec.dst,
         DistinctField::Peer => {
             let key_is_src = match addr {
                 AddrField::Src => true,
@@ -185,14 +187,15 @@ pub fn distinct_value(field: DistinctField, rec: &FlowRecord, side: u8, addr: Ad
                 AddrField::Host => side == 0,
             };
             if key_is_src {
-                rec.dst.0
+                rec.dst
             } else {
-                rec.src.0
+                rec.src
             }
         }
-        DistinctField::Sport => rec.src_port as u128,
-        DistinctField::Dport => rec.dst_port as u128,
-    }
+        DistinctField::Sport => return rec.src_port as u128,
+        DistinctField::Dport => return rec.dst_port as u128,
+    };
+    d.prefix.apply(a).0
 }
 
 impl<C: DistinctCounter, M: Meta> State for DistinctState<C, M> {
@@ -263,7 +266,11 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
                 let r = &refs[j];
                 let rec = &records[r.idx as usize];
-                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec));
+                let window = rule.window_of(rec, r.hop);
+                let key = match rule.cut {
+                    false => K::extract(rule.key, rec, r.side, window),
+                    true => K::extract(rule.key, &cut(rule.key, rec), r.side, window),
+                };
                 let at = self.entries.index(r.hash, key);
                 self.entries.at_ref(at).prefetch();
                 ring[j % RING] = at;
@@ -293,7 +300,11 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
                 let r = &refs[j];
                 let rec = &records[r.idx as usize];
-                let key = K::extract(rule.key, rec, r.side, rule.window_of(rec));
+                let window = rule.window_of(rec, r.hop);
+                let key = match rule.cut {
+                    false => K::extract(rule.key, rec, r.side, window),
+                    true => K::extract(rule.key, &cut(rule.key, rec), r.side, window),
+                };
                 let at = self.entries.index_of(r.hash, key);
                 if let Some(at) = at {
                     self.entries.at_ref(at).prefetch();
@@ -492,9 +503,14 @@ pub struct Counted {
 pub struct CompiledRule {
     pub key: crate::rules::KeySpec,
     pub count: CountSpec,
+    /// Window length in ms (0: no windows).
     pub window_ms: u64,
-    /// The threshold: a count above it is a finding.
+    /// How far apart windows start: `window_ms` for tumbling windows, less for hopping ones (0: no windows).
+    pub step_ms: u64,
+    /// The smallest threshold of the rule (see [`Rule::min_above`]): admission is safe for every key.
     pub above: u64,
+    /// The key cuts addresses to prefixes ([`cut`]).
+    pub cut: bool,
 }
 
 impl CompiledRule {
@@ -502,21 +518,43 @@ impl CompiledRule {
         CompiledRule {
             key: r.key,
             count: r.count,
-            window_ms: r.window_ms.unwrap_or(0),
-            above: r.above,
+            window_ms: r.window.map_or(0, |w| w.len_ms),
+            step_ms: r.window.map_or(0, |w| w.step_ms),
+            above: r.min_above(),
+            cut: !(r.key.prefix.is_whole() && r.key.extra_prefix.is_whole()),
         }
     }
 
-    /// The index of the window `rec` starts in (0 without windows).
+    /// How many windows `rec` falls in, and so how many keys it updates per side: 1 but for hopping windows,
+    /// where it is `window / step` (fewer only for flows in the first window after time 0).
     #[inline]
-    pub fn window_of(&self, rec: &FlowRecord) -> u64 {
-        rec.first_ms.checked_div(self.window_ms).unwrap_or(0)
+    pub fn hops(&self, rec: &FlowRecord) -> u8 {
+        if self.window_ms == self.step_ms {
+            return 1;
+        }
+        let n = self.window_ms / self.step_ms;
+        n.min(rec.first_ms / self.step_ms + 1) as u8
+    }
+
+    /// The index of the window `hop` steps before the one `rec` starts in (0 without windows): window `k` covers
+    /// `[k * step, k * step + window)`. For tumbling windows (`hop` 0) that is `first / window`, as before.
+    #[inline]
+    pub fn window_of(&self, rec: &FlowRecord, hop: u8) -> u64 {
+        rec.first_ms.checked_div(self.step_ms).unwrap_or(0) - hop as u64
     }
 
     /// The routing hash of the key this rule builds from `rec` (must equal the table key's own hash).
     #[inline]
-    pub fn key_hash(&self, rec: &FlowRecord, side: u8) -> u64 {
-        let w = self.window_of(rec);
+    pub fn key_hash(&self, rec: &FlowRecord, side: u8, hop: u8) -> u64 {
+        match self.cut {
+            false => self.whole_key_hash(rec, side, hop),
+            true => self.whole_key_hash(&cut(self.key, rec), side, hop),
+        }
+    }
+
+    #[inline(always)]
+    fn whole_key_hash(&self, rec: &FlowRecord, side: u8, hop: u8) -> u64 {
+        let w = self.window_of(rec, hop);
         match self.key.extra {
             KeyExtra::None => AddrKey::extract(self.key, rec, side, w).hash(),
             KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).hash(),
@@ -528,8 +566,16 @@ impl CompiledRule {
 
     /// The key this rule builds from `rec`, taken apart (for the verify pass, which looks up candidates by it).
     #[inline]
-    pub fn key_parts(&self, rec: &FlowRecord, side: u8) -> KeyParts {
-        let w = self.window_of(rec);
+    pub fn key_parts(&self, rec: &FlowRecord, side: u8, hop: u8) -> KeyParts {
+        if self.cut {
+            return self.whole_key_parts(&cut(self.key, rec), side, hop);
+        }
+        self.whole_key_parts(rec, side, hop)
+    }
+
+    #[inline(always)]
+    fn whole_key_parts(&self, rec: &FlowRecord, side: u8, hop: u8) -> KeyParts {
+        let w = self.window_of(rec, hop);
         match self.key.extra {
             KeyExtra::None => AddrKey::extract(self.key, rec, side, w).parts(),
             KeyExtra::Src | KeyExtra::Dst => AddrPairKey::extract(self.key, rec, side, w).parts(),
@@ -537,6 +583,12 @@ impl CompiledRule {
                 AddrPortKey::extract(self.key, rec, side, w).parts()
             }
         }
+    }
+
+    /// Whether each flow updates one key: not a `host` key (two ends), no hopping windows.
+    #[inline]
+    pub fn one_key(&self) -> bool {
+        self.window_ms == self.step_ms && self.key.addr != AddrField::Host
     }
 
     /// How many keys one flow updates: two for `host` keys (both ends), else one.
@@ -744,9 +796,11 @@ mod tests {
         for (spec, want_kind) in [("src", "addr"), ("src,sport", "port"), ("src,dst", "pair")] {
             let rule = CompiledRule {
                 key: spec.parse().unwrap(),
-                count: CountSpec::Distinct(DistinctField::Dport),
+                count: CountSpec::Distinct(DistinctField::Dport.into()),
                 window_ms: 0,
+                step_ms: 0,
                 above: 0,
+                cut: false,
             };
             // The truth, from the record fields directly.
             let mut want: HashMap<(Addr, KeyValue), HashSet<u16>> = HashMap::new();
@@ -760,10 +814,11 @@ mod tests {
             }
             let refs: Vec<Ref> = (0..records.len())
                 .map(|i| Ref {
-                    hash: rule.key_hash(&records[i], 0),
+                    hash: rule.key_hash(&records[i], 0, 0),
                     idx: i as u32,
                     rule: 0,
                     side: 0,
+                    hop: 0,
                 })
                 .collect();
             let mut table = RuleTable::<Compact>::new(&rule);
@@ -805,6 +860,42 @@ mod tests {
         );
     }
 
+    /// A hopping window of a minute every 10 s: a flow falls in the six windows that cover its start (fewer right
+    /// after time 0), and each of them does cover it.
+    #[test]
+    fn hopping_windows_hold_every_flow_that_starts_in_them() {
+        let rule = CompiledRule {
+            key: crate::rules::KeySpec::SRC,
+            count: CountSpec::Flows,
+            window_ms: 60_000,
+            step_ms: 10_000,
+            above: 0,
+            cut: false,
+        };
+        let today = 1_764_000_125_000;
+        let r = rec(today, today);
+        assert_eq!(rule.hops(&r), 6);
+        for hop in 0..6 {
+            let start = rule.window_of(&r, hop) * 10_000;
+            assert!(start <= today && today < start + 60_000, "hop {hop}");
+        }
+        assert_eq!(rule.window_of(&r, 0), today / 10_000);
+        assert_eq!(rule.hops(&rec(5_000, 5_000)), 1);
+        assert_eq!(rule.hops(&rec(25_000, 25_000)), 3);
+        let tumbling = CompiledRule {
+            step_ms: 60_000,
+            ..rule
+        };
+        assert_eq!(tumbling.hops(&r), 1);
+        assert_eq!(tumbling.window_of(&r, 0), today / 60_000);
+        let none = CompiledRule {
+            window_ms: 0,
+            step_ms: 0,
+            ..rule
+        };
+        assert_eq!((none.hops(&r), none.window_of(&r, 0)), (1, 0));
+    }
+
     /// A 250 ms window over today's times has an index past 2^32; it must not wrap (it gave 1992).
     #[test]
     fn short_windows_keep_todays_index() {
@@ -812,10 +903,12 @@ mod tests {
             key: crate::rules::KeySpec::SRC,
             count: CountSpec::Flows,
             window_ms: 250,
+            step_ms: 250,
             above: 0,
+            cut: false,
         };
         let today = 1_764_000_000_123;
-        assert_eq!(rule.window_of(&rec(today, today)), today / 250);
-        assert!(rule.window_of(&rec(today, today)) > u32::MAX as u64);
+        assert_eq!(rule.window_of(&rec(today, today), 0), today / 250);
+        assert!(rule.window_of(&rec(today, today), 0) > u32::MAX as u64);
     }
 }

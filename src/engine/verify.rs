@@ -194,11 +194,12 @@ impl Tally {
         self.seen.add(rec);
         self.packets = self.packets.saturating_add(rec.packets);
         self.bytes = self.bytes.saturating_add(rec.bytes);
-        if let CountSpec::Distinct(field) = rule.count {
+        if let CountSpec::Distinct(d) = rule.count {
             self.values
-                .insert(distinct_value(field, rec, side, rule.key.addr));
+                .insert(distinct_value(d, rec, side, rule.key.addr));
         }
-        let peer = distinct_value(DistinctField::Peer, rec, side, rule.key.addr);
+        // Evidence names whole peers, whatever the count's prefix.
+        let peer = distinct_value(DistinctField::Peer.into(), rec, side, rule.key.addr);
         self.gathered.add(rec, Addr(peer));
     }
 
@@ -345,14 +346,23 @@ fn run(
             for &ri in &active {
                 let (rule, c, set) = (&rules[ri], &compiled[ri], &candidates[ri]);
                 let tally = &mut tallies[ri];
+                let one = c.one_key();
                 let mut visit = |i: usize| {
                     let rec = &batch[i];
-                    for side in 0..c.sides() {
-                        let hash = c.key_hash(rec, side);
+                    let mut look = |side: u8, hop: u8| {
+                        let hash = c.key_hash(rec, side, hop);
                         if set.maybe(hash) {
-                            if let Some(at) = set.find(hash, &c.key_parts(rec, side)) {
+                            if let Some(at) = set.find(hash, &c.key_parts(rec, side, hop)) {
                                 tally[at].add(c, rec, side);
                             }
+                        }
+                    };
+                    if one {
+                        return look(0, 0);
+                    }
+                    for hop in 0..c.hops(rec) {
+                        for side in 0..c.sides() {
+                            look(side, hop);
                         }
                     }
                 };

@@ -139,15 +139,33 @@ impl<C: DistinctCounter, M: Meta> Worker<'_, C, M> {
         for (ri, rule) in rules.iter().enumerate() {
             let c = &compiled[ri];
             let outboxes = &mut self.outboxes;
+            // One ref per key the flow updates: per end for `host` keys, per window for hopping windows. Most
+            // rules update one, without the loops.
+            let one = c.one_key();
             let mut emit = |i: usize| {
-                for side in 0..c.sides() {
-                    let hash = c.key_hash(&batch[i], side);
+                let rec = &batch[i];
+                if one {
+                    let hash = c.key_hash(rec, 0, 0);
                     outboxes[shard_of(hash, n)].push(Ref {
                         hash,
                         idx: i as u32,
                         rule: ri as u16,
-                        side,
+                        side: 0,
+                        hop: 0,
                     });
+                    return;
+                }
+                for hop in 0..c.hops(rec) {
+                    for side in 0..c.sides() {
+                        let hash = c.key_hash(rec, side, hop);
+                        outboxes[shard_of(hash, n)].push(Ref {
+                            hash,
+                            idx: i as u32,
+                            rule: ri as u16,
+                            side,
+                            hop,
+                        });
+                    }
                 }
             };
             if rule.filter.is_any() {

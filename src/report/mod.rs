@@ -1,6 +1,7 @@
 //! Findings and the writers that print them: aligned text for people, JSON lines for machines, CSV for
 //! spreadsheets. Each finding becomes one [`row::Row`], its fields worked out once; one file per format writes it.
 
+mod bursts;
 mod csv;
 mod json;
 pub mod row;
@@ -11,6 +12,7 @@ pub mod time;
 use crate::engine::{Counted, KeyParts, ScanResult};
 use crate::rules::{CountSpec, Definitions, KeySpec, Severity};
 use crate::sketch::DistinctCounter;
+pub use bursts::merge_bursts;
 use std::io::{self, Write};
 use std::str::FromStr;
 
@@ -31,6 +33,9 @@ pub struct Finding {
     pub above: u64,
     /// The window's length, when the rule has one (`key.window` is its index).
     pub window_ms: Option<u64>,
+    /// Hopping windows: how far apart they start and how many overlapping windows over the threshold (one
+    /// burst) the finding stands for; `None` for tumbling windows or none.
+    pub hops: Option<Hops>,
     pub first_ms: u64,
     pub last_ms: u64,
     /// Flows that matched the rule for this key.
@@ -66,8 +71,12 @@ impl Finding {
             count: value.value,
             exact: value.exact && missed_at_most == 0,
             rel_std_error: value.rel_std_error,
-            above: rule.above,
-            window_ms: rule.window_ms,
+            above: rule.above_for_key(key.addr),
+            window_ms: rule.window.map(|w| w.len_ms),
+            hops: rule.window.filter(|w| w.step_ms != w.len_ms).map(|w| Hops {
+                step_ms: w.step_ms,
+                windows: 1,
+            }),
             first_ms: seen.first_ms(),
             last_ms: seen.last_ms(),
             flows: seen.flows(),
@@ -90,16 +99,26 @@ impl Finding {
 
     /// The key as people read it: `10.0.0.128`, `10.0.0.128 port 80`, `10.0.0.128 > 10.0.0.1`.
     pub fn key_text(&self) -> String {
-        row::key_text(&self.key)
+        row::rule_key_text(&self.key_spec, &self.key)
     }
 
-    /// Start and end of the finding's window in ms, when the rule has one.
+    /// Start and end of the finding's window in ms, when the rule has one (the best window of a burst).
     pub fn window_bounds(&self) -> Option<(u64, u64)> {
         self.window_ms.map(|w| {
-            let start = self.key.window.saturating_mul(w);
+            let step = self.hops.map_or(w, |h| h.step_ms);
+            let start = self.key.window.saturating_mul(step);
             (start, start.saturating_add(w))
         })
     }
+}
+
+/// Hopping windows of a finding: window `k` starts at `k * step_ms`. One burst is over the threshold in several
+/// overlapping windows; they are reported as one finding for the window with the highest count, and `windows`
+/// says how many there were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hops {
+    pub step_ms: u64,
+    pub windows: u64,
 }
 
 /// Every finding of a scan, most severe first, then by rule, then by count.
@@ -109,10 +128,17 @@ pub fn findings<C: DistinctCounter>(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, rule) in defs.rules.iter().enumerate() {
-        for c in result.over(i, rule.above) {
-            out.push(Finding::from_counted(rule, &c));
+        for c in result.over(i, rule.min_above()) {
+            if rule.fires(
+                rule.above_for_key(c.key.addr),
+                c.value.value,
+                c.seen.flows(),
+            ) {
+                out.push(Finding::from_counted(rule, &c));
+            }
         }
     }
+    merge_bursts(&mut out);
     sort(&mut out);
     out
 }

@@ -9,7 +9,9 @@ use super::time::iso8601_ms;
 use super::{Finding, ReportMeta};
 use crate::engine::evidence::Evidence;
 use crate::engine::{KeyParts, KeyValue};
-use crate::rules::rule::format_window;
+use crate::record::Addr;
+use crate::rules::rule::{format_window, Prefix};
+use crate::rules::KeySpec;
 use serde_json::Value;
 
 /// One field's value, typed so that each writer prints it its own way.
@@ -76,13 +78,21 @@ fn time(ms: u64) -> Cell {
     Cell::Text(iso8601_ms(ms))
 }
 
-fn host(k: &KeyParts) -> Cell {
-    Cell::Text(k.addr.to_string())
+/// An address as a key holds it: `10.0.0.0/24` when the key keeps a prefix of it, else the address.
+fn addr_text(a: Addr, prefix: Prefix) -> String {
+    match prefix.len_for(a) {
+        Some(len) => format!("{a}/{len}"),
+        None => a.to_string(),
+    }
 }
 
-fn peer(k: &KeyParts) -> Cell {
+fn host(spec: &KeySpec, k: &KeyParts) -> Cell {
+    Cell::Text(addr_text(k.addr, spec.prefix))
+}
+
+fn peer(spec: &KeySpec, k: &KeyParts) -> Cell {
     match k.extra {
-        KeyValue::Addr(a) => Cell::Text(a.to_string()),
+        KeyValue::Addr(a) => Cell::Text(addr_text(a, spec.extra_prefix)),
         _ => Cell::Null,
     }
 }
@@ -179,9 +189,10 @@ pub fn evidence_text(e: &Evidence) -> String {
 
 /// The parts of a key as the row's fields name them, for reports of keys that are not findings (`compare`).
 pub fn key_fields(k: &KeyParts) -> [(&'static str, Cell); 6] {
+    let whole = KeySpec::SRC;
     [
-        ("host", host(k)),
-        ("peer", peer(k)),
+        ("host", host(&whole, k)),
+        ("peer", peer(&whole, k)),
         ("port", port(k)),
         ("proto", proto(k)),
         ("icmp_type", icmp(k, false)),
@@ -199,8 +210,8 @@ pub const COLUMNS: &[(&str, Field)] = &[
     ("severity", |_, f| text(f.severity.name())),
     // What the key is made of (`src`, `src,dport`, ...), then its parts; parts the key lacks are null.
     ("key", |_, f| Cell::Text(f.key_spec.to_string())),
-    ("host", |_, f| host(&f.key)),
-    ("peer", |_, f| peer(&f.key)),
+    ("host", |_, f| host(&f.key_spec, &f.key)),
+    ("peer", |_, f| peer(&f.key_spec, &f.key)),
     ("port", |_, f| port(&f.key)),
     ("proto", |_, f| proto(&f.key)),
     ("icmp_type", |_, f| icmp(&f.key, false)),
@@ -264,8 +275,11 @@ pub const COLUMNS: &[(&str, Field)] = &[
 pub struct Row {
     cells: Vec<Cell>,
     /// The key, window and evidence as they were, for the text table's human forms.
+    key_spec: KeySpec,
     key: KeyParts,
     window: Option<(u64, u64)>,
+    /// Overlapping windows of one burst the finding stands for (1 unless hopping).
+    windows: u64,
     evidence: Option<Evidence>,
 }
 
@@ -273,8 +287,10 @@ impl Row {
     pub fn new(meta: &ReportMeta, f: &Finding) -> Row {
         Row {
             cells: COLUMNS.iter().map(|(_, get)| get(meta, f)).collect(),
+            key_spec: f.key_spec,
             key: f.key,
             window: f.window_bounds(),
+            windows: f.hops.map_or(1, |h| h.windows),
             evidence: f.evidence.clone(),
         }
     }
@@ -302,7 +318,7 @@ impl Row {
 
     /// The key as people read it: `10.0.0.128`, `10.0.0.128 port 80`, `10.0.0.128 > 10.0.0.1`.
     pub fn key_text(&self) -> String {
-        key_text(&self.key)
+        rule_key_text(&self.key_spec, &self.key)
     }
 
     /// The count as people read it: `256` when exact, `~10230 (+-1.6%)` when estimated, `12..14` when one pass
@@ -331,21 +347,32 @@ impl Row {
         self.evidence.as_ref().map(evidence_text)
     }
 
-    /// The window as people read it: its start and length, `2026-11-26T03:00:00.000Z +5m`.
+    /// The window as people read it: its start and length, `2026-11-26T03:00:00.000Z +5m`; for a burst over
+    /// several hopping windows, the one whose count is reported and how many there were (`(best of 6)`).
     pub fn window_text(&self) -> Option<String> {
-        self.window
-            .map(|(s, e)| format!("{} +{}", iso8601_ms(s), format_window(e - s)))
+        self.window.map(|(s, e)| {
+            let best = match self.windows {
+                1 => String::new(),
+                n => format!(" (best of {n})"),
+            };
+            format!("{} +{}{best}", iso8601_ms(s), format_window(e - s))
+        })
     }
 }
 
 /// A key as people read it (see [`Row::key_text`]); also what `compare` prints for keys that are not findings.
 pub fn key_text(key: &KeyParts) -> String {
-    let a = key.addr;
+    rule_key_text(&KeySpec::SRC, key)
+}
+
+/// A key of a rule with key `spec` as people read it: addresses cut to a prefix print it (`10.0.0.0/24 port 22`).
+pub fn rule_key_text(spec: &KeySpec, key: &KeyParts) -> String {
+    let a = addr_text(key.addr, spec.prefix);
     match key.extra {
-        KeyValue::None => a.to_string(),
+        KeyValue::None => a,
         KeyValue::Port(p) => format!("{a} port {p}"),
         KeyValue::Proto(p) => format!("{a} proto {p}"),
         KeyValue::Icmp(x) => format!("{a} icmp {}/{}", x >> 8, x & 0xff),
-        KeyValue::Addr(b) => format!("{a} > {b}"),
+        KeyValue::Addr(b) => format!("{a} > {}", addr_text(b, spec.extra_prefix)),
     }
 }

@@ -33,6 +33,7 @@ fn findings() -> Vec<Finding> {
         rel_std_error: 0.0,
         above: 100,
         window_ms: None,
+        hops: None,
         first_ms: 1_795_662_000_250,
         last_ms: 1_795_662_299_999,
         flows: 511,

@@ -5,7 +5,7 @@
 
 use super::filter::Filter;
 use super::lists::{parse_entry, AddrList, ListSet, PortList};
-use super::rule::{parse_window, CountSpec, KeySpec, Rule, Severity};
+use super::rule::{parse_window, CountSpec, GroupAbove, KeySpec, Rule, Severity, Window};
 use super::source_error::{SourceError, SourceErrors};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -154,7 +154,12 @@ struct RuleModel {
     key: Spanned<String>,
     count: Spanned<String>,
     above: Spanned<i64>,
+    /// Thresholds by list, `{ "@servers" = 5000 }`: values are read as any TOML value and checked here, so a
+    /// wrong one is an error with its place like every other, not the end of the reading.
+    above_for: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    flows_above: Option<Spanned<i64>>,
     window: Option<Spanned<WindowValue>>,
+    step: Option<Spanned<WindowValue>>,
     severity: Option<Spanned<String>>,
 }
 
@@ -304,19 +309,18 @@ impl Loader<'_> {
                 .map_err(|e| self.error(s.span().start, e))
                 .ok(),
         };
-        let window_ms = match &r.window {
-            None => Some(None),
-            Some(w) => {
-                // A number is seconds, as the same number written as a string: one parser checks both.
-                let text = match w.get_ref() {
-                    WindowValue::Seconds(s) => s.to_string(),
-                    WindowValue::Text(t) => t.clone(),
-                };
-                parse_window(&text)
-                    .map(Some)
-                    .map_err(|e| self.error(w.span().start, e))
-                    .ok()
+        let window = self.window(r);
+        let above_for = self.above_for(r, lists);
+        let flows_above = match &r.flows_above {
+            None => Some(0),
+            Some(f) if *f.get_ref() < 0 => {
+                self.error(
+                    f.span().start,
+                    format!("expected a flow count of 0 or more; found {}", f.get_ref()),
+                );
+                None
             }
+            Some(f) => Some(*f.get_ref() as u64),
         };
         let filter = match &r.filter {
             None => Some(Filter::any()),
@@ -342,8 +346,108 @@ impl Loader<'_> {
             key: key?,
             count: count?,
             above: above as u64,
-            window_ms: window_ms?,
+            above_for: above_for?,
+            flows_above: flows_above?,
+            window: window?,
         })
+    }
+
+    /// A window length or step as written: a number is seconds, as the same number written as a string, so one
+    /// parser checks both.
+    fn duration(&mut self, value: &Spanned<WindowValue>) -> Option<u64> {
+        let text = match value.get_ref() {
+            WindowValue::Seconds(s) => s.to_string(),
+            WindowValue::Text(t) => t.clone(),
+        };
+        parse_window(&text)
+            .map_err(|e| self.error(value.span().start, e))
+            .ok()
+    }
+
+    /// `window` and `step`: `Some(None)` without a window, `None` after an error.
+    fn window(&mut self, r: &RuleModel) -> Option<Option<Window>> {
+        let Some(w) = &r.window else {
+            if let Some(step) = &r.step {
+                self.error(
+                    step.span().start,
+                    "a step needs a window: add window = \"...\" to the rule",
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let len = self.duration(w)?;
+        let Some(step) = &r.step else {
+            return Some(Some(Window::tumbling(len)));
+        };
+        let step_ms = self.duration(step)?;
+        Window::hopping(len, step_ms)
+            .map(Some)
+            .map_err(|e| self.error(step.span().start, e))
+            .ok()
+    }
+
+    /// `above_for`, in file order; `None` after an error.
+    fn above_for(&mut self, r: &RuleModel, lists: &ListSet) -> Option<Vec<GroupAbove>> {
+        let Some(table) = &r.above_for else {
+            return Some(Vec::new());
+        };
+        let before = self.errors.len();
+        // Serde reads a table into name order; the file's order is the order of the names' places.
+        let mut entries: Vec<_> = table.iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        let mut groups = Vec::new();
+        for (name, value) in entries {
+            // Inside the quotes, where the name is.
+            let quoted = matches!(
+                self.text.as_bytes().get(name.span().start),
+                Some(b'"' | b'\'')
+            );
+            let at = name.span().start + usize::from(quoted);
+            let list = match name.get_ref().strip_prefix('@') {
+                Some(list) => list,
+                None => {
+                    self.error(
+                        at,
+                        format!(
+                            "expected an address list as \"@name\"; found '{}'",
+                            name.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let addrs = match lists.addrs.get(list) {
+                Some(addrs) => addrs.clone(),
+                None => {
+                    let known: Vec<String> = lists.addrs.keys().map(|k| format!("@{k}")).collect();
+                    let message = if lists.ports.contains_key(list) {
+                        format!("expected an address list, found port list '@{list}'")
+                    } else if known.is_empty() {
+                        format!("expected a defined address list, found unknown '@{list}' (no address lists are defined)")
+                    } else {
+                        format!(
+                            "expected a defined address list ({}), found unknown '@{list}'",
+                            known.join(", ")
+                        )
+                    };
+                    self.error(at, message);
+                    continue;
+                }
+            };
+            match value.get_ref() {
+                toml::Value::Integer(n) if *n >= 0 => groups.push(GroupAbove {
+                    list: list.to_string(),
+                    addrs,
+                    above: *n as u64,
+                }),
+                other => self.error(
+                    value.span().start,
+                    format!("expected a threshold of 0 or more for '@{list}'; found {other}"),
+                ),
+            }
+        }
+        (self.errors.len() == before).then_some(groups)
     }
 
     fn addr_list(&mut self, name: &str, value: &ListValue, span: Range<usize>) -> Option<AddrList> {
@@ -425,12 +529,15 @@ mod tests {
     #[test]
     fn builtin_defaults_load_with_every_sign() {
         let d = Definitions::builtin();
-        assert_eq!(d.version, "2026.11.1");
+        assert_eq!(d.version, "2026.12.1");
         let active: Vec<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
         let inactive: Vec<&str> = d.inactive.iter().map(|(id, _)| id.as_str()).collect();
         // FS3 and FS5 need the site's own lists; everything else is ready to fire.
         assert_eq!(inactive, ["FS3", "FS5"]);
-        assert_eq!(active, ["FS1", "FS2", "FS4", "FS6", "FS7", "FS8"]);
+        assert_eq!(active, ["FS1", "FS2", "FS4", "FS6", "FS7", "FS8", "FS9"]);
+        let fs9 = d.rule("FS9").unwrap();
+        assert_eq!(fs9.window, Some(Window::hopping(60_000, 10_000).unwrap()));
+        assert_eq!((fs9.above, fs9.flows_above), (50, 100));
         let fs1 = d.rule("FS1").unwrap();
         assert_eq!(fs1.key, KeySpec::SRC);
         assert_eq!(fs1.above, 100);
@@ -637,7 +744,7 @@ severity = "urgent"
             "[[rule]]\nid = \"W\"\nkey = \"src\"\ncount = \"flows\"\nabove = 1\nwindow = {value}\n"
         );
         match Definitions::parse(&text, "w.toml", None) {
-            Ok(d) => Ok(d.rules[0].window_ms),
+            Ok(d) => Ok(d.rules[0].window.map(|w| w.len_ms)),
             Err(e) => Err((e.0[0].line, e.0[0].message.clone())),
         }
     }
@@ -661,6 +768,117 @@ severity = "urgent"
             let (line, message) = window(bad).unwrap_err();
             assert_eq!(line, 6, "{bad}: {message}");
         }
+    }
+
+    /// `above_for` keeps the file's order (the first list holding a key decides), the smallest threshold bounds
+    /// admission, and a prefix key is in a list when any address of its prefix is.
+    #[test]
+    fn thresholds_per_list_take_the_first_list_in_file_order() {
+        let text = r#"
+[lists]
+servers = ["10.0.0.0/24"]
+nat = ["10.0.0.5", "100.64.0.0/10"]
+quiet = ["192.0.2.7"]
+[[rule]]
+id = "A"
+key = "src"
+count = "flows"
+above = 100
+above_for = { "@nat" = 20000, "@servers" = 5000, "@quiet" = 3 }
+[[rule]]
+id = "B"
+key = "src/24"
+count = "flows"
+above = 100
+above_for = { "@servers" = 5000, "@nat" = 20000 }
+flows_above = 7
+"#;
+        let d = Definitions::parse(text, "t.toml", None).unwrap();
+        let a = |s: &str| s.parse::<crate::record::Addr>().unwrap();
+        let r = d.rule("A").unwrap();
+        let lists: Vec<&str> = r.above_for.iter().map(|g| g.list.as_str()).collect();
+        assert_eq!(lists, ["nat", "servers", "quiet"]);
+        assert_eq!(r.above_for_key(a("10.0.0.5")), 20_000);
+        assert_eq!(r.above_for_key(a("10.0.0.6")), 5_000);
+        assert_eq!(r.above_for_key(a("192.0.2.7")), 3);
+        assert_eq!(r.above_for_key(a("8.8.8.8")), 100);
+        assert_eq!((r.min_above(), r.flows_above), (3, 0));
+        let b = d.rule("B").unwrap();
+        assert_eq!(b.above_for_key(a("10.0.0.0")), 5_000);
+        assert_eq!(b.above_for_key(a("100.64.3.0")), 20_000);
+        assert_eq!(b.above_for_key(a("10.0.1.0")), 100);
+        assert_eq!((b.min_above(), b.flows_above), (100, 7));
+        assert!(b.fires(100, 101, 8) && !b.fires(100, 101, 7) && !b.fires(100, 100, 50));
+    }
+
+    #[test]
+    fn thresholds_per_list_steps_and_flows_above_are_checked_with_their_places() {
+        let text = r#"[lists]
+servers = ["10.0.0.0/24"]
+[ports]
+web = [80]
+[[rule]]
+id = "A"
+key = "src"
+count = "flows"
+above = 1
+above_for = { "@nope" = 5, "servers" = 3, "@web" = 2 }
+[[rule]]
+id = "B"
+key = "src"
+count = "flows"
+above = 1
+above_for = { "@servers" = "many" }
+flows_above = -1
+[[rule]]
+id = "C"
+key = "src"
+count = "flows"
+above = 1
+step = "10s"
+[[rule]]
+id = "D"
+key = "src"
+count = "flows"
+above = 1
+window = "1m"
+step = "7s"
+"#;
+        let errs = Definitions::parse(text, "site.toml", None).unwrap_err().0;
+        let got: Vec<(usize, usize, &str)> = errs
+            .iter()
+            .map(|e| (e.line, e.column, e.message.as_str()))
+            .collect();
+        let want = [
+            (
+                10,
+                16,
+                "expected a defined address list (@servers), found unknown '@nope'",
+            ),
+            (
+                10,
+                29,
+                "expected an address list as \"@name\"; found 'servers'",
+            ),
+            (10, 44, "expected an address list, found port list '@web'"),
+            (
+                16,
+                28,
+                "expected a threshold of 0 or more for '@servers'; found \"many\"",
+            ),
+            (17, 15, "expected a flow count of 0 or more; found -1"),
+            (
+                23,
+                8,
+                "a step needs a window: add window = \"...\" to the rule",
+            ),
+            (
+                30,
+                8,
+                "expected a step that divides the window (1m); found '7s'",
+            ),
+        ];
+        assert_eq!(got, want, "{errs:?}");
     }
 
     #[test]

@@ -7,5 +7,8 @@ pub mod rule;
 pub mod source_error;
 
 pub use definitions::Definitions;
-pub use rule::{AddrField, CountSpec, DistinctField, KeyExtra, KeySpec, Rule, Severity};
+pub use rule::{
+    AddrField, CountSpec, Distinct, DistinctField, KeyExtra, KeySpec, Prefix, Rule, Severity,
+    Window,
+};
 pub use source_error::{SourceError, SourceErrors};

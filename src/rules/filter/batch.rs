@@ -6,6 +6,7 @@
 //! `or` and `not` become word-wise operations. An `and` stops evaluating its operands once no record is left, an
 //! `or` once every record is in.
 
+use super::direction::{role_bits, Role};
 use super::program::{Field, Node, Test, ECN_MASK};
 use crate::record::{proto, FlowRecord};
 use crate::rules::lists::{AddrList, PortList};
@@ -176,6 +177,27 @@ fn fill_tcp(cols: &Columns, out: &mut [u64], pass: impl Fn(u8) -> bool) {
     }
 }
 
+/// `initiator` (or `responder`) over the batch, from the columns and the records' packets, without a branch per
+/// record ([`role_bits`]): ports are random, so [`super::direction::role`]'s branches would mispredict.
+fn fill_role(recs: &[FlowRecord], cols: &Columns, out: &mut [u64], initiator: bool) {
+    for (k, word) in out.iter_mut().enumerate() {
+        let at = k * 64;
+        let end = (at + 64).min(recs.len());
+        let mut outcomes = [0u8; 64];
+        for (i, o) in (at..end).zip(outcomes.iter_mut()) {
+            let (opens, answers) = role_bits(
+                cols.proto[i],
+                cols.flags[i],
+                recs[i].packets,
+                cols.sport[i],
+                cols.dport[i],
+            );
+            *o = u8::from(if initiator { opens } else { answers });
+        }
+        *word = pack(&outcomes);
+    }
+}
+
 /// One test over the batch. Tests on the protocol, flags and ports read the columns, in loops specialised for
 /// each predicate so they compile to vector compares; the others read the records through [`Test::eval`], the
 /// per-record definition of every test.
@@ -199,6 +221,9 @@ fn test(t: &Test, input: Input<'_>, out: &mut [u64]) {
         Test::FlagsAny(m) => fill_tcp(cols, out, |f| f & m != 0),
         Test::FlagsExact(v) => fill_tcp(cols, out, |f| f & !ECN_MASK == v),
         Test::FlagsCmp(op, v) => fill_tcp(cols, out, |f| op.eval(f, v)),
+        Test::Packets(op, v) => fill(recs, out, |r| op.eval(r.packets, v)),
+        Test::Bytes(op, v) => fill(recs, out, |r| op.eval(r.bytes, v)),
+        Test::Role(want) => fill_role(recs, cols, out, want == Role::Initiator),
         _ => fill(recs, out, |r| t.eval(r, addrs, ports)),
     }
 }

@@ -4,6 +4,7 @@
 //! The accepted grammar and its semantics are documented in docs/DEFINITIONS.md, section "Filter expressions".
 
 mod batch;
+pub mod direction;
 mod lexer;
 mod parser;
 mod program;

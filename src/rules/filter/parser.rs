@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::direction::Role;
 use super::lexer::{CmpOp, Tok, Token};
 use super::program::{Field, Node, Test};
 use super::FilterError;
@@ -31,7 +32,7 @@ pub struct Parser<'t, 'l> {
     named_port: Vec<(&'t str, u16)>,
 }
 
-const PRIMITIVES: &str = "a filter primitive (any, proto, ip, host, net, port, flags, packets, bytes, duration, src, dst), 'not' or '('";
+const PRIMITIVES: &str = "a filter primitive (any, proto, ip, host, net, port, flags, packets, bytes, duration, initiator, responder, src, dst), 'not' or '('";
 
 fn lower(w: &str) -> String {
     w.to_ascii_lowercase()
@@ -246,6 +247,14 @@ impl<'t, 'l> Parser<'t, 'l> {
             ("ipv6" | "inet6", None) => {
                 self.bump();
                 Ok(Node::Test(Test::IsV6(true)))
+            }
+            ("initiator" | "responder", None) => {
+                self.bump();
+                Ok(Node::Test(Test::Role(if kw == "initiator" {
+                    Role::Initiator
+                } else {
+                    Role::Responder
+                })))
             }
             ("proto", None) => {
                 self.bump();

@@ -2,6 +2,7 @@
 //! (the shape of a BPF program). `and`, `or` and `not` become jumps, so evaluation is a loop with no stack, no
 //! recursion and no allocation, and stops at the first test that decides the answer.
 
+use super::direction::{role, Role};
 use super::lexer::CmpOp;
 use crate::record::{proto, FlowRecord};
 use crate::rules::lists::{AddrList, PortList};
@@ -43,6 +44,9 @@ pub enum Test {
     /// ICMP or ICMPv6 with this type (high byte of the destination port) or code (low byte).
     IcmpType(u8),
     IcmpCode(u8),
+    /// Sent by the end that opened the conversation, or by the one answering (`initiator`, `responder`; see
+    /// `direction.rs`).
+    Role(Role),
 }
 
 /// Where to go after a test: another instruction, or a verdict.
@@ -166,6 +170,7 @@ impl Test {
             Test::DurationMs(op, v) => op.eval(r.duration_ms(), v),
             Test::IcmpType(t) => is_icmp(r) && (r.dst_port >> 8) as u8 == t,
             Test::IcmpCode(c) => is_icmp(r) && r.dst_port as u8 == c,
+            Test::Role(want) => role(r) == Some(want),
         }
     }
 }

@@ -282,6 +282,27 @@ fn counters_with_scales() {
     assert!(f("duration = 0").matches(&backwards));
 }
 
+/// `initiator` and `responder` as direction.rs defines them, on the corpus: SYNs initiate whatever their ports,
+/// replies come from service ports or the lower port, ICMP echo requests initiate; equal ports and unknown ICMPv6
+/// types are neither, so `not responder` keeps them.
+#[test]
+fn initiator_and_responder() {
+    assert_eq!(selected("initiator"), vec![0, 2, 3, 5, 7]);
+    assert_eq!(selected("responder"), vec![1, 8]);
+    assert_eq!(selected("not responder"), vec![0, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(
+        selected("src in @trusted and not responder and not dst port in @proxy_out"),
+        vec![2]
+    );
+    assert_eq!(
+        selected("INITIATOR or Responder"),
+        vec![0, 1, 2, 3, 5, 7, 8]
+    );
+    assert!(err("src initiator")
+        .message
+        .contains("ip, host, net, port or in"));
+}
+
 #[test]
 fn icmp_type_and_code() {
     assert_eq!(selected("icmp-type 8"), vec![6, 7]);

@@ -210,6 +210,12 @@ impl AddrList {
         self.ranges.is_empty()
     }
 
+    /// Whether any address from `lo` to `hi` (inclusive) is in the list (a subnet key touching the list).
+    pub fn overlaps(&self, lo: u128, hi: u128) -> bool {
+        let i = self.ranges.partition_point(|&(_, h)| h < lo);
+        self.ranges.get(i).is_some_and(|&(l, _)| l <= hi)
+    }
+
     /// Sorted, disjoint, non-adjacent intervals.
     pub fn intervals(&self) -> &[Interval] {
         &self.ranges

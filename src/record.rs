@@ -8,7 +8,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An IPv4 or IPv6 address as one 128-bit value (IPv4 as an IPv4-mapped IPv6 address).
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Addr(pub u128);
 
 const V4_MAPPED: u128 = 0xffff_0000_0000;
@@ -107,7 +109,7 @@ pub mod proto {
 }
 
 /// One unidirectional flow, as every reader hands it to the engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowRecord {
     pub src: Addr,
     pub dst: Addr,

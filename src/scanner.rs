@@ -106,7 +106,7 @@ impl Default for ScanConfig {
 }
 
 /// What one rule did, for `--stats` and the summary.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RuleStats {
     pub id: String,
     pub above: u64,
@@ -134,6 +134,23 @@ pub struct RuleStats {
 }
 
 impl RuleStats {
+    /// The stats of a rule whose keys are split between two sets of shards (a cluster's workers): sums, with
+    /// the largest threshold in force.
+    pub fn plus(mut self, o: &RuleStats) -> RuleStats {
+        self.flows += o.flows;
+        self.keys_admitted += o.keys_admitted;
+        self.updates_admitted += o.updates_admitted;
+        self.updates += o.updates;
+        self.keys_seen = self.keys_seen.zip(o.keys_seen).map(|(a, b)| a + b);
+        self.admit_at = self.admit_at.max(o.admit_at);
+        self.raises = self.raises.max(o.raises);
+        self.over_budget |= o.over_budget;
+        self.admission_bytes += o.admission_bytes;
+        self.tables = self.tables.plus(o.tables);
+        self.candidates += o.candidates;
+        self
+    }
+
     /// The admission fraction in force: `A / T` (0 when every key was admitted).
     pub fn admit_fraction(&self) -> f64 {
         if self.admit_at < 2 || self.above == 0 {
@@ -371,20 +388,8 @@ impl<'d> Scanner<'d> {
                     ),
                 });
             }
-            let mut out = Vec::new();
-            for (ri, rule) in rules.iter().enumerate() {
-                for (key, tally) in candidates[ri].keys().iter().zip(&verified.tallies[ri]) {
-                    let value = tally.value(rule.count);
-                    let above = rule.above_for_key(key.addr);
-                    if rule.fires(above, value.value, tally.seen.flows()) {
-                        let evidence = tally.evidence(self.config.evidence);
-                        out.push(
-                            Finding::new(rule, *key, value, tally.seen, 0, true)
-                                .with_evidence(evidence),
-                        );
-                    }
-                }
-            }
+            let mut out =
+                verified_findings(rules, &candidates, &verified.tallies, self.config.evidence);
             let secs2 = start2.elapsed().as_secs_f64();
             crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
@@ -402,16 +407,7 @@ impl<'d> Scanner<'d> {
             };
             return (scan, tables);
         } else {
-            let mut out = Vec::new();
-            for (ri, rule) in rules.iter().enumerate() {
-                for c in result.over(ri, rule.min_above()) {
-                    let above = rule.above_for_key(c.key.addr);
-                    if rule.fires(above, c.value.value, c.seen.flows()) {
-                        let missed = c.missed_at_most;
-                        out.push(Finding::new(rule, c.key, c.value, c.seen, missed, false));
-                    }
-                }
-            }
+            let mut out = one_pass_findings(rules, &mut result);
             crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
             out
@@ -437,6 +433,48 @@ impl<'d> Scanner<'d> {
         };
         (scan, tables)
     }
+}
+
+/// The findings of a verify pass: each candidate of each rule (`candidates[rule]`) whose exact tally
+/// (`tallies[rule]`, in the candidates' order) is over its threshold, naming `evidence` top peers and ports.
+pub(crate) fn verified_findings(
+    rules: &[Rule],
+    candidates: &[Candidates],
+    tallies: &[Vec<verify::Tally>],
+    evidence: usize,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (ri, rule) in rules.iter().enumerate() {
+        for (key, tally) in candidates[ri].keys().iter().zip(&tallies[ri]) {
+            let value = tally.value(rule.count);
+            let above = rule.above_for_key(key.addr);
+            if rule.fires(above, value.value, tally.seen.flows()) {
+                let evidence = tally.evidence(evidence);
+                out.push(
+                    Finding::new(rule, *key, value, tally.seen, 0, true).with_evidence(evidence),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The findings of one pass: the keys the tables hold over their thresholds, with the admission bound.
+pub(crate) fn one_pass_findings<C: DistinctCounter, M: Meta>(
+    rules: &[Rule],
+    result: &mut ScanResult<C, M>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (ri, rule) in rules.iter().enumerate() {
+        for c in result.over(ri, rule.min_above()) {
+            let above = rule.above_for_key(c.key.addr);
+            if rule.fires(above, c.value.value, c.seen.flows()) {
+                let missed = c.missed_at_most;
+                out.push(Finding::new(rule, c.key, c.value, c.seen, missed, false));
+            }
+        }
+    }
+    out
 }
 
 /// The first pass's tables of a scan, whatever its counter.
@@ -473,7 +511,7 @@ impl<C: DistinctCounter, M: Meta> EachCount for ScanResult<C, M> {
 
 /// What each rule did. The keys seen and the bytes each table holds take a walk over every sketch cell and table
 /// entry after the scan, so they are worked out only when `detailed` (`--stats`).
-fn rule_stats<C: DistinctCounter, M: Meta>(
+pub(crate) fn rule_stats<C: DistinctCounter, M: Meta>(
     rules: &[Rule],
     result: &ScanResult<C, M>,
     detailed: bool,
@@ -530,7 +568,7 @@ fn upper(e: &Estimate) -> f64 {
 /// errors low) plus what admission may have missed of it (`A - 1` of the key's admission epoch), and the same for
 /// its flows when the rule also asks for flows (`flows_above`), the tables kept flows, and admission counted
 /// flows. Keys are taken out of the tables against the rule's smallest threshold, then held to their own.
-fn candidates<C: DistinctCounter, M: Meta>(
+pub(crate) fn candidates<C: DistinctCounter, M: Meta>(
     rules: &[Rule],
     result: &mut ScanResult<C, M>,
     stats: &mut [RuleStats],

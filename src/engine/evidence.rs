@@ -151,7 +151,9 @@ impl Protocols {
 }
 
 /// A protocol and a destination port, as evidence lists them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ProtoPort {
     pub proto: u8,
     pub port: u16,
@@ -190,7 +192,7 @@ impl std::fmt::Display for ProtoPort {
 }
 
 /// What a finding is about, for the report: totals, and the top peers, ports and protocols by flows.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     pub bytes: u64,
     pub packets: u64,

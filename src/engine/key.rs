@@ -51,7 +51,9 @@ macro_rules! tagged {
 }
 
 /// A key taken apart for reporting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct KeyParts {
     pub addr: Addr,
     pub extra: KeyValue,
@@ -106,7 +108,9 @@ impl KeyParts {
 }
 
 /// The second field of a key, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyValue {
     None,
     Addr(Addr),

@@ -23,11 +23,12 @@ pub use table::{CompiledRule, Counted, Footprint, Meta, NoSeen, Seen};
 use crate::formats::{Decoder, Lost};
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
-use errors::ErrorLog;
+pub use errors::ErrorLog;
 pub use errors::MAX_ERRORS_PER_INPUT;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+pub use worker::{copy_named, Router};
 use worker::{Job, Msg, Returned, Wiring};
 
 /// An opened input: its name for messages, and the decoder over its bytes.
@@ -37,7 +38,7 @@ pub struct Input {
 }
 
 /// A problem with one input; the scan goes on with the others.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InputError {
     pub name: String,
     /// What went wrong, with the offset where the format knows it.

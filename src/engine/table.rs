@@ -21,7 +21,7 @@ const RING: usize = 32;
 
 /// What a rule's state keeps besides its count: how many flows matched and when. Full times, so a key whose flows
 /// span months (or a record stamped 0 beside today's) reports the times it saw, never a wrapped one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Seen {
     first_ms: u64,
     last_ms: u64,
@@ -468,7 +468,7 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
 
 /// What a rule's table holds: its keys, the bytes of its slot arrays, and the bytes its counters allocated
 /// (as asked of the allocator, before it rounds them up to its size classes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Footprint {
     pub keys: usize,
     pub table_bytes: usize,

@@ -37,7 +37,7 @@ pub struct Candidates {
     /// Open addressing: candidate index + 1 by hash, 0 for empty.
     index: Vec<u32>,
     hashes: Vec<u64>,
-    bits: Vec<u64>,
+    bits: Prefilter,
 }
 
 impl Candidates {
@@ -53,21 +53,18 @@ impl Candidates {
             }
             index[at] = i as u32 + 1;
         }
-        // About 16 bits per candidate (one in a few hundred other keys passes), from 4 KiB up to 1 MiB.
-        let bit_count = (keys.len() * 16)
-            .next_power_of_two()
-            .clamp(1 << 15, 1 << 23);
-        let mut bits = vec![0u64; bit_count / 64];
-        for &h in &hashes {
-            let b = bit_of(h, bit_count);
-            bits[b / 64] |= 1 << (b % 64);
-        }
+        let bits = Prefilter::new(&hashes);
         Candidates {
             keys,
             index,
             hashes,
             bits,
         }
+    }
+
+    /// The candidates' key hashes, in the order of [`Self::keys`].
+    pub fn hashes(&self) -> &[u64] {
+        &self.hashes
     }
 
     pub fn len(&self) -> usize {
@@ -85,13 +82,12 @@ impl Candidates {
     /// False when no candidate has this hash; true when one may.
     #[inline]
     fn maybe(&self, hash: u64) -> bool {
-        let b = bit_of(hash, self.bits.len() * 64);
-        self.bits[b / 64] >> (b % 64) & 1 != 0
+        self.bits.maybe(hash)
     }
 
     /// The index of the candidate with this hash and key.
     #[inline]
-    fn find(&self, hash: u64, key: &KeyParts) -> Option<usize> {
+    pub fn find(&self, hash: u64, key: &KeyParts) -> Option<usize> {
         let mask = self.index.len() - 1;
         let mut at = hash as usize & mask;
         loop {
@@ -101,6 +97,35 @@ impl Candidates {
             }
             at = (at + 1) & mask;
         }
+    }
+}
+
+/// A bitset of key hash bits that rejects most keys that are not candidates without leaving the cache.
+#[derive(Clone, Debug)]
+pub struct Prefilter {
+    bits: Vec<u64>,
+}
+
+impl Prefilter {
+    /// The prefilter of the keys with these hashes: about 16 bits per key (one in a few hundred other keys
+    /// passes), from 4 KiB up to 1 MiB.
+    pub fn new(hashes: &[u64]) -> Prefilter {
+        let bit_count = (hashes.len() * 16)
+            .next_power_of_two()
+            .clamp(1 << 15, 1 << 23);
+        let mut bits = vec![0u64; bit_count / 64];
+        for &h in hashes {
+            let b = bit_of(h, bit_count);
+            bits[b / 64] |= 1 << (b % 64);
+        }
+        Prefilter { bits }
+    }
+
+    /// False when no key of the set has this hash; true when one may.
+    #[inline]
+    pub fn maybe(&self, hash: u64) -> bool {
+        let b = bit_of(hash, self.bits.len() * 64);
+        self.bits[b / 64] >> (b % 64) & 1 != 0
     }
 }
 
@@ -189,8 +214,9 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Count one flow of the key (`side`: which end of a `host` key).
     #[inline]
-    fn add(&mut self, rule: &CompiledRule, rec: &FlowRecord, side: u8) {
+    pub fn add(&mut self, rule: &CompiledRule, rec: &FlowRecord, side: u8) {
         self.seen.add(rec);
         self.packets = self.packets.saturating_add(rec.packets);
         self.bytes = self.bytes.saturating_add(rec.bytes);

@@ -74,11 +74,7 @@ struct Worker<'a, C: DistinctCounter, M: Meta> {
     spare_refs: Vec<Vec<Ref>>,
     /// Per record of the batch being routed, where it went in the copy for a peer (`u32::MAX`: not copied).
     copied: Vec<u32>,
-    /// The records of the batch a rule's filter selects, one bit each, and the filter's working buffers.
-    selected: Vec<u64>,
-    filter_scratch: Scratch,
-    /// The batch's fields filters test most, copied once for all rules.
-    columns: Columns,
+    router: Router,
 }
 
 impl<C: DistinctCounter, M: Meta> Worker<'_, C, M> {
@@ -129,42 +125,139 @@ impl<C: DistinctCounter, M: Meta> Worker<'_, C, M> {
     /// Route one decoded batch: matching rules produce refs, grouped by owning shard.
     fn route(&mut self, batch: &[FlowRecord]) {
         let n = self.wiring.inboxes.len();
-        let rules = self.wiring.rules;
         let compiled = self.wiring.compiled;
+        self.router.route(
+            self.wiring.rules,
+            compiled,
+            self.wiring.any_filter,
+            batch,
+            &mut self.outboxes,
+            |_, _| true,
+        );
+        while let Ok((records, refs)) = self.returned.try_recv() {
+            self.spare_records.push(records);
+            self.spare_refs.push(refs);
+        }
+        for to in 0..n {
+            if self.outboxes[to].is_empty() {
+                continue;
+            }
+            if to == self.me {
+                let refs = std::mem::take(&mut self.outboxes[to]);
+                self.shard.apply(compiled, batch, &refs);
+                self.outboxes[to] = refs;
+                self.outboxes[to].clear();
+            } else {
+                // Each record the refs name is copied once (several rules may name it) and the refs renumbered.
+                let mut records = self.spare_records.pop().unwrap_or_default();
+                records.clear();
+                let spare = self.spare_refs.pop().unwrap_or_default();
+                let mut refs = std::mem::replace(&mut self.outboxes[to], spare);
+                copy_named(batch, &mut refs, &mut records, &mut self.copied);
+                self.send(
+                    to,
+                    Msg::Batch {
+                        from: self.me,
+                        records,
+                        refs,
+                    },
+                );
+            }
+        }
+        self.wiring
+            .progress
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Apply what peers sent while this batch was routed: inboxes stay short, so senders rarely wait.
+        while let Ok(msg) = self.inbox.try_recv() {
+            self.handle(msg);
+        }
+    }
+}
+
+/// Copy the records of `batch` that `refs` name into `records`, each once (several rules may name it), and
+/// renumber the refs to point there: what a peer needs of a batch. `copied` is working space.
+#[inline]
+pub fn copy_named(
+    batch: &[FlowRecord],
+    refs: &mut [Ref],
+    records: &mut Vec<FlowRecord>,
+    copied: &mut Vec<u32>,
+) {
+    copied.clear();
+    copied.resize(batch.len(), u32::MAX);
+    for r in refs {
+        let at = &mut copied[r.idx as usize];
+        if *at == u32::MAX {
+            *at = records.len() as u32;
+            records.push(batch[r.idx as usize]);
+        }
+        r.idx = *at;
+    }
+}
+
+/// Turns decoded batches into refs by owning shard; holds the filters' working buffers between batches.
+#[derive(Default)]
+pub struct Router {
+    /// The records of the batch a rule's filter selects, one bit each, and the filter's working buffers.
+    selected: Vec<u64>,
+    filter_scratch: Scratch,
+    /// The batch's fields filters test most, copied once for all rules.
+    columns: Columns,
+}
+
+impl Router {
+    /// Route one decoded batch: every key each matching record updates becomes a [`Ref`] in the outbox of the
+    /// shard that owns it (of `outboxes.len()`), grouped by rule. `keep(rule, hash)` may pass over keys (the
+    /// verify pass of a cluster keeps those its candidates may hold); the first pass keeps every one.
+    #[inline]
+    pub fn route<K: Fn(usize, u64) -> bool>(
+        &mut self,
+        rules: &[Rule],
+        compiled: &[CompiledRule],
+        any_filter: bool,
+        batch: &[FlowRecord],
+        outboxes: &mut [Vec<Ref>],
+        keep: K,
+    ) {
+        let n = outboxes.len();
         // Rule by rule over the batch: one filter program runs on a thousand records at a time, and each shard's
         // refs come out grouped by rule, as the tables apply them.
-        if self.wiring.any_filter {
+        if any_filter {
             self.columns.load(batch);
         }
         for (ri, rule) in rules.iter().enumerate() {
             let c = &compiled[ri];
-            let outboxes = &mut self.outboxes;
             // One ref per key the flow updates: per end for `host` keys, per window for hopping windows. Most
             // rules update one, without the loops.
             let one = c.one_key();
+            let keep = &keep;
             let mut emit = |i: usize| {
                 let rec = &batch[i];
                 if one {
                     let hash = c.key_hash(rec, 0, 0);
-                    outboxes[shard_of(hash, n)].push(Ref {
-                        hash,
-                        idx: i as u32,
-                        rule: ri as u16,
-                        side: 0,
-                        hop: 0,
-                    });
+                    if keep(ri, hash) {
+                        outboxes[shard_of(hash, n)].push(Ref {
+                            hash,
+                            idx: i as u32,
+                            rule: ri as u16,
+                            side: 0,
+                            hop: 0,
+                        });
+                    }
                     return;
                 }
                 for hop in 0..c.hops(rec) {
                     for side in 0..c.sides() {
                         let hash = c.key_hash(rec, side, hop);
-                        outboxes[shard_of(hash, n)].push(Ref {
-                            hash,
-                            idx: i as u32,
-                            rule: ri as u16,
-                            side,
-                            hop,
-                        });
+                        if keep(ri, hash) {
+                            outboxes[shard_of(hash, n)].push(Ref {
+                                hash,
+                                idx: i as u32,
+                                rule: ri as u16,
+                                side,
+                                hop,
+                            });
+                        }
                     }
                 }
             };
@@ -185,52 +278,6 @@ impl<C: DistinctCounter, M: Meta> Worker<'_, C, M> {
                     bits &= bits - 1;
                 }
             }
-        }
-        while let Ok((records, refs)) = self.returned.try_recv() {
-            self.spare_records.push(records);
-            self.spare_refs.push(refs);
-        }
-        for to in 0..n {
-            if self.outboxes[to].is_empty() {
-                continue;
-            }
-            if to == self.me {
-                let refs = std::mem::take(&mut self.outboxes[to]);
-                self.shard.apply(compiled, batch, &refs);
-                self.outboxes[to] = refs;
-                self.outboxes[to].clear();
-            } else {
-                // Each record the refs name is copied once (several rules may name it) and the refs renumbered.
-                let mut records = self.spare_records.pop().unwrap_or_default();
-                records.clear();
-                let spare = self.spare_refs.pop().unwrap_or_default();
-                let mut refs = std::mem::replace(&mut self.outboxes[to], spare);
-                self.copied.clear();
-                self.copied.resize(batch.len(), u32::MAX);
-                for r in &mut refs {
-                    let at = &mut self.copied[r.idx as usize];
-                    if *at == u32::MAX {
-                        *at = records.len() as u32;
-                        records.push(batch[r.idx as usize]);
-                    }
-                    r.idx = *at;
-                }
-                self.send(
-                    to,
-                    Msg::Batch {
-                        from: self.me,
-                        records,
-                        refs,
-                    },
-                );
-            }
-        }
-        self.wiring
-            .progress
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        // Apply what peers sent while this batch was routed: inboxes stay short, so senders rarely wait.
-        while let Ok(msg) = self.inbox.try_recv() {
-            self.handle(msg);
         }
     }
 }
@@ -254,9 +301,7 @@ pub fn run<C: DistinctCounter, M: Meta>(
         spare_records: Vec::new(),
         spare_refs: Vec::new(),
         copied: Vec::new(),
-        selected: Vec::new(),
-        filter_scratch: Scratch::default(),
-        columns: Columns::default(),
+        router: Router::default(),
     };
     let mut stats = ChunkStats::default();
     let mut errors = ErrorLog::default();

@@ -83,7 +83,7 @@ pub struct ChunkStats {
 }
 
 /// Flow data a reader could not read, by reason; each count says its unit (records, blocks, sets, frames).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lost {
     /// nfcapd: records in data blocks of a type no reader knows (nfdump: "Unknown block type", skipped).
     pub unknown_block_records: u64,

@@ -24,7 +24,7 @@ pub use exact::Exact;
 pub use hllpp::Hllpp;
 
 /// A count with an honest statement of its accuracy.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Estimate {
     /// The count (rounded estimate for sketches).
     pub value: u64,

@@ -2,9 +2,11 @@
 //!
 //! Layers, each usable on its own: [`formats`] turns bytes into [`record::FlowRecord`]s, [`sketch`] counts distinct
 //! values per key, [`rules`] says what to count and what is suspicious, [`engine`] runs rules over inputs on worker
-//! threads, [`report`] writes findings, and [`scanner::Scanner`] runs a whole scan (both passes) over files. The
+//! threads, [`report`] writes findings, and [`scanner::Scanner`] runs a whole scan (both passes) over files, in one process or across a
+//! [`cluster`] of them on Timely Dataflow. The
 //! command-line tool in `src/main.rs` is glue over these.
 
+pub mod cluster;
 pub mod compare;
 pub mod engine;
 pub mod formats;

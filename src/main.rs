@@ -25,6 +25,7 @@ fn main() {
         Command::Rules(a) => cli::rules_cmd::run(a),
         Command::Gen(a) => cli::gen::run(a),
         Command::Compare(a) => cli::compare::run(a),
+        Command::Cluster(a) => cli::cluster::run(a),
     };
     std::process::exit(code as i32);
 }

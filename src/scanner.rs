@@ -51,6 +51,7 @@
 //! assert!(scan.guarantee.verified());
 //! ```
 
+use crate::cluster::{self, ClusterConfig, ClusterError};
 use crate::engine::verify::{self, Candidates};
 use crate::engine::{
     self, Counted, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
@@ -65,6 +66,7 @@ use crate::rules::{CountSpec, Definitions, Rule};
 use crate::sketch::{self, CounterKind, DistinctCounter, Estimate};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How to scan.
@@ -253,6 +255,32 @@ impl<'d> Scanner<'d> {
         self.dispatch(paths, progress, false).0
     }
 
+    /// Run this process's part of a scan across the processes of a cluster (Timely Dataflow): every process is
+    /// given the same definitions, config and paths (or, with `cluster.local_inputs`, its own paths). Process 0
+    /// returns the scan of all of them; the others `None`. Standard input cannot be split: it is refused.
+    pub fn run_cluster(
+        &self,
+        paths: &[PathBuf],
+        cluster: &ClusterConfig,
+        progress: Arc<Progress>,
+    ) -> Result<Option<Scan>, ClusterError> {
+        let config = ScanConfig {
+            admit: self.config.admit.clamp(0.0, 1.0),
+            ..self.config.clone()
+        };
+        match self.config.counter {
+            CounterKind::Compact => {
+                cluster::scan::<sketch::Compact>(self.defs, &config, paths, cluster, progress)
+            }
+            CounterKind::Exact => {
+                cluster::scan::<sketch::Exact>(self.defs, &config, paths, cluster, progress)
+            }
+            CounterKind::Hllpp => {
+                cluster::scan::<sketch::Hllpp>(self.defs, &config, paths, cluster, progress)
+            }
+        }
+    }
+
     /// [`Self::run_with`], also handing back the first pass's tables: what each rule counted for each key it
     /// admitted (for `compare`, which measures a counter against exact counting).
     pub fn run_keeping_tables(&self, paths: &[PathBuf], progress: &Progress) -> (Scan, Tables) {
@@ -388,8 +416,11 @@ impl<'d> Scanner<'d> {
                     ),
                 });
             }
-            let mut out =
-                verified_findings(rules, &candidates, &verified.tallies, self.config.evidence);
+            let mut out: Vec<Finding> =
+                verified_findings(rules, &candidates, &verified.tallies, self.config.evidence)
+                    .into_iter()
+                    .map(|f| f.finding(rules))
+                    .collect();
             let secs2 = start2.elapsed().as_secs_f64();
             crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
@@ -407,7 +438,10 @@ impl<'d> Scanner<'d> {
             };
             return (scan, tables);
         } else {
-            let mut out = one_pass_findings(rules, &mut result);
+            let mut out: Vec<Finding> = one_pass_findings(rules, &mut result)
+                .into_iter()
+                .map(|f| f.finding(rules))
+                .collect();
             crate::report::merge_bursts(&mut out);
             crate::report::sort(&mut out);
             out
@@ -435,6 +469,36 @@ impl<'d> Scanner<'d> {
     }
 }
 
+/// A finding before it meets its rule: what a worker of a cluster sends to process 0, which makes the
+/// [`Finding`] (`rule` indexes the definitions' rules).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Found {
+    pub rule: usize,
+    pub key: KeyParts,
+    pub value: Estimate,
+    pub seen: crate::engine::Seen,
+    pub missed_at_most: u64,
+    pub verified: bool,
+    pub evidence: Option<crate::engine::evidence::Evidence>,
+}
+
+impl Found {
+    pub fn finding(self, rules: &[Rule]) -> Finding {
+        let f = Finding::new(
+            &rules[self.rule],
+            self.key,
+            self.value,
+            self.seen,
+            self.missed_at_most,
+            self.verified,
+        );
+        match self.evidence {
+            Some(e) => f.with_evidence(e),
+            None => f,
+        }
+    }
+}
+
 /// The findings of a verify pass: each candidate of each rule (`candidates[rule]`) whose exact tally
 /// (`tallies[rule]`, in the candidates' order) is over its threshold, naming `evidence` top peers and ports.
 pub(crate) fn verified_findings(
@@ -442,17 +506,22 @@ pub(crate) fn verified_findings(
     candidates: &[Candidates],
     tallies: &[Vec<verify::Tally>],
     evidence: usize,
-) -> Vec<Finding> {
+) -> Vec<Found> {
     let mut out = Vec::new();
     for (ri, rule) in rules.iter().enumerate() {
         for (key, tally) in candidates[ri].keys().iter().zip(&tallies[ri]) {
             let value = tally.value(rule.count);
             let above = rule.above_for_key(key.addr);
             if rule.fires(above, value.value, tally.seen.flows()) {
-                let evidence = tally.evidence(evidence);
-                out.push(
-                    Finding::new(rule, *key, value, tally.seen, 0, true).with_evidence(evidence),
-                );
+                out.push(Found {
+                    rule: ri,
+                    key: *key,
+                    value,
+                    seen: tally.seen,
+                    missed_at_most: 0,
+                    verified: true,
+                    evidence: Some(tally.evidence(evidence)),
+                });
             }
         }
     }
@@ -463,14 +532,21 @@ pub(crate) fn verified_findings(
 pub(crate) fn one_pass_findings<C: DistinctCounter, M: Meta>(
     rules: &[Rule],
     result: &mut ScanResult<C, M>,
-) -> Vec<Finding> {
+) -> Vec<Found> {
     let mut out = Vec::new();
     for (ri, rule) in rules.iter().enumerate() {
         for c in result.over(ri, rule.min_above()) {
             let above = rule.above_for_key(c.key.addr);
             if rule.fires(above, c.value.value, c.seen.flows()) {
-                let missed = c.missed_at_most;
-                out.push(Finding::new(rule, c.key, c.value, c.seen, missed, false));
+                out.push(Found {
+                    rule: ri,
+                    key: c.key,
+                    value: c.value,
+                    seen: c.seen,
+                    missed_at_most: c.missed_at_most,
+                    verified: false,
+                    evidence: None,
+                });
             }
         }
     }

@@ -51,10 +51,18 @@ pub enum Command {
     Gen(GenArgs),
     /// Scan with a sketch counter and with the exact counter, and report how well the sketch agrees.
     Compare(CompareArgs),
+    /// Run a scan as N local processes of one cluster (for trying cluster scans, and for tests).
+    Cluster(ClusterArgs),
 }
 
 #[derive(Args, Debug, Clone)]
+// `-h` is the hostfile, as in Timely's conventions; help is `--help`.
+#[command(disable_help_flag = true)]
 pub struct ScanArgs {
+    /// Print help (`-h` is --hostfile here).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+
     /// Files and folders to scan; folders are read recursively, `-` is standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -130,6 +138,87 @@ pub struct ScanArgs {
     /// After the summary, each rule's keys and memory: its tables' slot arrays and its counters' heap.
     #[arg(long, conflicts_with = "quiet")]
     pub stats: bool,
+
+    /// Cluster: worker threads in this process (Timely's -w); any cluster flag runs the scan on Timely.
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "N",
+        help_heading = "Cluster (docs/CLUSTER.md)"
+    )]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Cluster: the number of processes (Timely's -n); the first N lines of the hostfile.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        help_heading = "Cluster (docs/CLUSTER.md)"
+    )]
+    pub processes: Option<NonZeroUsize>,
+
+    /// Cluster: this process's index, from 0 (Timely's -p); process 0 prints the findings.
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "I",
+        help_heading = "Cluster (docs/CLUSTER.md)"
+    )]
+    pub process: Option<usize>,
+
+    /// Cluster: a file of host:port lines, process 0 first (Timely's -h) [default: localhost:2101, 2102, ...].
+    #[arg(
+        short = 'h',
+        long,
+        value_name = "FILE",
+        help_heading = "Cluster (docs/CLUSTER.md)"
+    )]
+    pub hostfile: Option<PathBuf>,
+
+    /// Cluster: each process reads only its own paths (else every process is given the same paths and reads a
+    /// share of their chunks).
+    #[arg(long, help_heading = "Cluster (docs/CLUSTER.md)")]
+    pub local_inputs: bool,
+
+    /// Cluster: seconds to wait for every other process to connect.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        help_heading = "Cluster (docs/CLUSTER.md)"
+    )]
+    pub connect_timeout: f64,
+}
+
+impl ScanArgs {
+    /// Whether any cluster flag was given: the scan then runs on Timely.
+    pub fn is_cluster(&self) -> bool {
+        self.workers.is_some()
+            || self.processes.is_some()
+            || self.process.is_some()
+            || self.hostfile.is_some()
+            || self.local_inputs
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Processes to start.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub processes: NonZeroUsize,
+
+    /// Worker threads per process [default: 1].
+    #[arg(short = 'w', long, value_name = "N")]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Seconds the whole run may take before every process is stopped (no limit when not given).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// The command each process runs: `scan` and its flags and paths (after `--`); the launcher adds -n, -p, -h
+    /// and -w.
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Output formats of findings.

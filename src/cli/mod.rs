@@ -1,6 +1,7 @@
 //! The command-line tool: flags in, library calls, exit code out.
 
 pub mod args;
+pub mod cluster;
 pub mod compare;
 pub mod demo;
 pub mod gen;

@@ -3,6 +3,7 @@
 
 use super::args::ScanArgs;
 use super::ExitCode;
+use flowsketch::cluster::{parse_hostfile, ClusterConfig};
 use flowsketch::input::InputOptions;
 use flowsketch::mem::{human_bytes, peak_rss_bytes};
 use flowsketch::report::summary::Summary;
@@ -13,6 +14,8 @@ use flowsketch::sketch::CounterKind;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything a scan needs, decided from the flags.
 pub struct ScanPlan {
@@ -109,7 +112,94 @@ pub fn run(args: &ScanArgs) -> ExitCode {
             return ExitCode::Error;
         }
     };
+    if args.is_cluster() {
+        return run_cluster(&plan, args);
+    }
     run_plan(&plan, &args.paths)
+}
+
+/// The cluster flags to a [`ClusterConfig`]: Timely's conventions (`-w`, `-n`, `-p`, `-h`), typed.
+pub fn cluster_config(args: &ScanArgs, threads: usize) -> Result<ClusterConfig, String> {
+    let addresses = match &args.hostfile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the hostfile {}: {e}", path.display()))?;
+            let all =
+                parse_hostfile(&text).map_err(|e| format!("hostfile {}: {e}", path.display()))?;
+            let n = args.processes.map_or(all.len(), |n| n.get());
+            if all.len() < n {
+                return Err(format!(
+                    "hostfile {} has {} addresses for {n} processes",
+                    path.display(),
+                    all.len()
+                ));
+            }
+            all[..n].to_vec()
+        }
+        // Timely's default: localhost, ports from 2101.
+        None => (0..args.processes.map_or(1, |n| n.get()))
+            .map(|i| format!("localhost:{}", 2101 + i))
+            .collect(),
+    };
+    let process = args.process.unwrap_or(0);
+    if process >= addresses.len() {
+        return Err(format!(
+            "--process {process} is not below the process count {}",
+            addresses.len()
+        ));
+    }
+    if !(args.connect_timeout > 0.0 && args.connect_timeout.is_finite()) {
+        return Err(format!(
+            "--connect-timeout must be a positive number of seconds; found {}",
+            args.connect_timeout
+        ));
+    }
+    Ok(ClusterConfig {
+        workers: args.workers.map_or(threads, |w| w.get()),
+        process,
+        addresses: if addresses.len() == 1 {
+            Vec::new()
+        } else {
+            addresses
+        },
+        local_inputs: args.local_inputs,
+        connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+    })
+}
+
+/// This process's part of a cluster scan; process 0 reports as one process does.
+fn run_cluster(plan: &ScanPlan, args: &ScanArgs) -> ExitCode {
+    let cluster = match cluster_config(args, plan.config.threads) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowsketch: {e}");
+            return ExitCode::Error;
+        }
+    };
+    if !plan.quiet && cluster.process == 0 {
+        for (id, why) in &plan.definitions.inactive {
+            eprintln!("flowsketch: rule {id} {why}");
+        }
+    }
+    let progress = Arc::new(Progress::default());
+    let stop = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if !plan.quiet {
+            s.spawn(|| super::progress::show(&progress, &stop));
+        }
+        let scanner = Scanner::new(&plan.definitions, plan.config.clone());
+        let result = scanner.run_cluster(&args.paths, &cluster, progress.clone());
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    match result {
+        Ok(Some(scan)) => report_scan(plan, &scan),
+        Ok(None) => ExitCode::Clean,
+        Err(e) => {
+            eprintln!("flowsketch: {e}");
+            ExitCode::Error
+        }
+    }
 }
 
 /// The exit code a scan earns: errors (and flow data that could not be read) first, then findings.
@@ -126,6 +216,11 @@ pub fn exit_code(scan: &Scan) -> ExitCode {
 /// Run a scan plan over paths, writing the report to stdout and the summary to stderr.
 pub fn run_plan(plan: &ScanPlan, paths: &[PathBuf]) -> ExitCode {
     let scan = plan.scan(paths);
+    report_scan(plan, &scan)
+}
+
+/// Write a finished scan's report to stdout and its summary to stderr; the exit code it earns.
+fn report_scan(plan: &ScanPlan, scan: &Scan) -> ExitCode {
     if !plan.quiet {
         for n in &scan.notes {
             eprintln!("flowsketch: warning: {n}");
@@ -162,12 +257,12 @@ pub fn run_plan(plan: &ScanPlan, paths: &[PathBuf]) -> ExitCode {
         eprintln!("flowsketch: flow data not read: {lost}");
     }
     if !plan.quiet {
-        print_summary(&summary, &scan);
+        print_summary(&summary, scan);
     }
     if plan.stats {
-        print_stats(&scan);
+        print_stats(scan);
     }
-    exit_code(&scan)
+    exit_code(scan)
 }
 
 fn print_summary(s: &Summary, scan: &Scan) {

@@ -16,9 +16,15 @@ fn main() {
     // Return freed memory to the system at once. It cut the peak by a fifth when tables grew through the allocator;
     // since tables are maps of their own (engine/region.rs) it measures neither faster nor slower nor smaller
     // (docs/BENCHMARKS.md, commit 000ade4); kept, as the setting every figure in docs/ was measured with.
-    // SAFETY: sets a process-wide allocator option before any other thread exists.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let cli = Cli::parse();
+    // Not in a cluster scan: there, buffers of records cross between threads and processes all the time, and
+    // returning each freed one to the system at once made the kernel's page faults and clearing a tenth of the
+    // run (docs/CLUSTER.md).
+    let cluster = matches!(&cli.command, Command::Scan(a) if a.is_cluster());
+    if !cluster {
+        // SAFETY: sets a process-wide allocator option before any other thread exists (parsing starts none).
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     let code = match &cli.command {
         Command::Scan(a) => cli::scan::run(a),
         Command::Demo(a) => cli::demo::run(a),

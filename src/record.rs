@@ -109,7 +109,7 @@ pub mod proto {
 }
 
 /// One unidirectional flow, as every reader hands it to the engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
     pub src: Addr,
     pub dst: Addr,

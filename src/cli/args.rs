@@ -216,7 +216,7 @@ pub struct ClusterArgs {
     pub timeout: Option<f64>,
 
     /// The command each process runs: `scan` and its flags and paths (after `--`); the launcher adds -n, -p, -h
-    /// and -w.
+    /// and -w, and replaces `{p}` in any argument with the process's index (with --local-inputs: `part{p}`).
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }

@@ -15,6 +15,7 @@
 //! probe says a peer is more than [`SLACK`] chunks behind in applying what it was sent, so what is in flight
 //! stays bounded whatever the speed of each worker.
 
+use super::wire::Packet;
 use super::{Ctx, Opened, Report, Totals};
 use crate::engine::verify::{Candidates, Prefilter, Tally};
 use crate::engine::{
@@ -41,14 +42,6 @@ use timely::worker::Worker;
 const SLACK: u64 = 4;
 /// How long an idle worker parks before it looks again.
 const PARK: Duration = Duration::from_millis(1);
-
-/// Refs for one owner and the records they point into.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Packet {
-    owner: u32,
-    records: Vec<FlowRecord>,
-    refs: Vec<Ref>,
-}
 
 /// One rule's candidate hashes from one owner, for worker `to`.
 #[derive(Clone, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! A local launcher: N processes of one cluster on this machine, for trying cluster scans and for tests.
 //!
 //! It picks free localhost ports, writes a hostfile, starts the program N times with `-n N -p I -h FILE` (and
-//! `-w W`) after the command's first word, passes process 0's standard output and error through, and prefixes the
+//! `-w W`) after the command's first word and `{p}` in any argument replaced by the process's index (so that with
+//! `--local-inputs` each process can be given its own folder, `part{p}`), passes process 0's standard output and error through, and prefixes the
 //! others' standard error with their index. When a process fails (a nonzero exit other than process 0's 1, which
 //! means findings) or is killed, the others are stopped at once and the run fails naming it; when the run takes
 //! longer than the timeout, every process is stopped and the run fails naming those still running. Process 0
@@ -23,7 +24,8 @@ const GRACE: Duration = Duration::from_secs(10);
 pub struct Launch {
     /// The program (this executable).
     pub program: PathBuf,
-    /// Its arguments, the subcommand first (`scan ...`); the cluster flags go right after it.
+    /// Its arguments, the subcommand first (`scan ...`); the cluster flags go right after it, and `{p}` in any
+    /// of them becomes the process's index.
     pub args: Vec<String>,
     pub processes: usize,
     pub workers: usize,
@@ -115,7 +117,7 @@ pub fn run(launch: &Launch) -> Result<i32, LaunchError> {
             ])
             .arg("-h")
             .arg(&hostfile)
-            .args(rest)
+            .args(rest.iter().map(|a| a.replace("{p}", &p.to_string())))
             .stdin(Stdio::null());
         if p > 0 {
             cmd.stdout(Stdio::null()).stderr(Stdio::piped());

@@ -19,6 +19,7 @@
 mod dataflow;
 pub mod launcher;
 mod net;
+mod wire;
 
 use crate::engine::{CompiledRule, ErrorLog, Input, InputError, NoSeen, ScanStats, Seen, Sizing};
 use crate::formats::{ChunkStats, Lost, Opener};

@@ -7,7 +7,7 @@ use crate::sketch::{DistinctCounter, Estimate};
 
 /// A routed update: record `idx` of a batch updates `rule`'s key on `side` in the window `hop` steps before the
 /// one the flow starts in (hopping windows; 0 otherwise), whose hash is `hash`.
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct Ref {
     pub hash: u64,
     pub idx: u32,

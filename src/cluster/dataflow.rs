@@ -164,7 +164,10 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
             },
         )
     };
-    let opened_report = (worker.index() % ctx.workers == 0).then(|| opened.report());
+    let opened_report = worker
+        .index()
+        .is_multiple_of(ctx.workers)
+        .then(|| opened.report());
     drop(opened);
     let pass1_secs = start.elapsed().as_secs_f64();
     let shard = shard.borrow_mut().take().expect("taken once");

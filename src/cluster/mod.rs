@@ -554,3 +554,40 @@ fn assemble<C: DistinctCounter>(
         counter: C::NAME,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostfiles_are_read_and_bad_lines_named() {
+        let hosts =
+            parse_hostfile("# three\n10.0.0.1:2101\n\n  host-b:2101  # b\n[::1]:2102\n").unwrap();
+        assert_eq!(hosts, ["10.0.0.1:2101", "host-b:2101", "[::1]:2102"]);
+        assert_eq!(
+            parse_hostfile("10.0.0.1:2101\n10.0.0.2\n").unwrap_err(),
+            "line 2: expected host:port (like 10.0.0.1:2101); found '10.0.0.2'"
+        );
+        assert!(parse_hostfile("# nothing\n").is_err());
+    }
+
+    #[test]
+    fn connections_time_out_naming_the_process() {
+        let addresses = launcher::free_addresses(2).unwrap();
+        let err = net::connect_all(&addresses, 1, Duration::from_millis(300)).unwrap_err();
+        match err {
+            ClusterError::Unreachable {
+                process, address, ..
+            } => {
+                assert_eq!((process, address), (0, addresses[0].clone()))
+            }
+            e => panic!("{e}"),
+        }
+        let err = net::connect_all(&addresses, 0, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cluster: process 1 at {}", addresses[1])),
+            "{err}"
+        );
+    }
+}

@@ -84,7 +84,7 @@ impl Cursor<'_> {
 }
 
 fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
-    if bytes.len() % RECORD_BYTES != 0 {
+    if !bytes.len().is_multiple_of(RECORD_BYTES) {
         return None;
     }
     Some(
@@ -116,7 +116,7 @@ fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
 }
 
 fn decode_refs(bytes: &[u8], records: usize) -> Option<Vec<Ref>> {
-    if bytes.len() % REF_BYTES != 0 {
+    if !bytes.len().is_multiple_of(REF_BYTES) {
         return None;
     }
     bytes

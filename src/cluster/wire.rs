@@ -28,11 +28,18 @@ impl Serialize for Bytes<'_> {
     }
 }
 
+/// A record's addresses take 4 bytes each when they are IPv4 (bit 0 of the first byte: src, bit 1: dst).
 fn encode_records(records: &[FlowRecord]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * RECORD_BYTES);
     for r in records {
-        out.extend_from_slice(&r.src.0.to_le_bytes());
-        out.extend_from_slice(&r.dst.0.to_le_bytes());
+        let (s4, d4) = (r.src.as_v4(), r.dst.as_v4());
+        out.push(s4.is_some() as u8 | (d4.is_some() as u8) << 1);
+        for (a, v4) in [(r.src, s4), (r.dst, d4)] {
+            match v4 {
+                Some(v4) => out.extend_from_slice(&v4.to_le_bytes()),
+                None => out.extend_from_slice(&a.0.to_le_bytes()),
+            }
+        }
         for v in [r.first_ms, r.last_ms, r.packets, r.bytes] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -84,35 +91,43 @@ impl Cursor<'_> {
 }
 
 fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
-    if !bytes.len().is_multiple_of(RECORD_BYTES) {
-        return None;
+    let mut c = Cursor(bytes);
+    let mut out = Vec::with_capacity(bytes.len() / (RECORD_BYTES - 24));
+    while !c.0.is_empty() {
+        let flags = *c.0.first()?;
+        let len = 1 + RECORD_BYTES - 32 + [16, 4][(flags & 1) as usize] + [16, 4][(flags >> 1 & 1) as usize];
+        if c.0.len() < len || flags > 3 {
+            return None;
+        }
+        c.u8();
+        let mut addr = |v4: bool| {
+            if v4 {
+                Addr::v4(c.u32())
+            } else {
+                Addr(c.u128())
+            }
+        };
+        let (src, dst) = (addr(flags & 1 != 0), addr(flags & 2 != 0));
+        out.push(FlowRecord {
+            src,
+            dst,
+            first_ms: c.u64(),
+            last_ms: c.u64(),
+            packets: c.u64(),
+            bytes: c.u64(),
+            src_port: c.u16(),
+            dst_port: c.u16(),
+            proto: c.u8(),
+            tcp_flags: c.u8(),
+            src_tos: c.u8(),
+            input: c.u32(),
+            output: c.u32(),
+            exporter: c.u32(),
+            sampling: c.u32(),
+            flows: c.u32(),
+        });
     }
-    Some(
-        bytes
-            .chunks_exact(RECORD_BYTES)
-            .map(|b| {
-                let mut c = Cursor(b);
-                FlowRecord {
-                    src: Addr(c.u128()),
-                    dst: Addr(c.u128()),
-                    first_ms: c.u64(),
-                    last_ms: c.u64(),
-                    packets: c.u64(),
-                    bytes: c.u64(),
-                    src_port: c.u16(),
-                    dst_port: c.u16(),
-                    proto: c.u8(),
-                    tcp_flags: c.u8(),
-                    src_tos: c.u8(),
-                    input: c.u32(),
-                    output: c.u32(),
-                    exporter: c.u32(),
-                    sampling: c.u32(),
-                    flows: c.u32(),
-                }
-            })
-            .collect(),
-    )
+    Some(out)
 }
 
 fn decode_refs(bytes: &[u8], records: usize) -> Option<Vec<Ref>> {
@@ -211,7 +226,7 @@ mod tests {
     fn packets_cross_intact() {
         let records: Vec<FlowRecord> = (0..50u32)
             .map(|i| FlowRecord {
-                src: Addr::v4(i),
+                src: if i % 3 == 0 { Addr(1 << 100 | i as u128) } else { Addr::v4(i) },
                 dst: Addr(u128::MAX - i as u128),
                 first_ms: 1_764_126_000_000 + i as u64,
                 last_ms: u64::MAX - i as u64,

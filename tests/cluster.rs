@@ -170,6 +170,32 @@ fn real_captures_give_the_findings_of_one_process_on_2_and_4_processes() {
     for n in [2, 4] {
         same_findings(n, 1, &[], &paths, &expected);
     }
+    // The broken inputs among them are told as one process tells them, and the summary counts the same.
+    let errors = |o: &Output| -> Vec<String> {
+        let mut v: Vec<String> = stderr(o).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let summary = |o: &Output| -> serde_json::Value {
+        let line = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rfind(|l| l.contains("\"type\":\"summary\""))
+            .unwrap()
+            .to_string();
+        let mut v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for k in ["seconds", "peak_memory_bytes", "keys_tracked", "rules"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let one = bin()
+        .args(["scan", "-q", "-f", "json"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let two = cluster(2, 1, &[], &paths);
+    assert_eq!(errors(&one), errors(&two));
+    assert_eq!(summary(&one), summary(&two));
     let expected = one_process(&["--exact"], &[&data]);
     same_findings(2, 1, &["--exact"], &paths, &expected);
     // Local inputs: each process its own folders (NetFlow templates stay with the files that need them).

@@ -181,7 +181,9 @@ pub struct Report {
     found: Vec<Found>,
     /// Each pass's totals (the second's when there was one).
     totals: [Totals; 2],
-    errors: [Vec<InputError>; 2],
+    /// The first pass's errors as one process keeps them (merged the same way); the verify pass's as a list.
+    errors: ErrorLog,
+    errors2: Vec<InputError>,
     rules: Vec<RuleStats>,
     keys: usize,
     opened: Option<OpenedReport>,
@@ -497,10 +499,8 @@ fn assemble<C: DistinctCounter>(
         stats.skipped += r.totals[0].skipped;
         stats.lost += r.totals[0].lost;
         flows2 += r.totals[1].flows;
-        for e in r.errors[0].iter().cloned() {
-            log.push(e);
-        }
-        errors2.extend(r.errors[1].iter().cloned());
+        log.merge(r.errors);
+        errors2.extend(r.errors2);
         rules = Some(match rules {
             None => r.rules,
             Some(acc) => acc

@@ -1,6 +1,6 @@
 //! How a [`Packet`] of refs and records crosses to another process: two byte strings in a fixed little-endian
-//! layout rather than serde's field-by-field encoding (which cost a third of a 2-process scan's time). Between
-//! the workers of one process packets move without being encoded at all.
+//! layout (IPv4 addresses in 4 bytes) that bincode copies whole, rather than serde's call per field of every
+//! record. Between the workers of one process packets move without being encoded at all.
 
 use crate::engine::shard::Ref;
 use crate::record::{Addr, FlowRecord};
@@ -95,7 +95,9 @@ fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
     let mut out = Vec::with_capacity(bytes.len() / (RECORD_BYTES - 24));
     while !c.0.is_empty() {
         let flags = *c.0.first()?;
-        let len = 1 + RECORD_BYTES - 32 + [16, 4][(flags & 1) as usize] + [16, 4][(flags >> 1 & 1) as usize];
+        let len = 1 + RECORD_BYTES - 32
+            + [16, 4][(flags & 1) as usize]
+            + [16, 4][(flags >> 1 & 1) as usize];
         if c.0.len() < len || flags > 3 {
             return None;
         }
@@ -226,7 +228,11 @@ mod tests {
     fn packets_cross_intact() {
         let records: Vec<FlowRecord> = (0..50u32)
             .map(|i| FlowRecord {
-                src: if i % 3 == 0 { Addr(1 << 100 | i as u128) } else { Addr::v4(i) },
+                src: if i % 3 == 0 {
+                    Addr(1 << 100 | i as u128)
+                } else {
+                    Addr::v4(i)
+                },
                 dst: Addr(u128::MAX - i as u128),
                 first_ms: 1_764_126_000_000 + i as u64,
                 last_ms: u64::MAX - i as u64,

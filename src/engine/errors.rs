@@ -8,12 +8,12 @@ use std::collections::HashMap;
 pub const MAX_ERRORS_PER_INPUT: usize = 10;
 
 /// Errors gathered by one worker (or merged from all), per input.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ErrorLog {
     by_input: HashMap<String, Kept>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Kept {
     /// The errors with the lowest offsets, in order.
     first: Vec<InputError>,

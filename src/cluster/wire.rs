@@ -32,23 +32,31 @@ impl Serialize for Bytes<'_> {
 fn encode_records(records: &[FlowRecord]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * RECORD_BYTES);
     for r in records {
+        // One record's bytes on the stack, then one copy: cheaper than a capacity check per field.
+        let mut b = [0u8; 1 + RECORD_BYTES];
+        let mut at = 1;
+        let mut put = |bytes: &[u8]| {
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
         let (s4, d4) = (r.src.as_v4(), r.dst.as_v4());
-        out.push(s4.is_some() as u8 | (d4.is_some() as u8) << 1);
         for (a, v4) in [(r.src, s4), (r.dst, d4)] {
             match v4 {
-                Some(v4) => out.extend_from_slice(&v4.to_le_bytes()),
-                None => out.extend_from_slice(&a.0.to_le_bytes()),
+                Some(v4) => put(&v4.to_le_bytes()),
+                None => put(&a.0.to_le_bytes()),
             }
         }
         for v in [r.first_ms, r.last_ms, r.packets, r.bytes] {
-            out.extend_from_slice(&v.to_le_bytes());
+            put(&v.to_le_bytes());
         }
-        out.extend_from_slice(&r.src_port.to_le_bytes());
-        out.extend_from_slice(&r.dst_port.to_le_bytes());
-        out.extend_from_slice(&[r.proto, r.tcp_flags, r.src_tos]);
+        put(&r.src_port.to_le_bytes());
+        put(&r.dst_port.to_le_bytes());
+        put(&[r.proto, r.tcp_flags, r.src_tos]);
         for v in [r.input, r.output, r.exporter, r.sampling, r.flows] {
-            out.extend_from_slice(&v.to_le_bytes());
+            put(&v.to_le_bytes());
         }
+        b[0] = s4.is_some() as u8 | (d4.is_some() as u8) << 1;
+        out.extend_from_slice(&b[..at]);
     }
     out
 }
@@ -136,20 +144,21 @@ fn decode_refs(bytes: &[u8], records: usize) -> Option<Vec<Ref>> {
     if !bytes.len().is_multiple_of(REF_BYTES) {
         return None;
     }
-    bytes
-        .chunks_exact(REF_BYTES)
-        .map(|b| {
-            let mut c = Cursor(b);
-            let r = Ref {
-                hash: c.u64(),
-                idx: c.u32(),
-                rule: c.u16(),
-                side: c.u8(),
-                hop: c.u8(),
-            };
-            ((r.idx as usize) < records).then_some(r)
-        })
-        .collect()
+    let mut out = Vec::with_capacity(bytes.len() / REF_BYTES);
+    let mut in_range = true;
+    for b in bytes.chunks_exact(REF_BYTES) {
+        let mut c = Cursor(b);
+        let r = Ref {
+            hash: c.u64(),
+            idx: c.u32(),
+            rule: c.u16(),
+            side: c.u8(),
+            hop: c.u8(),
+        };
+        in_range &= (r.idx as usize) < records;
+        out.push(r);
+    }
+    in_range.then_some(out)
 }
 
 impl Serialize for Packet {

@@ -94,11 +94,11 @@ pub struct ScanArgs {
         its first flow. [default: 0.1, 0 with --exact]")]
     pub admit: Option<f64>,
 
-    /// Memory for the admission sketches and tables (like 320M, 2G); admission tightens to stay within it.
+    /// Memory for the admission sketches and tables (like 256M, 2G); admission tightens to stay within it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, long_help = "Memory the admission sketches and \
         tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). When the admitted keys \
         would outgrow it, the scan doubles the admission fraction of the growing rule (up to 1), says so, and \
-        states the guarantee it then gives; keys are never dropped. [default: 320M]")]
+        states the guarantee it then gives; keys are never dropped. [default: 256M]")]
     pub memory: Option<usize>,
 
     /// One pass only: do not count the candidates again (findings then carry the admission bound).

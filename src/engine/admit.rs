@@ -85,10 +85,9 @@ pub struct Admission {
     /// Where the cells start in the map: the first 2 MiB boundary, so the kernel can back them with huge pages.
     start: usize,
     bytes: usize,
-    /// Lines - 1 (a power of two).
-    mask: usize,
-    /// Right shift that leaves the line index in the top bits of the remixed hash.
-    shift: u32,
+    /// 64-byte lines: any number, picked by the top 32 bits of the remixed hash times `lines` (so the budget is
+    /// used whole, not rounded down to a power of two); the cells within the line by the bits below.
+    lines: u64,
     /// 16-bit cells instead of bytes.
     wide: bool,
     /// Measure per cell step, as a power of two (0 unless the threshold is past what a cell holds).
@@ -103,10 +102,12 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// A sketch of `bytes` (a power of two, at least [`MIN_BYTES`]) admitting keys of a rule with threshold `above`
+    /// A sketch of `bytes` (a multiple of 64, at least [`MIN_BYTES`], below 256 GiB) admitting keys of a rule with threshold `above`
     /// at `at` (`A`, in the measure's units, at least 2 and at most `above`).
     pub fn new(bytes: usize, above: u64, at: u64) -> std::io::Result<Admission> {
-        debug_assert!(bytes.is_power_of_two() && bytes >= MIN_BYTES && at >= 2);
+        debug_assert!(
+            bytes % LINE == 0 && bytes >= MIN_BYTES && bytes / LINE <= u32::MAX as usize && at >= 2
+        );
         let wide = above > u8::MAX as u64;
         let cell_max = if wide { u16::MAX } else { u8::MAX as u16 } as u64;
         let unit_shift = above
@@ -126,8 +127,7 @@ impl Admission {
             map,
             start,
             bytes,
-            mask: lines - 1,
-            shift: 64 - lines.trailing_zeros(),
+            lines: lines as u64,
             wide,
             unit_shift,
             above,
@@ -219,21 +219,21 @@ impl Admission {
         let first = self.first_at.div_ceil(1 << self.unit_shift);
         let per_line = LINE / std::mem::size_of::<C>();
         let bits = per_line.trailing_zeros();
-        let (mask, shift, at) = (self.mask, self.shift, self.at_cells);
+        let (lines, at) = (self.lines, self.at_cells);
         let (unit_shift, round) = (self.unit_shift, (1u64 << self.unit_shift) - 1);
         // SAFETY: `start + bytes` is inside the map (it was mapped a huge page longer than `bytes`).
         let base = unsafe { self.map.as_mut_ptr().add(self.start) };
-        let line_of = |hash: u64| (remix(hash) >> shift) as usize & mask;
+        let line_of = |h: u64| ((h >> 32) * lines >> 32) as usize;
         for r in refs.iter().take(AHEAD) {
-            prefetch(base.wrapping_add(line_of(r.hash) * LINE));
+            prefetch(base.wrapping_add(line_of(remix(r.hash)) * LINE));
         }
         for (j, r) in refs.iter().enumerate() {
             if let Some(next) = refs.get(j + AHEAD) {
-                prefetch(base.wrapping_add(line_of(next.hash) * LINE));
+                prefetch(base.wrapping_add(line_of(remix(next.hash)) * LINE));
             }
             let h = remix(r.hash);
-            let line = (h >> shift) as usize & mask;
-            // SAFETY: `line <= mask`, so the line lies inside the cells, which start 64-aligned (on a huge page
+            let line = line_of(h);
+            // SAFETY: `line < lines` (a 32-bit fraction of `lines`), so the line lies inside the cells, which start 64-aligned (on a huge page
             // boundary) and hold plain integers for which every bit pattern is valid; `&mut self` makes the access
             // unique.
             let cells: &mut [C] = unsafe {
@@ -242,7 +242,7 @@ impl Admission {
             let mut pos = [0usize; ROWS];
             let mut low = C::set(C::MAX);
             for (k, p) in pos.iter_mut().enumerate() {
-                *p = (h >> (shift - bits * (k as u32 + 1))) as usize & (per_line - 1);
+                *p = (h >> (32 - bits * (k as u32 + 1))) as usize & (per_line - 1);
                 low = low.min(cells[*p]);
             }
             let w = if SUM {

@@ -67,7 +67,7 @@ pub struct ScanOptions {
 /// The default admission fraction (`--admit`).
 pub const DEFAULT_ADMIT: f64 = 0.1;
 /// The default memory budget (`--memory`): the built-in rules stay well under 512 MB on any input.
-pub const DEFAULT_MEMORY: usize = 320 << 20;
+pub const DEFAULT_MEMORY: usize = 256 << 20;
 
 impl Default for ScanOptions {
     fn default() -> Self {

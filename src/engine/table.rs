@@ -121,7 +121,15 @@ impl Meta for NoSeen {
 
 /// A counter state: a sum (flows, packets, bytes) or a distinct counter.
 pub trait State: Default + Send + 'static {
-    fn add(&mut self, count: CountSpec, key_side: u8, rec: &FlowRecord, addr_field: AddrField);
+    /// Count a record; returns the bytes the state's heap grew by (0 for most records), so a table can keep its
+    /// memory without walking its entries.
+    fn add(
+        &mut self,
+        count: CountSpec,
+        key_side: u8,
+        rec: &FlowRecord,
+        addr_field: AddrField,
+    ) -> usize;
     fn merge(&mut self, other: &Self);
     fn value(&mut self) -> Estimate;
     fn seen(&self) -> Seen;
@@ -140,13 +148,14 @@ pub struct SumState<M = Seen> {
 
 impl<M: Meta> State for SumState<M> {
     #[inline]
-    fn add(&mut self, count: CountSpec, _side: u8, rec: &FlowRecord, _addr: AddrField) {
+    fn add(&mut self, count: CountSpec, _side: u8, rec: &FlowRecord, _addr: AddrField) -> usize {
         self.sum = self.sum.saturating_add(match count {
             CountSpec::Packets => rec.packets,
             CountSpec::Bytes => rec.bytes,
             _ => 1,
         });
         self.seen.add(rec);
+        0
     }
     fn merge(&mut self, o: &Self) {
         self.sum = self.sum.saturating_add(o.sum);
@@ -205,12 +214,15 @@ impl<C: DistinctCounter, M: Meta> State for DistinctState<C, M> {
     }
 
     #[inline]
-    fn add(&mut self, count: CountSpec, side: u8, rec: &FlowRecord, addr: AddrField) {
-        if let CountSpec::Distinct(field) = count {
-            let v = distinct_value(field, rec, side, addr);
-            self.counter.insert(hash128(v), v);
-        }
+    fn add(&mut self, count: CountSpec, side: u8, rec: &FlowRecord, addr: AddrField) -> usize {
         self.seen.add(rec);
+        match count {
+            CountSpec::Distinct(field) => {
+                let v = distinct_value(field, rec, side, addr);
+                self.counter.insert_grown(hash128(v), v)
+            }
+            _ => 0,
+        }
     }
     fn merge(&mut self, o: &Self) {
         self.counter.merge(&o.counter);
@@ -235,12 +247,15 @@ impl<C: DistinctCounter, M: Meta> State for DistinctState<C, M> {
 /// One rule's table for one key type and state type.
 pub struct Table<K, S> {
     entries: SlotTable<K, S>,
+    /// Bytes the states' heaps hold, kept as they grow (what [`Footprint::counter_bytes`] walks to find).
+    heap: usize,
 }
 
 impl<K: TableKey + Default, S: State> Default for Table<K, S> {
     fn default() -> Self {
         Table {
             entries: SlotTable::default(),
+            heap: 0,
         }
     }
 }
@@ -278,9 +293,10 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             if let Some(j) = i.checked_sub(2 * AHEAD) {
                 let r = &refs[j];
                 let rec = &records[r.idx as usize];
-                self.entries
-                    .at(ring[j % RING])
-                    .add(rule.count, r.side, rec, rule.key.addr);
+                self.heap +=
+                    self.entries
+                        .at(ring[j % RING])
+                        .add(rule.count, r.side, rec, rule.key.addr);
             }
         }
     }
@@ -315,7 +331,8 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
                 if let Some(at) = ring[j % RING] {
                     let r = &refs[j];
                     let rec = &records[r.idx as usize];
-                    self.entries
+                    self.heap += self
+                        .entries
                         .at(at)
                         .add(rule.count, r.side, rec, rule.key.addr);
                 }
@@ -327,6 +344,7 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         for (k, s) in other.entries.into_entries() {
             self.slot(k.hash(), k).merge(&s);
         }
+        self.heap = self.entries.iter().map(|(_, s)| s.heap_bytes()).sum();
     }
 
     /// The counts that `keep` accepts.
@@ -356,6 +374,10 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
 
     fn slot_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<(K, S)>()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.slot_bytes() + self.heap
     }
 
     fn growth_bytes(&self, more: usize) -> usize {
@@ -458,6 +480,10 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
 
     fn slot_bytes(&self) -> usize {
         self.narrow.slot_bytes() + self.wide.slot_bytes()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.narrow.held_bytes() + self.wide.held_bytes()
     }
 
     /// Most keys are IPv4: the narrow table is the one that grows.
@@ -730,6 +756,11 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
     /// Bytes of the slot arrays alone (constant time, unlike [`Self::footprint`]).
     pub fn slot_bytes(&self) -> usize {
         each_table!(self, t => t.slot_bytes())
+    }
+
+    /// Bytes of the slot arrays and the counters' heaps, in constant time: what the memory budget watches.
+    pub fn held_bytes(&self) -> usize {
+        each_table!(self, t => t.held_bytes())
     }
 
     /// Bytes the slot arrays would add to take `more` new keys (0 when they have room).

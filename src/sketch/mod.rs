@@ -60,6 +60,14 @@ pub trait DistinctCounter: Default + Clone + Send + 'static {
     fn estimate(&mut self) -> Estimate;
     /// Bytes held on the heap (not counting `size_of::<Self>()`).
     fn heap_bytes(&self) -> usize;
+
+    /// [`Self::insert`], returning the bytes the heap grew by: how tables keep their memory without a walk.
+    #[inline]
+    fn insert_grown(&mut self, hash: u64, value: u128) -> usize {
+        let before = self.heap_bytes();
+        self.insert(hash, value);
+        self.heap_bytes().saturating_sub(before)
+    }
 }
 
 /// Which backend counts distinct values: the value of the `--counter` flag.

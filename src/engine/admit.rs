@@ -106,7 +106,10 @@ impl Admission {
     /// at `at` (`A`, in the measure's units, at least 2 and at most `above`).
     pub fn new(bytes: usize, above: u64, at: u64) -> std::io::Result<Admission> {
         debug_assert!(
-            bytes % LINE == 0 && bytes >= MIN_BYTES && bytes / LINE <= u32::MAX as usize && at >= 2
+            bytes.is_multiple_of(LINE)
+                && bytes >= MIN_BYTES
+                && bytes / LINE <= u32::MAX as usize
+                && at >= 2
         );
         let wide = above > u8::MAX as u64;
         let cell_max = if wide { u16::MAX } else { u8::MAX as u16 } as u64;
@@ -223,7 +226,7 @@ impl Admission {
         let (unit_shift, round) = (self.unit_shift, (1u64 << self.unit_shift) - 1);
         // SAFETY: `start + bytes` is inside the map (it was mapped a huge page longer than `bytes`).
         let base = unsafe { self.map.as_mut_ptr().add(self.start) };
-        let line_of = |h: u64| ((h >> 32) * lines >> 32) as usize;
+        let line_of = |h: u64| (((h >> 32) * lines) >> 32) as usize;
         for r in refs.iter().take(AHEAD) {
             prefetch(base.wrapping_add(line_of(remix(r.hash)) * LINE));
         }

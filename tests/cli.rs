@@ -319,6 +319,36 @@ fn definitions_are_checked_before_any_scan() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(out.contains("7 active rules, 2 inactive"), "{out}");
+    // ... with the same table, windows, steps and flows_above included.
+    let checked: Vec<&str> = out.lines().filter(|l| l.contains(" key ")).collect();
+    let o = run(&["rules"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let builtin: Vec<&str> = table.lines().filter(|l| l.contains(" key ")).collect();
+    assert_eq!(checked, builtin);
+    let fs9 = builtin.iter().find(|l| l.starts_with("FS9")).unwrap();
+    assert!(
+        fs9.contains("window 1m step 10s flows_above 100 where "),
+        "{fs9}"
+    );
+    assert!(
+        !builtin[0].contains("window") && !builtin[0].contains("flows_above"),
+        "{table}"
+    );
+
+    // A site's groups show in the table of `rules --check`.
+    let site = dir.path().join("groups.toml");
+    std::fs::write(
+        &site,
+        "[lists]\nservers = [\"10.0.0.1\"]\n[[rule]]\nid = \"G\"\nkey = \"src\"\ncount = \"flows\"\nabove = 10\nabove_for = { \"@servers\" = 500 }\nwindow = \"5m\"\n",
+    )
+    .unwrap();
+    let o = run(&["rules", "--check", site.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("above 10     window 5m above_for @servers=500 where any"),
+        "{out}"
+    );
 }
 
 #[test]

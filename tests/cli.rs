@@ -446,3 +446,29 @@ fn stats_count_every_rule_s_keys() {
     }
     assert!(err.contains(&format!("{total} keys tracked")), "{err}");
 }
+
+/// `scan --help` lists the exit codes and every option's default.
+#[test]
+fn scan_help_lists_exit_codes_and_defaults() {
+    for flag in ["-h", "--help"] {
+        let o = run(&["scan", flag]);
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0));
+        for want in [
+            "Exit codes:",
+            "0  nothing found",
+            "1  at least one finding",
+            "2  an error",
+            "[default: the built-in definitions]",
+            "[default: text]",
+            "[default: the number of CPUs]",
+            "[default: compact]",
+            "[default: 0.1, 0 with --exact]",
+            "[default: 320M]",
+            "[default: 5]",
+            "[default: detected per input]",
+        ] {
+            assert!(help.contains(want), "{flag}: {want} missing:\n{help}");
+        }
+    }
+}

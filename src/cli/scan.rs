@@ -42,7 +42,7 @@ impl ScanPlan {
         let counter = if args.exact {
             CounterKind::Exact
         } else {
-            args.counter.map_or(CounterKind::Compact, CounterKind::from)
+            args.counter.into()
         };
         let mut config = ScanConfig {
             counter,
@@ -68,9 +68,7 @@ impl ScanPlan {
             }
             config.threads = n;
         }
-        if let Some(m) = args.memory {
-            config.memory = m;
-        }
+        config.memory = args.memory;
         Ok(ScanPlan {
             definitions,
             config,

@@ -447,6 +447,112 @@ fn stats_count_every_rule_s_keys() {
     assert!(err.contains(&format!("{total} keys tracked")), "{err}");
 }
 
+/// A folder scan skips what is not a flow file (the `truth.json` gen writes, a README, an empty file) as
+/// `nfdump -R` does: one note after the summary, no error, exit code 1 for the findings, in both passes and with
+/// `--input-format`; `-q` says nothing of it; the JSON summary counts them. Named on the command line, such a file
+/// is an error (exit code 2), and so is a broken NetFlow export found in a folder.
+#[test]
+fn folder_scans_skip_files_that_are_not_flow_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    demo_capture(d);
+    let truth = d.join("truth.json");
+    std::fs::write(&truth, "{\"events\": [{\"host\": \"10.0.0.1\"}]}\n").unwrap();
+    std::fs::create_dir(d.join("notes")).unwrap();
+    std::fs::write(d.join("notes/README"), "sa,sp,dp\ncaptures of the lab\n").unwrap();
+    std::fs::write(d.join("empty"), b"").unwrap();
+    let p = d.to_str().unwrap();
+    let (_, base) = scan_json(d, &[]);
+    assert!(!base.is_empty());
+    for extra in [&[][..], &["--no-verify"], &["--input-format", "nfcapd"]] {
+        let mut args = vec!["scan", "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push(p);
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        assert_eq!(err.matches("not flow files").count(), 1, "{err}");
+        let note = err.lines().find(|l| l.contains("not flow files")).unwrap();
+        assert!(
+            note.starts_with("flowsketch: note: skipped 3 files in folders")
+                && note.contains("empty, ")
+                && note.contains("notes/README and 1 more"),
+            "{note}"
+        );
+        assert!(!err.contains("truth.json"), "{err}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        let summary: Value =
+            serde_json::from_str(out.lines().find(|l| common::is_summary(l)).unwrap()).unwrap();
+        assert_eq!(
+            (
+                &summary["inputs"],
+                &summary["inputs_skipped"],
+                &summary["errors"]
+            ),
+            (&Value::from(2), &Value::from(3), &Value::from(0)),
+            "{summary}"
+        );
+        if extra.is_empty() {
+            assert_eq!(findings(&o), base);
+        }
+    }
+    // Quiet: findings and errors only.
+    let o = run(&["scan", "-q", p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "");
+    // Named explicitly, it is read, and it is not a flow file.
+    let o = run(&["scan", "-q", truth.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("truth.json: at offset 0: unknown file format"),
+        "{err}"
+    );
+    // A NetFlow v5 header claiming 200 records: a broken flow file, not a foreign one.
+    let mut v5 = vec![0u8; 24 + 48];
+    v5[1] = 5;
+    v5[3] = 200;
+    std::fs::write(d.join("export.dat"), &v5).unwrap();
+    let o = run(&["scan", "-q", p]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("export.dat: at offset 2"), "{err}");
+}
+
+/// Progress ends each pass with every input byte and input counted, files skipped included.
+#[test]
+fn progress_counts_every_byte_and_input() {
+    use flowsketch::rules::Definitions;
+    use flowsketch::scanner::{Progress, ScanConfig, Scanner};
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    demo_capture(dir.path());
+    std::fs::write(dir.path().join("truth.json"), "{}\n").unwrap();
+    let size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let rules = Definitions::builtin();
+    for verify in [false, true] {
+        let progress = Progress::default();
+        let config = ScanConfig {
+            verify,
+            ..ScanConfig::default()
+        };
+        let scan = Scanner::new(&rules, config).run_with(&[dir.path().to_path_buf()], &progress);
+        let now = progress.now();
+        assert_eq!((now.pass, now.passes), if verify { (2, 2) } else { (1, 1) });
+        assert_eq!((now.bytes, now.total_bytes), (size, size));
+        assert_eq!((now.inputs, now.total_inputs), (3, 3));
+        assert_eq!(now.flows, scan.stats.flows);
+        assert_eq!(now.fraction(), Some(1.0));
+        assert_eq!(
+            progress.done.flows.load(Ordering::Relaxed),
+            scan.stats.flows
+        );
+    }
+}
+
 /// `scan --help` lists the exit codes and every option's default.
 #[test]
 fn scan_help_lists_exit_codes_and_defaults() {

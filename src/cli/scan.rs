@@ -209,6 +209,9 @@ fn print_summary(s: &Summary, scan: &Scan) {
             );
         }
     }
+    if let Some(note) = scan.not_flow_files_note() {
+        eprintln!("flowsketch: note: {note}");
+    }
     eprintln!(
         "flowsketch: {} ({} s + {} s)",
         s.guarantee.describe(),

@@ -234,6 +234,10 @@ pub const COLUMNS: &[(&str, Field)] = &[
     ("window_end", |_, f| {
         f.window_bounds().map_or(Cell::Null, |w| time(w.1))
     }),
+    // Hopping windows: how many overlapping windows of one burst the finding stands for (null without `step`).
+    ("windows_merged", |_, f| {
+        f.hops.map_or(Cell::Null, |h| Cell::UInt(h.windows))
+    }),
     // Evidence: what the finding is about (null when the scan ran one pass and gathered none).
     ("about", |_, f| text(&f.about)),
     ("bytes", |_, f| evidence(f, |e| Cell::UInt(e.bytes))),

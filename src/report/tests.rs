@@ -123,6 +123,25 @@ fn findings() -> Vec<Finding> {
             window_ms: Some(300_000),
             key: key("10.1.2.3", KeyValue::None, 5_985_540),
             flows: 40,
+            ..base.clone()
+        },
+        Finding {
+            rule: "H1".into(),
+            name: "SYN burst".into(),
+            severity: Severity::High,
+            count_spec: "flows".parse().unwrap(),
+            count: 150,
+            above: 100,
+            // A burst over three overlapping one-minute windows every 10 s; the best starts at 03:00:30.
+            window_ms: Some(60_000),
+            hops: Some(Hops {
+                step_ms: 10_000,
+                windows: 3,
+            }),
+            key: key("10.1.2.4", KeyValue::None, 179_566_203),
+            first_ms: 1_795_662_020_000,
+            last_ms: 1_795_662_099_000,
+            flows: 150,
             ..base
         },
     ]
@@ -220,6 +239,12 @@ fn json_and_csv_carry_the_same_fields_and_values() {
     assert_eq!(json[3]["peer"], "2001:db8:ffff::1");
     assert_eq!(json[3]["exact"], false);
     assert_eq!(json[4]["window_start"], "2026-11-26T03:00:00.000Z");
+    // Merged hopping windows: how many, in both; null for findings without hopping windows.
+    assert_eq!(json[5]["windows_merged"], 3);
+    assert_eq!(json[5]["window_start"], "2026-11-26T03:00:30.000Z");
+    assert_eq!(json[4]["windows_merged"], serde_json::Value::Null);
+    let at = header.iter().position(|h| h == "windows_merged").unwrap();
+    assert_eq!((rows[5][at].as_str(), rows[4][at].as_str()), ("3", ""));
 }
 
 #[test]

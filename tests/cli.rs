@@ -54,6 +54,16 @@ fn demo_finds_every_planted_host() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("every planted host was found"), "{err}");
+    // It names the folder it wrote, and says it is deleted (no --keep), and then that it was.
+    assert!(
+        err.contains("a temporary folder, deleted after the demo"),
+        "{err}"
+    );
+    let deleted = err
+        .lines()
+        .find_map(|l| l.strip_prefix("flowsketch demo: deleted "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(!Path::new(deleted).exists(), "{deleted}");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("FS1") && out.contains("FS6") && out.contains("FS8"),

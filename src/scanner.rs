@@ -51,6 +51,7 @@
 //! assert!(scan.guarantee.verified());
 //! ```
 
+use crate::engine::evidence::Evidence;
 use crate::engine::verify::{self, Candidates};
 use crate::engine::{
     self, Counted, Done, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
@@ -82,7 +83,8 @@ pub struct ScanConfig {
     pub memory: usize,
     /// Count the candidates again, exactly, when every input can be read twice.
     pub verify: bool,
-    /// Top peers, ports and protocols each finding names (from the verify pass).
+    /// Top peers, ports and protocols each finding names: of every flow of the key with the verify pass, else of a
+    /// sample of its flows after it came near the threshold (at most [`crate::engine::evidence::SAMPLE_SLOTS`]).
     pub evidence: usize,
     /// Work out each rule's keys seen and memory held (a walk over every sketch cell and table entry).
     pub stats: bool,
@@ -487,7 +489,13 @@ impl<'d> Scanner<'d> {
                     let above = rule.above_for_key(c.key.addr);
                     if rule.fires(above, c.value.value, c.seen.flows()) {
                         let missed = c.missed_at_most;
-                        out.push(Finding::new(rule, c.key, c.value, c.seen, missed, false));
+                        // The sample of the key's flows after it came near the threshold, labelled as such.
+                        let evidence = (c.sample.as_ref())
+                            .map_or_else(Evidence::none, |s| s.evidence(self.config.evidence));
+                        out.push(
+                            Finding::new(rule, c.key, c.value, c.seen, missed, false)
+                                .with_evidence(evidence),
+                        );
                     }
                 }
             }

@@ -529,6 +529,176 @@ fn folder_scans_skip_files_that_are_not_flow_files() {
     assert!(err.contains("export.dat: at offset 2"), "{err}");
 }
 
+/// Every one-pass finding (`--no-verify`, standard input) carries evidence labelled as the sample it is, with
+/// totals and top lists of its sampled flows; verified findings keep evidence counted from every flow.
+#[test]
+fn one_pass_findings_carry_labelled_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_capture(dir.path());
+    let one = dir.path().join("nfcapd.202611260300");
+    let objects = |o: &Output| -> Vec<Value> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !common::is_summary(l))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (o, _) = scan_json(dir.path(), &["--no-verify"]);
+    let mut one_pass = objects(&o);
+    let piped = bin()
+        .args(["scan", "--format", "json", "-q", "-"])
+        .stdin(std::fs::File::open(&one).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(1), "{}", stderr(&piped));
+    one_pass.extend(objects(&piped));
+    assert!(one_pass.len() >= 6, "{one_pass:?}");
+    for f in &one_pass {
+        assert_eq!(f["verified"], false, "{f}");
+        let label = f["evidence"].as_str().unwrap_or_else(|| panic!("{f}"));
+        let sampled: u64 = if let Some(rest) = label.strip_prefix("sample: every flow counted (") {
+            rest.trim_end_matches(')').parse().unwrap()
+        } else {
+            let rest = label
+                .strip_prefix("sample: ")
+                .unwrap_or_else(|| panic!("{f}"));
+            let (n, from) = rest
+                .split_once(" flows from when the key reached ")
+                .unwrap();
+            let from: u64 = from.parse().unwrap();
+            assert!(from <= f["above"].as_u64().unwrap(), "{f}");
+            n.parse().unwrap()
+        };
+        assert!(
+            sampled >= 1 && sampled <= f["flows"].as_u64().unwrap(),
+            "{f}"
+        );
+        assert!(f["bytes"].as_u64().unwrap() > 0, "{f}");
+        assert!(!f["top_peers"].as_array().unwrap().is_empty(), "{f}");
+        assert!(!f["top_ports"].as_array().unwrap().is_empty(), "{f}");
+        let protocols: u64 = (f["protocols"].as_array().unwrap().iter())
+            .map(|p| p["flows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(protocols, sampled, "{f}");
+    }
+    // Verified: evidence of every flow, the same whatever the threads and reading mode.
+    let (o1, _) = scan_json(dir.path(), &["-j", "1"]);
+    let (o2, _) = scan_json(dir.path(), &["-j", "2", "--no-mmap"]);
+    let (v1, v2) = (objects(&o1), objects(&o2));
+    assert_eq!(v1, v2);
+    for f in &v1 {
+        assert_eq!(f["verified"], true, "{f}");
+        let label = f["evidence"].as_str().unwrap();
+        assert!(label == "complete" || label.contains(" sampled 1/"), "{f}");
+        let protocols: u64 = (f["protocols"].as_array().unwrap().iter())
+            .map(|p| p["flows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(protocols, f["flows"].as_u64().unwrap(), "{f}");
+    }
+    // The text report shows the label under the finding.
+    let o = run(&["scan", "-q", "--no-verify", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(" flows from when the key reached "), "{text}");
+}
+
+/// One pass with every key in a table: a key's sample holds exactly its flows from the one that brought its count
+/// to half the threshold, and names its peers and ports.
+#[test]
+fn a_one_pass_sample_starts_at_half_the_threshold() {
+    use flowsketch::record::FlowRecord;
+    use flowsketch::rules::Definitions;
+    use flowsketch::scanner::{ScanConfig, Scanner};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nfcapd.202611260300");
+    let flows: Vec<FlowRecord> = (0..30u16)
+        .map(|i| FlowRecord {
+            src: "10.0.0.9".parse().unwrap(),
+            dst: if i < 20 { "10.0.0.1" } else { "10.0.0.2" }
+                .parse()
+                .unwrap(),
+            dst_port: 22,
+            proto: 6,
+            packets: 2,
+            bytes: 100,
+            first_ms: 1_764_126_000_000 + i as u64,
+            last_ms: 1_764_126_000_000 + i as u64,
+            ..Default::default()
+        })
+        .collect();
+    write_nfcapd(&path, &flows);
+    let rules = Definitions::parse(
+        "[[rule]]\nid = \"F\"\nkey = \"src\"\ncount = \"flows\"\nabove = 10\n",
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    for threads in [1, 2] {
+        let config = ScanConfig {
+            verify: false,
+            admit: 0.0,
+            threads,
+            ..ScanConfig::default()
+        };
+        let scan = Scanner::new(&rules, config).run(std::slice::from_ref(&path));
+        assert_eq!(scan.findings.len(), 1);
+        let e = scan.findings[0].evidence.as_ref().unwrap();
+        // The 5th flow brought the count to 5: flows 5 to 30 are in the sample.
+        assert_eq!((e.sample_from, e.sampled_flows), (Some(5), 26));
+        assert_eq!((e.bytes, e.packets), (2600, 52));
+        let peers: Vec<(String, u64)> = e.peers.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        assert_eq!(
+            peers,
+            [("10.0.0.1".to_string(), 16), ("10.0.0.2".to_string(), 10)]
+        );
+    }
+    // More keys at a threshold than the pool holds: the first keep a sample of every flow, the rest say none.
+    let many: Vec<FlowRecord> = (0..(flowsketch::engine::SAMPLE_KEYS as u32 + 1000))
+        .map(|i| FlowRecord {
+            src: flowsketch::record::Addr::v4(0x0a00_0000 + i),
+            dst: "10.0.0.1".parse().unwrap(),
+            proto: 17,
+            packets: 1,
+            bytes: 60,
+            first_ms: 1_764_126_000_000 + i as u64,
+            ..Default::default()
+        })
+        .collect();
+    write_nfcapd(&path, &many);
+    let any = Definitions::parse(
+        "[[rule]]\nid = \"A\"\nkey = \"src\"\ncount = \"flows\"\nabove = 0\n",
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    let config = ScanConfig {
+        verify: false,
+        threads: 1,
+        ..ScanConfig::default()
+    };
+    let scan = Scanner::new(&any, config).run(std::slice::from_ref(&path));
+    assert_eq!(scan.findings.len(), many.len());
+    let labels: std::collections::BTreeMap<String, usize> =
+        scan.findings.iter().fold(Default::default(), |mut m, f| {
+            let e = f.evidence.as_ref().unwrap();
+            *m.entry(flowsketch::report::row::evidence_kind(e))
+                .or_default() += 1;
+            m
+        });
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        [
+            (
+                "none: more keys came near a threshold than one pass samples".to_string(),
+                1000
+            ),
+            (
+                "sample: every flow counted (1)".to_string(),
+                flowsketch::engine::SAMPLE_KEYS
+            )
+        ]
+    );
+}
+
 /// Progress ends each pass with every input byte and input counted, files skipped included.
 #[test]
 fn progress_counts_every_byte_and_input() {

@@ -140,6 +140,11 @@ pub struct ScanOptions {
     pub memory: usize,
 }
 
+/// The most keys one pass keeps a sample of flows of for their evidence, over all rules and shards (about 400
+/// bytes each: [`evidence::Sample`]), and the fewest each rule's table of a shard may keep.
+pub const SAMPLE_KEYS: usize = 16_384;
+pub const MIN_SAMPLE_KEYS: usize = 32;
+
 /// The default admission fraction (`--admit`).
 pub const DEFAULT_ADMIT: f64 = 0.1;
 /// The default memory budget (`--memory`): the built-in rules stay well under 512 MB on any input.
@@ -299,7 +304,16 @@ where
     I: IntoIterator<Item = Result<Input, InputError>>,
 {
     let threads = options.threads.max(1);
-    let compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
+    let mut compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
+    // One pass (flows kept: no verify pass will count them again) samples the flows of keys that come near a
+    // threshold, for their evidence: SAMPLE_KEYS at most over the scan.
+    if M::default().flows().is_some() {
+        let per_table = (SAMPLE_KEYS / (rules.len() * threads).max(1)).max(MIN_SAMPLE_KEYS);
+        compiled = compiled
+            .into_iter()
+            .map(|c| c.sampling(per_table))
+            .collect();
+    }
     let sizing = Sizing::plan(&compiled, threads, options.admit, options.memory);
     let (job_tx, job_rx) = crossbeam::channel::bounded::<Job>(options.queue.max(1));
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..threads)

@@ -315,6 +315,8 @@ mod tests {
                 step_ms: 0,
                 above: 100,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             },
             CompiledRule {
                 key: "dst".parse().unwrap(),
@@ -323,6 +325,8 @@ mod tests {
                 step_ms: 0,
                 above: 100,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             },
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)

@@ -75,6 +75,8 @@ fn findings() -> Vec<Finding> {
                 complete: true,
                 peer_rate: 0.25,
                 port_rate: 1.0,
+                sample_from: None,
+                sampled_flows: 0,
             }),
             ..base.clone()
         },
@@ -89,10 +91,23 @@ fn findings() -> Vec<Finding> {
             count: 12,
             above: 10,
             flows: 12,
-            // One pass, admitted at A = 3: the count may lack up to 2 flows.
+            // One pass, admitted at A = 3: the count may lack up to 2 flows; its evidence is a sample of the flows
+            // from when the key reached 5.
             exact: false,
             verified: false,
             missed_at_most: 2,
+            evidence: Some(Evidence {
+                bytes: 4_800,
+                packets: 8,
+                peers: vec![(Addr::v4(0xc000_0201), 4), (Addr::v4(0xc000_0202), 3)],
+                ports: vec![(ProtoPort { proto: 47, port: 0 }, 7)],
+                protocols: vec![(47, 7)],
+                complete: false,
+                peer_rate: 1.0,
+                port_rate: 1.0,
+                sample_from: Some(5),
+                sampled_flows: 7,
+            }),
             ..base.clone()
         },
         Finding {

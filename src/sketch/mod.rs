@@ -60,6 +60,12 @@ pub trait DistinctCounter: Default + Clone + Send + 'static {
     fn estimate(&mut self) -> Estimate;
     /// Bytes held on the heap (not counting `size_of::<Self>()`).
     fn heap_bytes(&self) -> usize;
+    /// The count when a look at the state tells it (exact forms), without working out an estimate; `None` when
+    /// only an estimate could say. Cheap enough to ask after every insert.
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Which backend counts distinct values: the value of the `--counter` flag.

@@ -185,10 +185,13 @@ impl Scan {
             Some(second) => format!("{first}, {second} and {} more", n - 2),
             None => first.clone(),
         };
+        let what = if n == 1 {
+            "file in a folder that is not a flow file"
+        } else {
+            "files in folders that are not flow files"
+        };
         Some(format!(
-            "skipped {n} file{} in folders that {} not flow files (no known format in the first bytes): {named}",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "is" } else { "are" },
+            "skipped {n} {what} (no known format in the first bytes): {named}"
         ))
     }
 

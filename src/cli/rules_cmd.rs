@@ -83,7 +83,7 @@ fn table_line(r: &Rule) -> String {
         "{:<4} {:<16} {:<9} key {:<10} count {:<15} above {:<6}",
         r.id,
         r.name,
-        r.severity,
+        r.severity.to_string(),
         r.key.to_string(),
         r.count.to_string(),
         r.above,

@@ -51,9 +51,10 @@
 //! assert!(scan.guarantee.verified());
 //! ```
 
+use crate::engine::evidence::Evidence;
 use crate::engine::verify::{self, Candidates};
 use crate::engine::{
-    self, Counted, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
+    self, Counted, Done, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
     ScanStats, Seen,
 };
 use crate::formats::Opener;
@@ -82,7 +83,8 @@ pub struct ScanConfig {
     pub memory: usize,
     /// Count the candidates again, exactly, when every input can be read twice.
     pub verify: bool,
-    /// Top peers, ports and protocols each finding names (from the verify pass).
+    /// Top peers, ports and protocols each finding names: of every flow of the key with the verify pass, else of a
+    /// sample of its flows after it came near the threshold (at most [`crate::engine::evidence::SAMPLE_SLOTS`]).
     pub evidence: usize,
     /// Work out each rule's keys seen and memory held (a walk over every sketch cell and table entry).
     pub stats: bool,
@@ -154,6 +156,9 @@ pub struct Scan {
     pub warnings: Vec<InputError>,
     /// What folder walks passed over (FIFOs, devices, links back to folders already read), one line each.
     pub notes: Vec<String>,
+    /// Files found in folders that are not flow files (no known format in their first bytes), not read: as
+    /// `nfdump -R` skips them. Files named on the command line are read whatever they hold.
+    pub not_flow_files: Vec<String>,
     pub stats: ScanStats,
     pub guarantee: Guarantee,
     pub rules: Vec<RuleStats>,
@@ -170,10 +175,31 @@ impl Scan {
         self.secs[0] + self.secs[1]
     }
 
+    /// One line on the files in folders that were skipped as not flow files (their count and the first two), if
+    /// any.
+    pub fn not_flow_files_note(&self) -> Option<String> {
+        let n = self.not_flow_files.len();
+        let first = self.not_flow_files.first()?;
+        let named = match self.not_flow_files.get(1) {
+            Some(second) if n == 2 => format!("{first} and {second}"),
+            Some(second) => format!("{first}, {second} and {} more", n - 2),
+            None => first.clone(),
+        };
+        let what = if n == 1 {
+            "file in a folder that is not a flow file"
+        } else {
+            "files in folders that are not flow files"
+        };
+        Some(format!(
+            "skipped {n} {what} (no known format in the first bytes): {named}"
+        ))
+    }
+
     /// The run's totals for the summary line and record; `peak_bytes` is the process's peak memory if known.
     pub fn summary(&self, peak_bytes: Option<u64>) -> Summary {
         Summary {
             inputs: self.stats.inputs,
+            inputs_skipped: self.not_flow_files.len(),
             inputs_failed: self.stats.inputs_failed,
             errors: self.errors.len(),
             warnings: self.warnings.len(),
@@ -202,13 +228,55 @@ impl Scan {
     }
 }
 
-/// Progress of a running scan, for a display on another thread.
+/// Progress of a running scan, for a display on another thread: what the current pass has done, and what there
+/// is to do. Workers update it once per batch and once per chunk (relaxed atomic adds), never per record.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Flows decoded in the current pass.
-    pub flows: AtomicU64,
-    /// 1 during the admission pass, 2 during the verify pass.
+    /// 1 during the admission pass, 2 during the verify pass (0 before the scan starts).
     pub pass: AtomicU8,
+    /// Passes the scan runs: 2 with a verify pass, else 1 (set once the inputs are expanded).
+    pub passes: AtomicU8,
+    /// Flows, input bytes and inputs the current pass has done (inputs skipped or failed count as done).
+    pub done: Done,
+    /// Bytes of all inputs; 0 when some size is not known (standard input, a pipe).
+    pub total_bytes: AtomicU64,
+    /// Inputs to read (files found in folders included).
+    pub total_inputs: AtomicU64,
+}
+
+/// A reading of [`Progress`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProgressNow {
+    pub pass: u8,
+    pub passes: u8,
+    pub flows: u64,
+    pub bytes: u64,
+    /// 0 when not known.
+    pub total_bytes: u64,
+    pub inputs: u64,
+    pub total_inputs: u64,
+}
+
+impl Progress {
+    pub fn now(&self) -> ProgressNow {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProgressNow {
+            pass: self.pass.load(Ordering::Relaxed),
+            passes: self.passes.load(Ordering::Relaxed),
+            flows: get(&self.done.flows),
+            bytes: get(&self.done.bytes),
+            total_bytes: get(&self.total_bytes),
+            inputs: get(&self.done.inputs),
+            total_inputs: get(&self.total_inputs),
+        }
+    }
+}
+
+impl ProgressNow {
+    /// The share of the pass's input bytes done, when the total is known.
+    pub fn fraction(&self) -> Option<f64> {
+        (self.total_bytes > 0).then(|| (self.bytes as f64 / self.total_bytes as f64).min(1.0))
+    }
 }
 
 /// Runs scans of one set of definitions.
@@ -282,6 +350,14 @@ impl<'d> Scanner<'d> {
         } else {
             Guarantee::Verified
         };
+        progress
+            .passes
+            .store(if guarantee.verified() { 2 } else { 1 }, Ordering::Relaxed);
+        let sizes: Option<u64> = sources.iter().map(Source::size).sum();
+        progress
+            .total_bytes
+            .store(sizes.unwrap_or(0), Ordering::Relaxed);
+        (progress.total_inputs).store(sources.len() as u64, Ordering::Relaxed);
         // Findings of a verified scan come from the second pass: the first keeps counts alone.
         let pass = Pass {
             start,
@@ -316,41 +392,64 @@ impl<'d> Scanner<'d> {
         progress.pass.store(1, Ordering::Relaxed);
         let opener = Opener::new();
         let mut warnings = Vec::new();
-        let opened = sources.iter().map(|s| {
+        // Files found in folders that no reader is for are skipped, not errors; the verify pass skips them too.
+        let mut foreign = vec![false; sources.len()];
+        let opened = sources.iter().zip(&mut foreign).filter_map(|(s, foreign)| {
             let input = input::open(s, &self.config.input, &opener);
-            if let Ok(i) = &input {
-                warnings.extend(i.decoder.warnings().into_iter().map(|w| InputError {
-                    name: i.name.clone(),
-                    message: w.to_string(),
-                }));
+            match (&input, s) {
+                (Ok(i), _) => {
+                    warnings.extend(i.decoder.warnings().into_iter().map(|w| InputError {
+                        name: i.name.clone(),
+                        message: w.to_string(),
+                    }))
+                }
+                (Err(_), Source::InFolder(path)) if input::is_foreign(path) => {
+                    *foreign = true;
+                    let done = &progress.done;
+                    done.inputs.fetch_add(1, Ordering::Relaxed);
+                    (done.bytes).fetch_add(s.size().unwrap_or(0), Ordering::Relaxed);
+                    return None;
+                }
+                (Err(_), _) => {}
             }
-            input
+            Some(input)
         });
-        let mut result = engine::scan_keeping::<C, M, _>(rules, opened, &options, &progress.flows);
+        let mut result = engine::scan_keeping::<C, M, _>(rules, opened, &options, &progress.done);
+        let not_flow_files: Vec<String> = (sources.iter().zip(&foreign))
+            .filter(|(_, &f)| f)
+            .map(|(s, _)| s.name())
+            .collect();
         let mut errors = walk_errors;
         errors.extend(result.errors.iter().cloned());
         let pass1 = start.elapsed().as_secs_f64();
         let mut stats_rules = rule_stats(rules, &result, self.config.stats);
         let keys = result.keys();
         let stats = result.stats;
-        let findings = if guarantee.verified() {
+        let (mut findings, secs2, tables) = if guarantee.verified() {
             let candidates = candidates(rules, &mut result, &mut stats_rules);
             // The tables are done with unless kept: the second pass needs only the candidates.
             let tables = keep.then(|| Tables(Box::new(result)));
             let start2 = Instant::now();
-            progress.flows.store(0, Ordering::Relaxed);
+            progress.done.reset();
             progress.pass.store(2, Ordering::Relaxed);
             let opener = Opener::new();
-            let reopened = sources
-                .iter()
-                .map(|s| input::open(s, &self.config.input, &opener));
+            let done = &progress.done;
+            let reopened = (sources.iter().zip(&foreign)).filter_map(|(s, &skip)| {
+                if skip {
+                    done.inputs.fetch_add(1, Ordering::Relaxed);
+                    done.bytes
+                        .fetch_add(s.size().unwrap_or(0), Ordering::Relaxed);
+                    return None;
+                }
+                Some(input::open(s, &self.config.input, &opener))
+            });
             let verified = verify::verify(
                 rules,
                 &candidates,
                 reopened,
                 options.threads,
                 options.queue,
-                &progress.flows,
+                &progress.done,
             );
             // The same inputs decode to the same errors (pass 1 told them, capped per input); an error in an input
             // that had none means it changed under the scan.
@@ -385,22 +484,7 @@ impl<'d> Scanner<'d> {
                     }
                 }
             }
-            let secs2 = start2.elapsed().as_secs_f64();
-            crate::report::merge_bursts(&mut out);
-            crate::report::sort(&mut out);
-            let scan = Scan {
-                findings: out,
-                errors,
-                warnings,
-                notes,
-                stats,
-                guarantee,
-                rules: stats_rules,
-                keys,
-                secs: [pass1, secs2],
-                counter: C::NAME,
-            };
-            return (scan, tables);
+            (out, start2.elapsed().as_secs_f64(), tables)
         } else {
             let mut out = Vec::new();
             for (ri, rule) in rules.iter().enumerate() {
@@ -408,31 +492,39 @@ impl<'d> Scanner<'d> {
                     let above = rule.above_for_key(c.key.addr);
                     if rule.fires(above, c.value.value, c.seen.flows()) {
                         let missed = c.missed_at_most;
-                        out.push(Finding::new(rule, c.key, c.value, c.seen, missed, false));
+                        // The sample of the key's flows after it came near the threshold, labelled as such.
+                        let evidence = (c.sample.as_ref())
+                            .map_or_else(Evidence::none, |s| s.evidence(self.config.evidence));
+                        out.push(
+                            Finding::new(rule, c.key, c.value, c.seen, missed, false)
+                                .with_evidence(evidence),
+                        );
                     }
                 }
             }
-            crate::report::merge_bursts(&mut out);
-            crate::report::sort(&mut out);
-            out
+            let tables = if keep {
+                Some(Tables(Box::new(result)))
+            } else {
+                // One scan per process: freeing millions of per-host counters one by one would only delay the
+                // exit.
+                std::mem::forget(result);
+                None
+            };
+            (out, 0.0, tables)
         };
-        let tables = if keep {
-            Some(Tables(Box::new(result)))
-        } else {
-            // One scan per process: freeing millions of per-host counters one by one would only delay the exit.
-            std::mem::forget(result);
-            None
-        };
+        crate::report::merge_bursts(&mut findings);
+        crate::report::sort(&mut findings);
         let scan = Scan {
             findings,
             errors,
             warnings,
             notes,
+            not_flow_files,
             stats,
             guarantee,
             rules: stats_rules,
             keys,
-            secs: [pass1, 0.0],
+            secs: [pass1, secs2],
             counter: C::NAME,
         };
         (scan, tables)

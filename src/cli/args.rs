@@ -53,13 +53,18 @@ pub enum Command {
     Compare(CompareArgs),
 }
 
+/// What `scan --help` ends with.
+pub const EXIT_CODES: &str = "Exit codes:\n  0  nothing found\n  1  at least one finding\n  2  an error: an input \
+could not be read or decoded, flow data was lost, bad flags or definitions (the other inputs are still scanned)";
+
 #[derive(Args, Debug, Clone)]
+#[command(after_help = EXIT_CODES)]
 pub struct ScanArgs {
     /// Files and folders to scan; folders are read recursively, `-` is standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Definitions file (TOML); the built-in defaults when not given.
+    /// Definitions file (TOML). [default: the built-in definitions]
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
@@ -67,13 +72,13 @@ pub struct ScanArgs {
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
-    /// Worker threads.
+    /// Worker threads. [default: the number of CPUs]
     #[arg(
         short = 'j',
         long,
         value_name = "N",
         long_help = "Worker threads: each decodes its share of the input and owns the per-host state of the hosts \
-                       whose hash routes to it. Defaults to the number of CPUs; at most 4 per CPU and 256."
+                       whose hash routes to it. At most 4 per CPU and 256. [default: the number of CPUs]"
     )]
     pub threads: Option<NonZeroUsize>,
 
@@ -82,8 +87,8 @@ pub struct ScanArgs {
     pub exact: bool,
 
     /// Distinct-count backend of the first pass.
-    #[arg(long, value_name = "KIND", value_enum)]
-    pub counter: Option<CounterArg>,
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = CounterArg::Compact)]
+    pub counter: CounterArg,
 
     /// Admission fraction a: a key gets a table entry once a sketch says its count may have reached a times its
     /// rule's threshold; 0 gives every key an entry. [default: 0.1, 0 with --exact]
@@ -95,13 +100,14 @@ pub struct ScanArgs {
     pub admit: Option<f64>,
 
     /// Memory for the admission sketches and tables (like 256M, 2G); admission tightens to stay within it.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, long_help = "Memory the admission sketches and \
-        tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). When the admitted keys \
-        would outgrow it, the scan doubles the admission fraction of the growing rule (up to 1), says so, and \
-        states the guarantee it then gives; keys are never dropped. [default: 256M]")]
-    pub memory: Option<usize>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M", long_help = "Memory the \
+        admission sketches and tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). \
+        When the admitted keys would outgrow it, the scan doubles the admission fraction of the growing rule (up \
+        to 1), says so, and states the guarantee it then gives; keys are never dropped.")]
+    pub memory: usize,
 
-    /// One pass only: do not count the candidates again (findings then carry the admission bound).
+    /// One pass only: do not count the candidates again (findings then carry the admission bound and a sample as
+    /// evidence). [default: two passes for files]
     #[arg(
         long,
         long_help = "One pass only. By default, when every input can be read twice (files, not \
@@ -111,19 +117,20 @@ pub struct ScanArgs {
     )]
     pub no_verify: bool,
 
-    /// Peers, ports and protocols each finding names, most flows first.
+    /// Peers, ports and protocols each finding names, most flows first (one pass names at most 8).
     #[arg(long, value_name = "K", default_value_t = 5)]
     pub evidence: usize,
 
-    /// Read files into memory instead of memory-mapping them.
+    /// Read files into memory instead of memory-mapping them. [default: files are memory-mapped]
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// Reader to use instead of detecting the format from the content.
+    /// Reader to use instead of detecting the format from the content. [default: detected per input]
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub input_format: Option<InputFormat>,
 
-    /// No progress display and no summary; findings and errors only.
+    /// No progress display and no summary; findings and errors only. [default: progress on a terminal, and a
+    /// summary on stderr]
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -256,7 +263,7 @@ mod tests {
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Keep the generated capture in this folder instead of a temporary one.
+    /// Keep the generated capture in this folder. [default: a temporary folder, deleted after the demo]
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 
@@ -268,7 +275,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Worker threads for the scan.
+    /// Worker threads for the scan. [default: the number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<NonZeroUsize>,
 }
@@ -286,7 +293,7 @@ pub struct RulesArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct GenArgs {
-    /// Folder to write the capture files and truth.json into (created if missing).
+    /// Folder to write the capture files and truth.json into (created if missing; required).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
 
@@ -333,7 +340,7 @@ pub struct CompareArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Definitions file (TOML); the built-in defaults when not given.
+    /// Definitions file (TOML). [default: the built-in definitions]
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
@@ -341,7 +348,7 @@ pub struct CompareArgs {
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
-    /// Worker threads of each scan.
+    /// Worker threads of each scan. [default: the number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<NonZeroUsize>,
 
@@ -349,13 +356,13 @@ pub struct CompareArgs {
     #[arg(long, value_name = "KIND", value_enum, default_value_t = CounterArg::Compact)]
     pub counter: CounterArg,
 
-    /// Admission fraction of the sketch side (see `scan --admit`).
+    /// Admission fraction of the sketch side (see `scan --admit`). [default: 0.1]
     #[arg(long, value_name = "A", value_parser = parse_admit)]
     pub admit: Option<f64>,
 
     /// Memory budget of the sketch side (see `scan --memory`).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory: Option<usize>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub memory: usize,
 
     /// The sketch side runs one pass (see `scan --no-verify`).
     #[arg(long)]
@@ -365,11 +372,11 @@ pub struct CompareArgs {
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// Reader to use instead of detecting the format from the content.
+    /// Reader to use instead of detecting the format from the content. [default: detected per input]
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub input_format: Option<InputFormat>,
 
-    /// Write a log-log SVG of estimated against exact counts of one rule (see --plot-rule).
+    /// Write a log-log SVG of estimated against exact counts of one rule (see --plot-rule). [default: no plot]
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
 

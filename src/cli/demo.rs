@@ -46,12 +46,18 @@ pub fn run(args: &DemoArgs) -> ExitCode {
             return ExitCode::Error;
         }
     };
+    let kept = args.keep.is_some();
     eprintln!(
-        "flowsketch demo: wrote {} flows with {} planted hosts to {} ({})",
+        "flowsketch demo: wrote {} flows with {} planted hosts to {} ({}; {})",
         flows.len(),
         planted.len(),
         dir.display(),
-        files.join(", ")
+        files.join(", "),
+        if kept {
+            "kept after the demo"
+        } else {
+            "a temporary folder, deleted after the demo: --keep DIR keeps the capture"
+        }
     );
     let mut config = ScanConfig::default();
     if let Some(n) = args.threads {
@@ -79,6 +85,14 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         scan.secs(),
         scan.guarantee.describe()
     );
+    if kept {
+        eprintln!(
+            "flowsketch demo: the capture stays in {}: try flowsketch scan {0} (or nfdump -R {0})",
+            dir.display()
+        );
+    } else {
+        eprintln!("flowsketch demo: deleted {}", dir.display());
+    }
     if ok {
         eprintln!("flowsketch demo: every planted host was found, and nothing under a threshold was reported");
         ExitCode::Clean

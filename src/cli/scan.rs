@@ -42,7 +42,7 @@ impl ScanPlan {
         let counter = if args.exact {
             CounterKind::Exact
         } else {
-            args.counter.map_or(CounterKind::Compact, CounterKind::from)
+            args.counter.into()
         };
         let mut config = ScanConfig {
             counter,
@@ -68,9 +68,7 @@ impl ScanPlan {
             }
             config.threads = n;
         }
-        if let Some(m) = args.memory {
-            config.memory = m;
-        }
+        config.memory = args.memory;
         Ok(ScanPlan {
             definitions,
             config,
@@ -210,6 +208,9 @@ fn print_summary(s: &Summary, scan: &Scan) {
                 r.id, r.keys_admitted
             );
         }
+    }
+    if let Some(note) = scan.not_flow_files_note() {
+        eprintln!("flowsketch: note: {note}");
     }
     eprintln!(
         "flowsketch: {} ({} s + {} s)",

@@ -323,6 +323,8 @@ mod tests {
             step_ms: 0,
             above: 100,
             cut: false,
+            sample_from: u64::MAX,
+            sample_keys: 0,
         }
     }
 

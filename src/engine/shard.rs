@@ -314,6 +314,8 @@ mod tests {
                 step_ms: 0,
                 above: 100,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             },
             CompiledRule {
                 key: "dst".parse().unwrap(),
@@ -322,6 +324,8 @@ mod tests {
                 step_ms: 0,
                 above: 100,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             },
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)

@@ -77,6 +77,8 @@ pub struct RuleAdmission {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub inputs: u64,
+    /// Files found in folders that are not flow files, skipped (not in `inputs`).
+    pub inputs_skipped: usize,
     pub inputs_failed: u64,
     pub errors: usize,
     pub warnings: usize,
@@ -97,6 +99,7 @@ impl Summary {
             "type": "summary",
             "inputs": self.inputs,
             "inputs_failed": self.inputs_failed,
+            "inputs_skipped": self.inputs_skipped,
             "errors": self.errors,
             "warnings": self.warnings,
             "flows": self.flows,

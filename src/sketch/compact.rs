@@ -423,6 +423,16 @@ impl DistinctCounter for Compact {
         }
     }
 
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        match self.view() {
+            View::Empty => Some(0),
+            View::One(_) => Some(1),
+            View::Array(hashes) => Some(hashes.len() as u64),
+            View::Hll(_) => None,
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
         match self.view() {
             View::Empty | View::One(_) => 0,

@@ -69,6 +69,11 @@ impl DistinctCounter for Exact {
     fn heap_bytes(&self) -> usize {
         hash_table_bytes(self.set.capacity(), std::mem::size_of::<u128>())
     }
+
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        Some(self.set.len() as u64)
+    }
 }
 
 #[cfg(test)]

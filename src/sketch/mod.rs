@@ -68,6 +68,13 @@ pub trait DistinctCounter: Default + Clone + Send + 'static {
         self.insert(hash, value);
         self.heap_bytes().saturating_sub(before)
     }
+
+    /// The count when a look at the state tells it (exact forms), without working out an estimate; `None` when
+    /// only an estimate could say. Cheap enough to ask after every insert.
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Which backend counts distinct values: the value of the `--counter` flag.

@@ -289,7 +289,7 @@ impl<K: TableKey + Default, S: State> Default for Table<K, S> {
 }
 
 /// The samples one table keeps, by key hash: at most the rule's `sample_keys`, taken by the first keys to reach
-/// `sample_from`. Room for all of them is reserved when the first arrives, so adding to a sample never allocates.
+/// `sample_from`. Adding a flow to a key's sample never allocates; a key entering the pool may (the map doubles).
 #[derive(Default)]
 struct SamplePool {
     samples: std::collections::HashMap<u64, Sample, TableHasher>,
@@ -309,10 +309,9 @@ impl SamplePool {
         if let Some(s) = self.samples.get_mut(&hash) {
             return s.add(rec, peer);
         }
+        // A key's first sampled flow: the pool grows by doubling, so it allocates a few times per table, never per
+        // record, and holds only the keys that came near the threshold.
         if self.samples.len() < rule.sample_keys {
-            if self.samples.capacity() == 0 {
-                self.samples.reserve(rule.sample_keys);
-            }
             let s = self
                 .samples
                 .entry(hash)

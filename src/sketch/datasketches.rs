@@ -78,9 +78,14 @@ pub fn hash_value(sketch: &mut HllSketch, d: Distinct, v: u128) {
     }
 }
 
-/// A sketch of `values` (the distinct values of a count of `d`), serialised.
+/// A sketch of `values` (the distinct values of a count of `d`), serialised. Values go in sorted: a DataSketches
+/// HLL also keeps an estimator state (HIP) that depends on the order of updates, so sorting makes the bytes the
+/// same whichever pass, thread or merge collected the values.
 pub fn sketch_of(d: Distinct, values: impl IntoIterator<Item = u128>) -> Vec<u8> {
     let mut s = HllSketch::new(LG_K, HllType::Hll8).expect("lgConfigK 12 is valid");
+    let mut values: Vec<u128> = values.into_iter().collect();
+    values.sort_unstable();
+    values.dedup();
     for v in values {
         hash_value(&mut s, d, v);
     }

@@ -491,3 +491,28 @@ fn merges_of_compact_states_are_order_free_and_equal_the_whole() {
 fn merges_of_exact_states_are_order_free_and_equal_the_whole() {
     merge_laws::<Exact>(CounterKind::Exact, 0.0);
 }
+
+/// Cross-check on the real captures of ../shared/data: the states of eight files (the scans, nfdump's sample and
+/// a large bzip2 file) merged give byte-identical findings to one scan of the eight.
+#[test]
+fn real_captures_merged_equal_one_scan() {
+    let Some(data) = common::require_data("real_captures_merged_equal_one_scan") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("scans"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.push(data.join("nfcapd/nfcapd.sample"));
+    files.push(data.join("nfcapd/nfcapd-large-bz2"));
+    let dir = tempfile::tempdir().unwrap();
+    let whole = run(&["scan", "-f", "json"], &files);
+    let (want, _) = split(&whole);
+    assert!(!want.is_empty());
+    let states = save_states(dir.path(), &files, &[], "s");
+    let merged = run(&["merge", "-f", "json"], &states);
+    let (got, summary) = split(&merged);
+    assert_eq!(summary["guarantee"], "verified", "{}", stderr(&merged));
+    assert_eq!(got, want);
+}

@@ -31,8 +31,10 @@ use std::path::{Path, PathBuf};
 /// The file a state directory holds.
 pub const FILE_NAME: &str = "flowsketch.state";
 
-/// A cell that reached its maximum in some merged state: its keys' measure may be anything above.
-pub const SATURATED: u32 = u32::MAX;
+/// A cell that reached its maximum in some merged state (or whose sum passed 65,534): its keys' measure may be
+/// anything above. Sums are kept in 16 bits: a merged sketch only prunes candidates, so a cell that saturates
+/// costs pruning, never correctness, and half the memory of 32-bit sums.
+pub const SATURATED: u16 = u16::MAX;
 
 /// Distinct counters a state can hold, and how their bytes look (docs/STATE.md).
 pub trait SavedCounter: DistinctCounter {
@@ -275,11 +277,11 @@ impl<C: DistinctCounter> StateEntry<C> {
     }
 }
 
-/// One shard's admission sketch of one rule: cells as 32-bit sums, [`SATURATED`] where any merged cell was full.
+/// One shard's admission sketch of one rule: cells as 16-bit sums, [`SATURATED`] where any merged cell was full.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Front {
     pub layout: Layout,
-    pub cells: Vec<u32>,
+    pub cells: Vec<u16>,
 }
 
 impl Front {
@@ -621,7 +623,7 @@ impl<C: SavedCounter> State<C> {
                     adms.extend_from_slice(&(fronts.len() as u32).to_le_bytes());
                     for f in fronts {
                         let cells: Vec<u8> = f.cells.iter().flat_map(|c| c.to_le_bytes()).collect();
-                        put_front(&mut adms, f.layout, 4, &cells);
+                        put_front(&mut adms, f.layout, 2, &cells);
                     }
                 }
                 None => adms.push(0),
@@ -674,7 +676,7 @@ fn read_fronts(s: &Section) -> Result<Option<Vec<Front>>, String> {
         let above = c.u64("the threshold")?;
         let width = c.u8("the cell width")? as usize;
         let line_ok = bytes >= 64 && bytes.is_power_of_two() && bytes <= 1 << 40;
-        if !line_ok || !matches!(width, 1 | 2 | 4) || unit_shift >= 64 {
+        if !line_ok || !matches!(width, 1 | 2) || unit_shift >= 64 {
             return Err(format!(
                 "{} holds a sketch of {bytes} bytes with {width}-byte cells in units of 2^{unit_shift}: not one \
                  flowsketch makes",
@@ -689,20 +691,15 @@ fn read_fronts(s: &Section) -> Result<Option<Vec<Front>>, String> {
         };
         let n = layout.cells();
         let raw = c.take(n * width, "the cells")?;
-        let max = layout.cell_max();
+        // A full byte cell, and a 16-bit cell at 65,535 (a scan's full wide cell, or a merged sum), are saturated.
         let cells = match width {
             1 => raw
                 .iter()
-                .map(|&v| if v as u64 >= max { SATURATED } else { v as u32 })
-                .collect(),
-            2 => raw
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .map(|v| if v as u64 >= max { SATURATED } else { v as u32 })
+                .map(|&v| if v == u8::MAX { SATURATED } else { v as u16 })
                 .collect(),
             _ => raw
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
                 .collect(),
         };
         out.push(Front { layout, cells });

@@ -540,8 +540,9 @@ impl<C: SavedCounter> State<C> {
         }
         let want = fingerprint(defs);
         let rules = &defs.rules;
-        let mut it = sections.iter();
-        let mut next = |tag: &[u8; 4], rule: u32| -> Result<&Section, StateError> {
+        // Sections are taken one by one and dropped once decoded, so a state's raw payloads are not all held at once.
+        let mut it = sections.into_iter();
+        let mut next = |tag: &[u8; 4], rule: u32| -> Result<Section, StateError> {
             match it.next() {
                 Some(s) if &s.tag == tag && s.rule == rule => Ok(s),
                 Some(s) => Err(err(format!(
@@ -560,7 +561,7 @@ impl<C: SavedCounter> State<C> {
                 ))),
             }
         };
-        let meta: StateMeta = json(next(b"META", NO_RULE)?).map_err(err)?;
+        let meta: StateMeta = json(&next(b"META", NO_RULE)?).map_err(err)?;
         if header.fingerprint != want {
             return Err(err(format!(
                 "written with other definitions ({} from {}, fingerprint {:016x}) than these ({} from {}, \
@@ -572,11 +573,11 @@ impl<C: SavedCounter> State<C> {
                 defs.origin
             )));
         }
-        let inputs: Vec<InputRecord> = json(next(b"INPT", NO_RULE)?).map_err(err)?;
+        let inputs: Vec<InputRecord> = json(&next(b"INPT", NO_RULE)?).map_err(err)?;
         let mut out = Vec::with_capacity(rules.len());
         for (i, rule) in rules.iter().enumerate() {
             let ri = i as u32;
-            let rmeta: RuleMeta = json(next(b"RULE", ri)?).map_err(err)?;
+            let rmeta: RuleMeta = json(&next(b"RULE", ri)?).map_err(err)?;
             if rmeta.id != rule.id {
                 return Err(err(format!(
                     "rule #{i} is {} in the state and {} in the definitions",
@@ -584,10 +585,12 @@ impl<C: SavedCounter> State<C> {
                 )));
             }
             let adms = next(b"ADMS", ri)?;
-            let fronts = read_fronts(adms).map_err(err)?;
+            let fronts = read_fronts(&adms).map_err(err)?;
+            drop(adms);
             let tabl = next(b"TABL", ri)?;
             let distinct = rule.count.is_distinct();
-            let entries = read_table::<C>(tabl, distinct).map_err(err)?;
+            let entries = read_table::<C>(&tabl, distinct).map_err(err)?;
+            drop(tabl);
             out.push(RuleState {
                 meta: rmeta,
                 fronts,

@@ -328,6 +328,12 @@ fn print_summary(s: &Summary, scan: &Scan) {
         s.secs,
         rate / 1e6
     );
+    if let Some(n) = s.merged {
+        eprintln!(
+            "flowsketch: {n} saved state{} merged; a rule's admit_at is then the sum of their A-1, plus 1",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     for r in &s.rules {
         if r.raises > 0 {
             eprintln!(

@@ -2,7 +2,8 @@
 //!
 //! Layers, each usable on its own: [`formats`] turns bytes into [`record::FlowRecord`]s, [`sketch`] counts distinct
 //! values per key, [`rules`] says what to count and what is suspicious, [`engine`] runs rules over inputs on worker
-//! threads, [`report`] writes findings, and [`scanner::Scanner`] runs a whole scan (both passes) over files. The
+//! threads, [`report`] writes findings, [`scanner::Scanner`] runs a whole scan (both passes) over files, and [`state`]
+//! saves a scan's counts and merges saved ones. The
 //! command-line tool in `src/main.rs` is glue over these.
 
 pub mod compare;
@@ -17,3 +18,4 @@ pub mod report;
 pub mod rules;
 pub mod scanner;
 pub mod sketch;
+pub mod state;

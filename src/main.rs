@@ -25,6 +25,7 @@ fn main() {
         Command::Rules(a) => cli::rules_cmd::run(a),
         Command::Gen(a) => cli::gen::run(a),
         Command::Compare(a) => cli::compare::run(a),
+        Command::Merge(a) => cli::scan::merge(a),
     };
     std::process::exit(code as i32);
 }

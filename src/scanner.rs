@@ -63,7 +63,9 @@ pub use crate::report::summary::{Guarantee, OnePassWhy};
 use crate::report::summary::{RuleAdmission, Summary};
 use crate::report::Finding;
 use crate::rules::{CountSpec, Definitions, Rule};
+use crate::sketch::datasketches::ExportedSketch;
 use crate::sketch::{self, CounterKind, DistinctCounter, Estimate};
+use crate::state::{self, InputRecord, SavedCounter, StateMeta};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
@@ -89,6 +91,11 @@ pub struct ScanConfig {
     /// Work out each rule's keys seen and memory held (a walk over every sketch cell and table entry).
     pub stats: bool,
     pub input: InputOptions,
+    /// Hand back the first pass's state ([`Scan::state`]) for `--save-state`: tables then keep flows and times
+    /// even when a verify pass follows, so a merge without the inputs can still report.
+    pub save_state: bool,
+    /// Build each finding's distinct values as a DataSketches HLL sketch ([`Scan::sketches`]; verify pass only).
+    pub export_sketches: bool,
 }
 
 impl Default for ScanConfig {
@@ -103,6 +110,8 @@ impl Default for ScanConfig {
             evidence: 5,
             stats: false,
             input: InputOptions::default(),
+            save_state: false,
+            export_sketches: false,
         }
     }
 }
@@ -168,6 +177,14 @@ pub struct Scan {
     pub secs: [f64; 2],
     /// The counter backend's name.
     pub counter: &'static str,
+    /// The first pass's saved state (with [`ScanConfig::save_state`]): the bytes of a state file, or why there
+    /// are none.
+    pub state: Option<Result<Vec<u8>, String>>,
+    /// Each finding's distinct values as a DataSketches sketch, in the order of the findings (with
+    /// [`ScanConfig::export_sketches`]; findings whose values the verify pass did not keep have none).
+    pub sketches: Vec<ExportedSketch>,
+    /// Saved states merged into these findings (`None` for a scan of inputs).
+    pub merged: Option<u32>,
 }
 
 impl Scan {
@@ -210,6 +227,7 @@ impl Scan {
             peak_bytes,
             secs: self.secs(),
             guarantee: self.guarantee,
+            merged: self.merged,
             rules: self
                 .rules
                 .iter()
@@ -304,6 +322,18 @@ impl<'d> Scanner<'d> {
         self.dispatch(paths, progress, false).0
     }
 
+    /// Merge saved states (each a `--save-state` directory or its file) and report them as a scan of their inputs
+    /// would be: verified over those inputs when all are there unchanged (and `verify` is on), else one pass under
+    /// the bound of the merged scans (see [`crate::state`]). A state that is truncated, corrupt, foreign or does not
+    /// fit the definitions or the states before it is refused with its file name.
+    pub fn merge(
+        &self,
+        states: &[PathBuf],
+        progress: &Progress,
+    ) -> Result<Scan, crate::state::StateError> {
+        crate::state::merge::merge_paths(self.defs, &self.config, states, progress)
+    }
+
     /// [`Self::run_with`], also handing back the first pass's tables: what each rule counted for each key it
     /// admitted (for `compare`, which measures a counter against exact counting).
     pub fn run_keeping_tables(&self, paths: &[PathBuf], progress: &Progress) -> (Scan, Tables) {
@@ -333,7 +363,7 @@ impl<'d> Scanner<'d> {
         }
     }
 
-    fn scan<C: DistinctCounter>(
+    fn scan<C: SavedCounter>(
         &self,
         paths: &[PathBuf],
         progress: &Progress,
@@ -343,6 +373,12 @@ impl<'d> Scanner<'d> {
         let walked = input::expand_paths(paths);
         let notes = walked.notes();
         let (sources, walk_errors) = (walked.sources, walked.errors);
+        // What the state covers, as it was before the scan read it.
+        let inputs = if self.config.save_state {
+            sources.iter().map(InputRecord::of).collect()
+        } else {
+            Vec::new()
+        };
         let guarantee = if sources.contains(&Source::Stdin) {
             Guarantee::OnePass(OnePassWhy::Stdin)
         } else if !self.config.verify {
@@ -361,26 +397,28 @@ impl<'d> Scanner<'d> {
         // Findings of a verified scan come from the second pass: the first keeps counts alone.
         let pass = Pass {
             start,
+            inputs,
             sources,
             walk_errors,
             notes,
             guarantee,
             keep,
         };
-        if guarantee.verified() {
+        if guarantee.verified() && !self.config.save_state {
             self.scan_keeping::<C, NoSeen>(pass, progress)
         } else {
             self.scan_keeping::<C, Seen>(pass, progress)
         }
     }
 
-    fn scan_keeping<C: DistinctCounter, M: Meta>(
+    fn scan_keeping<C: SavedCounter, M: Meta>(
         &self,
         pass: Pass,
         progress: &Progress,
     ) -> (Scan, Option<Tables>) {
         let Pass {
             start,
+            inputs,
             sources,
             walk_errors,
             notes,
@@ -425,7 +463,30 @@ impl<'d> Scanner<'d> {
         let mut stats_rules = rule_stats(rules, &result, self.config.stats);
         let keys = result.keys();
         let stats = result.stats;
-        let (mut findings, secs2, tables) = if guarantee.verified() {
+        let state = self.config.save_state.then(|| {
+            let meta = StateMeta {
+                flowsketch: env!("CARGO_PKG_VERSION").to_string(),
+                definitions_version: self.defs.version.clone(),
+                definitions_origin: self.defs.origin.clone(),
+                counter: C::NAME.to_string(),
+                admit: options.admit,
+                states: 1,
+                shards: result.shards.len() as u32,
+                input_format: self.config.input.format.map(|k| k.name().to_string()),
+                inputs: stats.inputs,
+                inputs_failed: stats.inputs_failed,
+                flows: stats.flows,
+                skipped: stats.skipped,
+                errors: errors.iter().map(ToString::to_string).collect(),
+            };
+            let cap = state::Capture {
+                defs: self.defs,
+                meta,
+                inputs,
+            };
+            state::capture(cap, &result)
+        });
+        let (findings, secs2, tables, sketches) = if guarantee.verified() {
             let candidates = candidates(rules, &mut result, &mut stats_rules);
             // The tables are done with unless kept: the second pass needs only the candidates.
             let tables = keep.then(|| Tables(Box::new(result)));
@@ -470,21 +531,14 @@ impl<'d> Scanner<'d> {
                     ),
                 });
             }
-            let mut out = Vec::new();
-            for (ri, rule) in rules.iter().enumerate() {
-                for (key, tally) in candidates[ri].keys().iter().zip(&verified.tallies[ri]) {
-                    let value = tally.value(rule.count);
-                    let above = rule.above_for_key(key.addr);
-                    if rule.fires(above, value.value, tally.seen.flows()) {
-                        let evidence = tally.evidence(self.config.evidence);
-                        out.push(
-                            Finding::new(rule, *key, value, tally.seen, 0, true)
-                                .with_evidence(evidence),
-                        );
-                    }
-                }
-            }
-            (out, start2.elapsed().as_secs_f64(), tables)
+            let (out, sketches) = verified_findings(
+                rules,
+                &candidates,
+                &verified.tallies,
+                self.config.evidence,
+                self.config.export_sketches,
+            );
+            (out, start2.elapsed().as_secs_f64(), tables, sketches)
         } else {
             let mut out = Vec::new();
             for (ri, rule) in rules.iter().enumerate() {
@@ -510,10 +564,10 @@ impl<'d> Scanner<'d> {
                 std::mem::forget(result);
                 None
             };
-            (out, 0.0, tables)
+            crate::report::merge_bursts(&mut out);
+            crate::report::sort(&mut out);
+            (out, 0.0, tables, Vec::new())
         };
-        crate::report::merge_bursts(&mut findings);
-        crate::report::sort(&mut findings);
         let scan = Scan {
             findings,
             errors,
@@ -526,6 +580,9 @@ impl<'d> Scanner<'d> {
             keys,
             secs: [pass1, secs2],
             counter: C::NAME,
+            state,
+            sketches,
+            merged: None,
         };
         (scan, tables)
     }
@@ -548,6 +605,7 @@ trait EachCount {
 /// What the first pass is given: the expanded inputs and what the scan will promise.
 struct Pass {
     start: Instant,
+    inputs: Vec<InputRecord>,
     sources: Vec<Source>,
     walk_errors: Vec<InputError>,
     notes: Vec<String>,
@@ -607,8 +665,65 @@ fn rule_stats<C: DistinctCounter, M: Meta>(
         .collect()
 }
 
+/// Findings of a verify pass: every candidate whose exact tally is over its threshold, with its evidence, merged
+/// into bursts and sorted; and with `export`, the DataSketches sketch of each finding's distinct values (in the
+/// findings' order). Scans and merges of saved states report through this one function.
+pub(crate) fn verified_findings(
+    rules: &[Rule],
+    candidates: &[Candidates],
+    tallies: &[Vec<verify::Tally>],
+    evidence: usize,
+    export: bool,
+) -> (Vec<Finding>, Vec<ExportedSketch>) {
+    let mut out = Vec::new();
+    let mut sketches = std::collections::HashMap::new();
+    for (ri, rule) in rules.iter().enumerate() {
+        for (key, tally) in candidates[ri].keys().iter().zip(&tallies[ri]) {
+            let value = tally.value(rule.count);
+            let above = rule.above_for_key(key.addr);
+            if rule.fires(above, value.value, tally.seen.flows()) {
+                if let (true, CountSpec::Distinct(d), verify::Values::Exact(set)) =
+                    (export, rule.count, &tally.values)
+                {
+                    let bytes = sketch::datasketches::sketch_of(d, set.iter().copied());
+                    sketches.insert((ri, *key), (sketch::datasketches::hashed(d), bytes));
+                }
+                let evidence = tally.evidence(evidence);
+                out.push(
+                    Finding::new(rule, *key, value, tally.seen, 0, true).with_evidence(evidence),
+                );
+            }
+        }
+    }
+    crate::report::merge_bursts(&mut out);
+    crate::report::sort(&mut out);
+    let exported = if export {
+        let index: std::collections::HashMap<&str, usize> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        out.iter()
+            .filter_map(|f| {
+                let (hashed, bytes) = sketches.remove(&(index[f.rule.as_str()], f.key))?;
+                Some(ExportedSketch {
+                    rule: f.rule.clone(),
+                    key: f.key,
+                    key_text: f.key_text(),
+                    count: f.count,
+                    hashed,
+                    bytes,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (out, exported)
+}
+
 /// The largest true value an estimate may stand for: itself when exact, else six standard errors above.
-fn upper(e: &Estimate) -> f64 {
+pub(crate) fn upper(e: &Estimate) -> f64 {
     if e.exact {
         e.value as f64
     } else if e.rel_std_error * 6.0 < 0.9 {

@@ -51,6 +51,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Scan with a sketch counter and with the exact counter, and report how well the sketch agrees.
     Compare(CompareArgs),
+    /// Merge states saved by `scan --save-state` and report them as one scan of all their inputs.
+    Merge(MergeArgs),
 }
 
 /// What `scan --help` ends with.
@@ -137,6 +139,71 @@ pub struct ScanArgs {
     /// After the summary, each rule's keys and memory: its tables' slot arrays and its counters' heap.
     #[arg(long, conflicts_with = "quiet")]
     pub stats: bool,
+
+    /// Save every rule's counts into DIR (flowsketch.state), for `flowsketch merge`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        long_help = "Save the first pass's state of every rule (admission sketches, \
+        tables with counts, flows and times) and the inputs it covers (path, size, modification time) into \
+        DIR/flowsketch.state: a versioned, checksummed file (docs/STATE.md) that `flowsketch merge` adds up with \
+        others. States meant to be merged by n should be scanned with --admit at most 1/n (docs/ACCURACY.md)."
+    )]
+    pub save_state: Option<PathBuf>,
+
+    /// Write each finding's distinct values as an Apache DataSketches HLL sketch (JSON lines) to FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "Write each finding's distinct values as an Apache \
+        DataSketches HLL sketch (HLL_8, lgConfigK 12, base64) to FILE, one JSON line per finding, for Spark \
+        (hll_union_agg), Druid or PostgreSQL to merge with their own. The sketches are built from the values the \
+        verify pass sees; docs/STATE.md says which bytes are hashed."
+    )]
+    pub export_sketches: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// State directories (or their flowsketch.state files) written by `scan --save-state`.
+    #[arg(required = true, value_name = "DIR")]
+    pub states: Vec<PathBuf>,
+
+    /// Definitions file the states were scanned with; the built-in defaults when not given.
+    #[arg(short = 'r', long = "rules", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Worker threads of the verify pass.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
+
+    /// Report the merged tables without reading the inputs again (findings carry the bound of n states).
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Peers, ports and protocols each finding names, most flows first.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub evidence: usize,
+
+    /// Read inputs into memory instead of memory-mapping them (verify pass).
+    #[arg(long)]
+    pub no_mmap: bool,
+
+    /// No summary; findings and errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Save the merged state into DIR, to merge again later.
+    #[arg(long, value_name = "DIR")]
+    pub save_state: Option<PathBuf>,
+
+    /// Write each finding's distinct values as a DataSketches HLL sketch to FILE (see `scan --export-sketches`).
+    #[arg(long, value_name = "FILE")]
+    pub export_sketches: Option<PathBuf>,
 }
 
 /// Output formats of findings.

@@ -69,6 +69,8 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         format: Format::Text,
         quiet: false,
         stats: false,
+        save_state: None,
+        export_sketches: None,
     };
     eprintln!("flowsketch demo: flowsketch scan {}", dir.display());
     let scan = plan.scan(std::slice::from_ref(&dir));

@@ -149,7 +149,8 @@ impl Admission {
         self.at_cells = self.at.div_ceil(1 << self.unit_shift);
     }
 
-    fn cells(&self) -> &[u8] {
+    /// The cells as bytes (one or two per cell: [`Self::layout`]).
+    pub fn cells(&self) -> &[u8] {
         &self.map[self.start..self.start + self.bytes]
     }
 
@@ -182,6 +183,22 @@ impl Admission {
             at = at.saturating_mul(2).min(self.above.max(2));
         }
         at.min(self.at)
+    }
+
+    /// What decides where a key's cells are and what they count: two sketches of the same layout add up
+    /// cell by cell (saved states merge so).
+    pub fn layout(&self) -> Layout {
+        Layout {
+            bytes: self.bytes,
+            wide: self.wide,
+            unit_shift: self.unit_shift,
+            above: self.above,
+        }
+    }
+
+    /// `A` when the sketch was made, and how many times it was doubled.
+    pub fn first_at(&self) -> (u64, u32) {
+        (self.first_at, self.raises)
     }
 
     /// Bytes of the cells.
@@ -289,6 +306,50 @@ impl Admission {
 fn bytemuck_u16(b: &[u8]) -> &[u16] {
     // SAFETY: the cells start 64-aligned and their length is a multiple of 64; every bit pattern is a valid u16.
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), b.len() / 2) }
+}
+
+/// Where a sketch's cells are and what they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes of the cells (a multiple of the 64-byte line).
+    pub bytes: usize,
+    /// 16-bit cells instead of bytes.
+    pub wide: bool,
+    /// Measure per cell step, as a power of two.
+    pub unit_shift: u32,
+    /// The rule's threshold the sketch was sized for.
+    pub above: u64,
+}
+
+impl Layout {
+    /// Cells of the sketch.
+    pub fn cells(&self) -> usize {
+        self.bytes / if self.wide { 2 } else { 1 }
+    }
+
+    /// The largest value a cell holds: a cell at it is saturated (its key's measure may be anything above).
+    pub fn cell_max(&self) -> u64 {
+        if self.wide {
+            u16::MAX as u64
+        } else {
+            u8::MAX as u64
+        }
+    }
+
+    /// The indices (in cells) of the [`ROWS`] cells of the key whose hash is `hash`: the cells
+    /// [`Admission::admit`] raises for it.
+    pub fn positions(&self, hash: u64) -> [usize; ROWS] {
+        let lines = (self.bytes / LINE) as u64;
+        let per_line = LINE / if self.wide { 2 } else { 1 };
+        let bits = per_line.trailing_zeros();
+        let h = remix(hash);
+        let line = (((h >> 32) * lines) >> 32) as usize;
+        let mut pos = [0usize; ROWS];
+        for (k, p) in pos.iter_mut().enumerate() {
+            *p = line * per_line + ((h >> (32 - bits * (k as u32 + 1))) as usize & (per_line - 1));
+        }
+        pos
+    }
 }
 
 /// Bits for the sketch that routing and the tables do not decide: a shard's keys share bits of their hash, and a
@@ -418,6 +479,42 @@ mod tests {
             Some(3),
             "3, 6, 9, 12 packets: admitted at 12 >= 10"
         );
+    }
+
+    /// The cells `Layout::positions` names for a key are the ones admission raised: alone in a sketch, a key's
+    /// flows show in exactly those cells, for byte and 16-bit cells.
+    #[test]
+    fn positions_name_the_cells_admission_raises() {
+        for above in [100, 1_000] {
+            let r = CompiledRule {
+                above,
+                ..rule(CountSpec::Flows)
+            };
+            for key in [7u32, 1_003, 40_009] {
+                let mut a = Admission::new(MIN_BYTES, above, above / 10).unwrap();
+                run(&mut a, &r, &[key; 5]);
+                let rec = FlowRecord {
+                    src: Addr::v4(key),
+                    ..Default::default()
+                };
+                let layout = a.layout();
+                let pos = layout.positions(r.key_hash(&rec, 0, 0));
+                let cells: Vec<u64> = if layout.wide {
+                    bytemuck_u16(a.cells()).iter().map(|&c| c as u64).collect()
+                } else {
+                    a.cells().iter().map(|&c| c as u64).collect()
+                };
+                for p in pos {
+                    assert_eq!(cells[p], 5, "above {above} key {key}");
+                }
+                assert_eq!(cells.iter().filter(|&&c| c != 0).count(), {
+                    let mut u = pos.to_vec();
+                    u.sort_unstable();
+                    u.dedup();
+                    u.len()
+                });
+            }
+        }
     }
 
     #[test]

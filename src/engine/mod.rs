@@ -18,7 +18,7 @@ mod worker;
 
 pub use key::{KeyParts, KeyValue};
 pub use shard::{RuleCounts, Shard, Sizing};
-pub use table::{CompiledRule, Counted, Footprint, Meta, NoSeen, Seen};
+pub use table::{CompiledRule, Counted, EntryValue, Footprint, Meta, NoSeen, Seen};
 
 use crate::formats::{Decoder, Lost};
 use crate::rules::Rule;

@@ -269,6 +269,32 @@ fn key_of<K: TableKey>(rule: &CompiledRule, rec: &FlowRecord, r: &Ref) -> K {
     }
 }
 
+/// A table entry's count as saved states write it: a sum, or the distinct counter itself.
+pub enum EntryValue<'a, C> {
+    Sum(u64),
+    Distinct(&'a C),
+}
+
+/// What [`RuleTable::each_entry`] hands each entry to: key, admission epoch, what was seen, count.
+pub type EachEntry<'f, C> = dyn FnMut(KeyParts, u32, Seen, EntryValue<'_, C>) + 'f;
+
+/// What a state holds, for saved states (`C`: the counter of the scan, which sums do not use).
+pub trait Entry<C> {
+    fn entry_value(&self) -> EntryValue<'_, C>;
+}
+
+impl<C, M: Meta> Entry<C> for SumState<M> {
+    fn entry_value(&self) -> EntryValue<'_, C> {
+        EntryValue::Sum(self.sum)
+    }
+}
+
+impl<C: DistinctCounter, M: Meta> Entry<C> for DistinctState<C, M> {
+    fn entry_value(&self) -> EntryValue<'_, C> {
+        EntryValue::Distinct(&self.counter)
+    }
+}
+
 /// One rule's table for one key type and state type.
 pub struct Table<K, S> {
     entries: SlotTable<K, S>,
@@ -441,6 +467,16 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.set_epoch(epoch);
     }
 
+    /// Hand every entry to `each`: its key, admission epoch, what was seen and its count.
+    fn each_entry<C>(&self, each: &mut EachEntry<'_, C>)
+    where
+        S: Entry<C>,
+    {
+        for (k, s) in self.entries.iter() {
+            each(k.parts(), k.tag() >> EPOCH_SHIFT, s.seen(), s.entry_value());
+        }
+    }
+
     fn len(&self) -> usize {
         self.entries.len()
     }
@@ -541,6 +577,14 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
     fn set_epoch(&mut self, epoch: u32) {
         self.narrow.set_epoch(epoch);
         self.wide.set_epoch(epoch);
+    }
+
+    fn each_entry<C>(&self, each: &mut EachEntry<'_, C>)
+    where
+        S: Entry<C>,
+    {
+        self.narrow.each_entry(each);
+        self.wide.each_entry(each);
     }
 
     fn len(&self) -> usize {
@@ -829,6 +873,12 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
     /// Stamp keys admitted from now on with admission epoch `epoch`.
     pub fn set_epoch(&mut self, epoch: u32) {
         each_table!(self, t => t.set_epoch(epoch))
+    }
+
+    /// Every entry with its key, admission epoch, what was seen and its count, in table order (for saved
+    /// states, after the scan).
+    pub fn each_entry(&self, each: &mut EachEntry<'_, C>) {
+        each_table!(self, t => t.each_entry(each))
     }
 
     pub fn len(&self) -> usize {

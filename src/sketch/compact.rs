@@ -62,6 +62,17 @@ enum Owned {
     Hll(Box<Registers>),
 }
 
+/// What a counter holds, for saved states ([`Compact::parts`]).
+#[derive(Debug, Clone, Copy)]
+pub enum CompactParts<'a> {
+    Empty,
+    /// One value's hash (odd).
+    One(u64),
+    /// The sorted hashes of the exact array (2 to [`MAX_EXACT`]).
+    Hashes(&'a [u64]),
+    Registers(&'a Registers),
+}
+
 /// A borrowed view of a state.
 enum View<'a> {
     Empty,
@@ -293,6 +304,21 @@ impl Compact {
                 );
             }
         }
+    }
+
+    /// The state as saved states write it: nothing, one hash, the sorted hashes, or the registers.
+    pub fn parts(&self) -> CompactParts<'_> {
+        match self.view() {
+            View::Empty => CompactParts::Empty,
+            View::One(h) => CompactParts::One(h),
+            View::Array(a) => CompactParts::Hashes(a),
+            View::Hll(r) => CompactParts::Registers(r),
+        }
+    }
+
+    /// A counter in the HyperLogLog state with these registers.
+    pub fn from_registers(regs: Box<Registers>) -> Compact {
+        Compact::from_owned(Owned::Hll(regs))
     }
 
     /// True while the count is exact (not yet converted to HyperLogLog).

@@ -29,6 +29,11 @@ impl Exact {
         self.set.is_empty()
     }
 
+    /// The values, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = u128> + '_ {
+        self.set.iter().copied()
+    }
+
     /// True when `value` was inserted.
     pub fn contains(&self, value: u128) -> bool {
         self.set.contains(&value)

@@ -12,6 +12,7 @@
 //! docs/ACCURACY.md has the design notes and the measured error, speed and memory.
 
 pub mod compact;
+pub mod datasketches;
 pub mod exact;
 pub mod hll;
 pub mod hllpp;

@@ -7,6 +7,9 @@
 #   git checkout B && cargo build --release && cp target/release/flowsketch /tmp/fs-b
 #   RULES=benches/rules/fs1-fs4.toml THREADS=2 RUNS=5 benches/ab.sh FILE /tmp/fs-a /tmp/fs-b
 #
+# A build may carry scan flags of its own, quoted with it: '/tmp/fs-b --no-verify' runs
+# `/tmp/fs-b scan ... FILE --no-verify`, so one run can set one pass, the verify pass and --exact side by side.
+#
 # FILE defaults to the one benches/scan.sh generates. Never run in CI.
 set -euo pipefail
 RULES=${RULES:-benches/rules/fs1-fs4.toml}
@@ -20,7 +23,9 @@ for _ in $(seq "$RUNS"); do
   n=0
   for b in "$@"; do
     n=$((n + 1))
-    /usr/bin/time -f '%e %U %M' -a -o "$tmp/$n" "$b" scan -q -j "$THREADS" -r "$RULES" "$file" > /dev/null 2>&1 || true
+    read -ra cmd <<< "$b"
+    /usr/bin/time -f '%e %U %M' -a -o "$tmp/$n" "${cmd[0]}" scan -q -j "$THREADS" -r "$RULES" "$file" "${cmd[@]:1}" \
+      > /dev/null 2>&1 || true
   done
 done
 n=0

@@ -10,7 +10,7 @@ use flowsketch::gen::traffic::{Traffic, TrafficConfig};
 use flowsketch::record::FlowRecord;
 use flowsketch::rules::Definitions;
 use flowsketch::sketch::{Compact, DistinctCounter, Exact, Hllpp};
-use std::sync::atomic::AtomicU64;
+
 use std::sync::Arc;
 
 const FLOWS: u64 = 2_000_000;
@@ -33,6 +33,7 @@ fn run<C: DistinctCounter>(
     let input = Input {
         name: "memory".into(),
         decoder: Box::new(RecordsDecoder::shared(recs.clone(), 65_536)),
+        bytes: 0,
     };
     // Every key in a table, as before admission: this bench measures the tables and counters.
     let options = ScanOptions {
@@ -41,7 +42,7 @@ fn run<C: DistinctCounter>(
         admit: 0.0,
         ..ScanOptions::default()
     };
-    let result = engine::scan::<C, _>(&defs.rules, [Ok(input)], &options, &AtomicU64::new(0));
+    let result = engine::scan::<C, _>(&defs.rules, [Ok(input)], &options, &engine::Done::default());
     result.keys()
 }
 

@@ -35,7 +35,7 @@ capture "$plain"
 capture "$spoofed" --spoofed "$SPOOFED"
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u '+%Y-%m-%d %H:%M UTC'); $("$BIN" --version)"
-echo "captures: $plain ($(du -sm "$plain" | cut -f1) MB), $spoofed ($(du -sm "$spoofed" | cut -f1) MB)"
+echo "captures: $plain ($(du -smL "$plain" | cut -f1) MB), $spoofed ($(du -smL "$spoofed" | cut -f1) MB)"
 echo
 echo "| capture | rules | run | wall s | user s | peak RSS MB | findings |"
 echo "|---|---|---|---|---|---|---|"
@@ -70,5 +70,15 @@ for cap in "$plain" "$spoofed"; do
     else
       echo "- $(basename "$cap") $rules: verified findings DIFFER from --exact's"
     fi
+  done
+done
+echo
+echo "Planted events (gen's truth.json) against the built-in rules' findings:"
+echo
+echo "| run | planted events >= 10 % above threshold reported | planted events >= 10 % below reported | within 10 %: reported / total |"
+echo "|---|---|---|---|"
+for cap in "$plain" "$spoofed"; do
+  for name in default one-pass exact; do
+    python3 benches/planted.py "$cap.truth.json" "$out/$(basename "$cap")-defaults-$name.json" "$(basename "$cap") $name" || true
   done
 done

@@ -19,16 +19,43 @@ pub struct InputOptions {
 /// One input to scan: a file, or standard input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// A file named on the command line: read whatever it holds (not a flow file is an error).
     File(PathBuf),
+    /// A file found walking a folder: skipped when it is not a flow file ([`is_foreign`]), as `nfdump -R` does.
+    InFolder(PathBuf),
     Stdin,
 }
 
 impl Source {
     pub fn name(&self) -> String {
         match self {
-            Source::File(p) => p.display().to_string(),
+            Source::File(p) | Source::InFolder(p) => p.display().to_string(),
             Source::Stdin => "<stdin>".to_string(),
         }
+    }
+
+    /// The file's path; `None` for standard input.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::File(p) | Source::InFolder(p) => Some(p),
+            Source::Stdin => None,
+        }
+    }
+
+    /// The file's size when it is a regular file.
+    pub fn size(&self) -> Option<u64> {
+        let m = std::fs::metadata(self.path()?).ok()?;
+        m.is_file().then_some(m.len())
+    }
+}
+
+/// Whether the file at `path` is not a flow file: its first 4 KiB show no format any reader is for
+/// ([`formats::detect::foreign`]). False when it cannot be read: that error is the one to tell.
+pub fn is_foreign(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(4096);
+    match File::open(path) {
+        Ok(f) => f.take(4096).read_to_end(&mut head).is_ok() && formats::detect::foreign(&head),
+        Err(_) => false,
     }
 }
 
@@ -140,14 +167,14 @@ fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, out: &mut 
             Ok(m) if m.is_dir() => walk(&p, seen, out),
             Ok(m) if m.is_file() => {
                 if seen.insert(identity(&m)) {
-                    out.sources.push(Source::File(p));
+                    out.sources.push(Source::InFolder(p));
                 } else {
                     out.seen_again.push(p);
                 }
             }
             Ok(_) => out.not_regular.push(p),
             // A dangling link or a link loop (ELOOP): reported when opened, with the system's reason.
-            Err(_) => out.sources.push(Source::File(p)),
+            Err(_) => out.sources.push(Source::InFolder(p)),
         }
     }
 }
@@ -203,7 +230,7 @@ pub fn load(source: &Source, options: &InputOptions) -> Result<Bytes, InputError
     };
     match source {
         Source::Stdin => bounded(&mut std::io::stdin().lock(), "standard input"),
-        Source::File(path) => {
+        Source::File(path) | Source::InFolder(path) => {
             let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
             let regular = file.metadata().is_ok_and(|m| m.is_file());
             if regular && !options.no_mmap {
@@ -243,16 +270,20 @@ pub fn open(source: &Source, options: &InputOptions, opener: &Opener) -> Result<
         message,
     };
     let format = options.format.map(formats::detect::Kind::name);
+    let mut bytes = 0;
     let decoder = match source {
         // A pipe is read as it comes (with the run's opener, so NetFlow templates from earlier inputs apply).
         Source::Stdin => opener.open_stream(Box::new(std::io::stdin()), format),
-        Source::File(path) => {
+        Source::File(path) | Source::InFolder(path) => {
             let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
             let meta = file
                 .metadata()
                 .map_err(|e| err(format!("cannot read: {e}")))?;
             if meta.is_dir() {
                 return Err(err("is a folder".into()));
+            }
+            if meta.is_file() {
+                bytes = meta.len();
             }
             let mapped = (meta.is_file() && !options.no_mmap)
                 .then(|| map(&file))
@@ -268,6 +299,7 @@ pub fn open(source: &Source, options: &InputOptions, opener: &Opener) -> Result<
     Ok(Input {
         name: source.name(),
         decoder,
+        bytes,
     })
 }
 
@@ -293,9 +325,9 @@ mod tests {
         assert!(errors.is_empty());
         let names: Vec<String> = files
             .iter()
-            .map(|s| match s {
-                Source::File(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
-                Source::Stdin => "-".into(),
+            .map(|s| match s.path() {
+                Some(p) => p.strip_prefix(dir.path()).unwrap().display().to_string(),
+                None => "-".into(),
             })
             .collect();
         assert_eq!(

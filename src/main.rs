@@ -32,6 +32,7 @@ fn main() {
         Command::Gen(a) => cli::gen::run(a),
         Command::Compare(a) => cli::compare::run(a),
         Command::Cluster(a) => cli::cluster::run(a),
+        Command::Merge(a) => cli::scan::merge(a),
     };
     std::process::exit(code as i32);
 }

@@ -52,9 +52,10 @@
 //! ```
 
 use crate::cluster::{self, ClusterConfig, ClusterError};
+use crate::engine::evidence::Evidence;
 use crate::engine::verify::{self, Candidates};
 use crate::engine::{
-    self, Counted, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
+    self, Counted, Done, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
     ScanStats, Seen,
 };
 use crate::formats::Opener;
@@ -63,7 +64,9 @@ pub use crate::report::summary::{Guarantee, OnePassWhy};
 use crate::report::summary::{RuleAdmission, Summary};
 use crate::report::Finding;
 use crate::rules::{CountSpec, Definitions, Rule};
+use crate::sketch::datasketches::ExportedSketch;
 use crate::sketch::{self, CounterKind, DistinctCounter, Estimate};
+use crate::state::{self, InputRecord, SavedCounter, StateMeta};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -84,11 +87,17 @@ pub struct ScanConfig {
     pub memory: usize,
     /// Count the candidates again, exactly, when every input can be read twice.
     pub verify: bool,
-    /// Top peers, ports and protocols each finding names (from the verify pass).
+    /// Top peers, ports and protocols each finding names: of every flow of the key with the verify pass, else of a
+    /// sample of its flows after it came near the threshold (at most [`crate::engine::evidence::SAMPLE_SLOTS`]).
     pub evidence: usize,
     /// Work out each rule's keys seen and memory held (a walk over every sketch cell and table entry).
     pub stats: bool,
     pub input: InputOptions,
+    /// Hand back the first pass's state ([`Scan::state`]) for `--save-state`: tables then keep flows and times
+    /// even when a verify pass follows, so a merge without the inputs can still report.
+    pub save_state: bool,
+    /// Build each finding's distinct values as a DataSketches HLL sketch ([`Scan::sketches`]; verify pass only).
+    pub export_sketches: bool,
 }
 
 impl Default for ScanConfig {
@@ -103,6 +112,8 @@ impl Default for ScanConfig {
             evidence: 5,
             stats: false,
             input: InputOptions::default(),
+            save_state: false,
+            export_sketches: false,
         }
     }
 }
@@ -173,6 +184,9 @@ pub struct Scan {
     pub warnings: Vec<InputError>,
     /// What folder walks passed over (FIFOs, devices, links back to folders already read), one line each.
     pub notes: Vec<String>,
+    /// Files found in folders that are not flow files (no known format in their first bytes), not read: as
+    /// `nfdump -R` skips them. Files named on the command line are read whatever they hold.
+    pub not_flow_files: Vec<String>,
     pub stats: ScanStats,
     pub guarantee: Guarantee,
     pub rules: Vec<RuleStats>,
@@ -182,6 +196,14 @@ pub struct Scan {
     pub secs: [f64; 2],
     /// The counter backend's name.
     pub counter: &'static str,
+    /// The first pass's saved state (with [`ScanConfig::save_state`]): the bytes of a state file, or why there
+    /// are none.
+    pub state: Option<Result<Vec<u8>, String>>,
+    /// Each finding's distinct values as a DataSketches sketch, in the order of the findings (with
+    /// [`ScanConfig::export_sketches`]; findings whose values the verify pass did not keep have none).
+    pub sketches: Vec<ExportedSketch>,
+    /// Saved states merged into these findings (`None` for a scan of inputs).
+    pub merged: Option<u32>,
 }
 
 impl Scan {
@@ -189,10 +211,31 @@ impl Scan {
         self.secs[0] + self.secs[1]
     }
 
+    /// One line on the files in folders that were skipped as not flow files (their count and the first two), if
+    /// any.
+    pub fn not_flow_files_note(&self) -> Option<String> {
+        let n = self.not_flow_files.len();
+        let first = self.not_flow_files.first()?;
+        let named = match self.not_flow_files.get(1) {
+            Some(second) if n == 2 => format!("{first} and {second}"),
+            Some(second) => format!("{first}, {second} and {} more", n - 2),
+            None => first.clone(),
+        };
+        let what = if n == 1 {
+            "file in a folder that is not a flow file"
+        } else {
+            "files in folders that are not flow files"
+        };
+        Some(format!(
+            "skipped {n} {what} (no known format in the first bytes): {named}"
+        ))
+    }
+
     /// The run's totals for the summary line and record; `peak_bytes` is the process's peak memory if known.
     pub fn summary(&self, peak_bytes: Option<u64>) -> Summary {
         Summary {
             inputs: self.stats.inputs,
+            inputs_skipped: self.not_flow_files.len(),
             inputs_failed: self.stats.inputs_failed,
             errors: self.errors.len(),
             warnings: self.warnings.len(),
@@ -203,6 +246,7 @@ impl Scan {
             peak_bytes,
             secs: self.secs(),
             guarantee: self.guarantee,
+            merged: self.merged,
             rules: self
                 .rules
                 .iter()
@@ -221,13 +265,55 @@ impl Scan {
     }
 }
 
-/// Progress of a running scan, for a display on another thread.
+/// Progress of a running scan, for a display on another thread: what the current pass has done, and what there
+/// is to do. Workers update it once per batch and once per chunk (relaxed atomic adds), never per record.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Flows decoded in the current pass.
-    pub flows: AtomicU64,
-    /// 1 during the admission pass, 2 during the verify pass.
+    /// 1 during the admission pass, 2 during the verify pass (0 before the scan starts).
     pub pass: AtomicU8,
+    /// Passes the scan runs: 2 with a verify pass, else 1 (set once the inputs are expanded).
+    pub passes: AtomicU8,
+    /// Flows, input bytes and inputs the current pass has done (inputs skipped or failed count as done).
+    pub done: Done,
+    /// Bytes of all inputs; 0 when some size is not known (standard input, a pipe).
+    pub total_bytes: AtomicU64,
+    /// Inputs to read (files found in folders included).
+    pub total_inputs: AtomicU64,
+}
+
+/// A reading of [`Progress`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProgressNow {
+    pub pass: u8,
+    pub passes: u8,
+    pub flows: u64,
+    pub bytes: u64,
+    /// 0 when not known.
+    pub total_bytes: u64,
+    pub inputs: u64,
+    pub total_inputs: u64,
+}
+
+impl Progress {
+    pub fn now(&self) -> ProgressNow {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProgressNow {
+            pass: self.pass.load(Ordering::Relaxed),
+            passes: self.passes.load(Ordering::Relaxed),
+            flows: get(&self.done.flows),
+            bytes: get(&self.done.bytes),
+            total_bytes: get(&self.total_bytes),
+            inputs: get(&self.done.inputs),
+            total_inputs: get(&self.total_inputs),
+        }
+    }
+}
+
+impl ProgressNow {
+    /// The share of the pass's input bytes done, when the total is known.
+    pub fn fraction(&self) -> Option<f64> {
+        (self.total_bytes > 0).then(|| (self.bytes as f64 / self.total_bytes as f64).min(1.0))
+    }
 }
 
 /// Runs scans of one set of definitions.
@@ -281,6 +367,18 @@ impl<'d> Scanner<'d> {
         }
     }
 
+    /// Merge saved states (each a `--save-state` directory or its file) and report them as a scan of their inputs
+    /// would be: verified over those inputs when all are there unchanged (and `verify` is on), else one pass under
+    /// the bound of the merged scans (see [`crate::state`]). A state that is truncated, corrupt, foreign or does not
+    /// fit the definitions or the states before it is refused with its file name.
+    pub fn merge(
+        &self,
+        states: &[PathBuf],
+        progress: &Progress,
+    ) -> Result<Scan, crate::state::StateError> {
+        crate::state::merge::merge_paths(self.defs, &self.config, states, progress)
+    }
+
     /// [`Self::run_with`], also handing back the first pass's tables: what each rule counted for each key it
     /// admitted (for `compare`, which measures a counter against exact counting).
     pub fn run_keeping_tables(&self, paths: &[PathBuf], progress: &Progress) -> (Scan, Tables) {
@@ -310,7 +408,7 @@ impl<'d> Scanner<'d> {
         }
     }
 
-    fn scan<C: DistinctCounter>(
+    fn scan<C: SavedCounter>(
         &self,
         paths: &[PathBuf],
         progress: &Progress,
@@ -320,6 +418,12 @@ impl<'d> Scanner<'d> {
         let walked = input::expand_paths(paths);
         let notes = walked.notes();
         let (sources, walk_errors) = (walked.sources, walked.errors);
+        // What the state covers, as it was before the scan read it.
+        let inputs = if self.config.save_state {
+            sources.iter().map(InputRecord::of).collect()
+        } else {
+            Vec::new()
+        };
         let guarantee = if sources.contains(&Source::Stdin) {
             Guarantee::OnePass(OnePassWhy::Stdin)
         } else if !self.config.verify {
@@ -327,29 +431,39 @@ impl<'d> Scanner<'d> {
         } else {
             Guarantee::Verified
         };
+        progress
+            .passes
+            .store(if guarantee.verified() { 2 } else { 1 }, Ordering::Relaxed);
+        let sizes: Option<u64> = sources.iter().map(Source::size).sum();
+        progress
+            .total_bytes
+            .store(sizes.unwrap_or(0), Ordering::Relaxed);
+        (progress.total_inputs).store(sources.len() as u64, Ordering::Relaxed);
         // Findings of a verified scan come from the second pass: the first keeps counts alone.
         let pass = Pass {
             start,
+            inputs,
             sources,
             walk_errors,
             notes,
             guarantee,
             keep,
         };
-        if guarantee.verified() {
+        if guarantee.verified() && !self.config.save_state {
             self.scan_keeping::<C, NoSeen>(pass, progress)
         } else {
             self.scan_keeping::<C, Seen>(pass, progress)
         }
     }
 
-    fn scan_keeping<C: DistinctCounter, M: Meta>(
+    fn scan_keeping<C: SavedCounter, M: Meta>(
         &self,
         pass: Pass,
         progress: &Progress,
     ) -> (Scan, Option<Tables>) {
         let Pass {
             start,
+            inputs,
             sources,
             walk_errors,
             notes,
@@ -361,41 +475,87 @@ impl<'d> Scanner<'d> {
         progress.pass.store(1, Ordering::Relaxed);
         let opener = Opener::new();
         let mut warnings = Vec::new();
-        let opened = sources.iter().map(|s| {
+        // Files found in folders that no reader is for are skipped, not errors; the verify pass skips them too.
+        let mut foreign = vec![false; sources.len()];
+        let opened = sources.iter().zip(&mut foreign).filter_map(|(s, foreign)| {
             let input = input::open(s, &self.config.input, &opener);
-            if let Ok(i) = &input {
-                warnings.extend(i.decoder.warnings().into_iter().map(|w| InputError {
-                    name: i.name.clone(),
-                    message: w.to_string(),
-                }));
+            match (&input, s) {
+                (Ok(i), _) => {
+                    warnings.extend(i.decoder.warnings().into_iter().map(|w| InputError {
+                        name: i.name.clone(),
+                        message: w.to_string(),
+                    }))
+                }
+                (Err(_), Source::InFolder(path)) if input::is_foreign(path) => {
+                    *foreign = true;
+                    let done = &progress.done;
+                    done.inputs.fetch_add(1, Ordering::Relaxed);
+                    (done.bytes).fetch_add(s.size().unwrap_or(0), Ordering::Relaxed);
+                    return None;
+                }
+                (Err(_), _) => {}
             }
-            input
+            Some(input)
         });
-        let mut result = engine::scan_keeping::<C, M, _>(rules, opened, &options, &progress.flows);
+        let mut result = engine::scan_keeping::<C, M, _>(rules, opened, &options, &progress.done);
+        let not_flow_files: Vec<String> = (sources.iter().zip(&foreign))
+            .filter(|(_, &f)| f)
+            .map(|(s, _)| s.name())
+            .collect();
         let mut errors = walk_errors;
         errors.extend(result.errors.iter().cloned());
         let pass1 = start.elapsed().as_secs_f64();
         let mut stats_rules = rule_stats(rules, &result, self.config.stats);
         let keys = result.keys();
         let stats = result.stats;
-        let findings = if guarantee.verified() {
+        let state = self.config.save_state.then(|| {
+            let meta = StateMeta {
+                flowsketch: env!("CARGO_PKG_VERSION").to_string(),
+                definitions_version: self.defs.version.clone(),
+                definitions_origin: self.defs.origin.clone(),
+                counter: C::NAME.to_string(),
+                admit: options.admit,
+                states: 1,
+                shards: result.shards.len() as u32,
+                input_format: self.config.input.format.map(|k| k.name().to_string()),
+                inputs: stats.inputs,
+                inputs_failed: stats.inputs_failed,
+                flows: stats.flows,
+                skipped: stats.skipped,
+                errors: errors.iter().map(ToString::to_string).collect(),
+            };
+            let cap = state::Capture {
+                defs: self.defs,
+                meta,
+                inputs,
+            };
+            state::capture(cap, &result)
+        });
+        let (findings, secs2, tables, sketches) = if guarantee.verified() {
             let candidates = candidates(rules, &mut result, &mut stats_rules);
             // The tables are done with unless kept: the second pass needs only the candidates.
             let tables = keep.then(|| Tables(Box::new(result)));
             let start2 = Instant::now();
-            progress.flows.store(0, Ordering::Relaxed);
+            progress.done.reset();
             progress.pass.store(2, Ordering::Relaxed);
             let opener = Opener::new();
-            let reopened = sources
-                .iter()
-                .map(|s| input::open(s, &self.config.input, &opener));
+            let done = &progress.done;
+            let reopened = (sources.iter().zip(&foreign)).filter_map(|(s, &skip)| {
+                if skip {
+                    done.inputs.fetch_add(1, Ordering::Relaxed);
+                    done.bytes
+                        .fetch_add(s.size().unwrap_or(0), Ordering::Relaxed);
+                    return None;
+                }
+                Some(input::open(s, &self.config.input, &opener))
+            });
             let verified = verify::verify(
                 rules,
                 &candidates,
                 reopened,
                 options.threads,
                 options.queue,
-                &progress.flows,
+                &progress.done,
             );
             // The same inputs decode to the same errors (pass 1 told them, capped per input); an error in an input
             // that had none means it changed under the scan.
@@ -416,141 +576,45 @@ impl<'d> Scanner<'d> {
                     ),
                 });
             }
-            let mut out: Vec<Finding> =
-                verified_findings(rules, &candidates, &verified.tallies, self.config.evidence)
-                    .into_iter()
-                    .map(|f| f.finding(rules))
-                    .collect();
-            let secs2 = start2.elapsed().as_secs_f64();
-            crate::report::merge_bursts(&mut out);
-            crate::report::sort(&mut out);
-            let scan = Scan {
-                findings: out,
-                errors,
-                warnings,
-                notes,
-                stats,
-                guarantee,
-                rules: stats_rules,
-                keys,
-                secs: [pass1, secs2],
-                counter: C::NAME,
+            let (out, sketches) = verified_findings(
+                rules,
+                &candidates,
+                &verified.tallies,
+                self.config.evidence,
+                self.config.export_sketches,
+            );
+            (out, start2.elapsed().as_secs_f64(), tables, sketches)
+        } else {
+            let found = one_pass_found(rules, &mut result, self.config.evidence);
+            let tables = if keep {
+                Some(Tables(Box::new(result)))
+            } else {
+                // One scan per process: freeing millions of per-host counters one by one would only delay the
+                // exit.
+                std::mem::forget(result);
+                None
             };
-            return (scan, tables);
-        } else {
-            let mut out: Vec<Finding> = one_pass_findings(rules, &mut result)
-                .into_iter()
-                .map(|f| f.finding(rules))
-                .collect();
-            crate::report::merge_bursts(&mut out);
-            crate::report::sort(&mut out);
-            out
-        };
-        let tables = if keep {
-            Some(Tables(Box::new(result)))
-        } else {
-            // One scan per process: freeing millions of per-host counters one by one would only delay the exit.
-            std::mem::forget(result);
-            None
+            let (out, _) = report_found(rules, found);
+            (out, 0.0, tables, Vec::new())
         };
         let scan = Scan {
             findings,
             errors,
             warnings,
             notes,
+            not_flow_files,
             stats,
             guarantee,
             rules: stats_rules,
             keys,
-            secs: [pass1, 0.0],
+            secs: [pass1, secs2],
             counter: C::NAME,
+            state,
+            sketches,
+            merged: None,
         };
         (scan, tables)
     }
-}
-
-/// A finding before it meets its rule: what a worker of a cluster sends to process 0, which makes the
-/// [`Finding`] (`rule` indexes the definitions' rules).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Found {
-    pub rule: usize,
-    pub key: KeyParts,
-    pub value: Estimate,
-    pub seen: crate::engine::Seen,
-    pub missed_at_most: u64,
-    pub verified: bool,
-    pub evidence: Option<crate::engine::evidence::Evidence>,
-}
-
-impl Found {
-    pub fn finding(self, rules: &[Rule]) -> Finding {
-        let f = Finding::new(
-            &rules[self.rule],
-            self.key,
-            self.value,
-            self.seen,
-            self.missed_at_most,
-            self.verified,
-        );
-        match self.evidence {
-            Some(e) => f.with_evidence(e),
-            None => f,
-        }
-    }
-}
-
-/// The findings of a verify pass: each candidate of each rule (`candidates[rule]`) whose exact tally
-/// (`tallies[rule]`, in the candidates' order) is over its threshold, naming `evidence` top peers and ports.
-pub(crate) fn verified_findings(
-    rules: &[Rule],
-    candidates: &[Candidates],
-    tallies: &[Vec<verify::Tally>],
-    evidence: usize,
-) -> Vec<Found> {
-    let mut out = Vec::new();
-    for (ri, rule) in rules.iter().enumerate() {
-        for (key, tally) in candidates[ri].keys().iter().zip(&tallies[ri]) {
-            let value = tally.value(rule.count);
-            let above = rule.above_for_key(key.addr);
-            if rule.fires(above, value.value, tally.seen.flows()) {
-                out.push(Found {
-                    rule: ri,
-                    key: *key,
-                    value,
-                    seen: tally.seen,
-                    missed_at_most: 0,
-                    verified: true,
-                    evidence: Some(tally.evidence(evidence)),
-                });
-            }
-        }
-    }
-    out
-}
-
-/// The findings of one pass: the keys the tables hold over their thresholds, with the admission bound.
-pub(crate) fn one_pass_findings<C: DistinctCounter, M: Meta>(
-    rules: &[Rule],
-    result: &mut ScanResult<C, M>,
-) -> Vec<Found> {
-    let mut out = Vec::new();
-    for (ri, rule) in rules.iter().enumerate() {
-        for c in result.over(ri, rule.min_above()) {
-            let above = rule.above_for_key(c.key.addr);
-            if rule.fires(above, c.value.value, c.seen.flows()) {
-                out.push(Found {
-                    rule: ri,
-                    key: c.key,
-                    value: c.value,
-                    seen: c.seen,
-                    missed_at_most: c.missed_at_most,
-                    verified: false,
-                    evidence: None,
-                });
-            }
-        }
-    }
-    out
 }
 
 /// The first pass's tables of a scan, whatever its counter.
@@ -570,6 +634,7 @@ trait EachCount {
 /// What the first pass is given: the expanded inputs and what the scan will promise.
 struct Pass {
     start: Instant,
+    inputs: Vec<InputRecord>,
     sources: Vec<Source>,
     walk_errors: Vec<InputError>,
     notes: Vec<String>,
@@ -629,8 +694,146 @@ pub(crate) fn rule_stats<C: DistinctCounter, M: Meta>(
         .collect()
 }
 
+/// A finding before it meets its rule, with the DataSketches sketch of its distinct values when asked for: what a
+/// worker of a cluster sends to process 0 (`rule` indexes the definitions' rules).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Found {
+    pub rule: usize,
+    pub key: KeyParts,
+    pub value: Estimate,
+    pub seen: crate::engine::Seen,
+    pub missed_at_most: u64,
+    pub verified: bool,
+    pub evidence: Evidence,
+    pub sketch: Option<Vec<u8>>,
+}
+
+/// What a verify pass found: every candidate (`candidates[rule]`) whose exact tally (`tallies[rule]`, in the
+/// candidates' order) is over its threshold, naming `evidence` top peers and ports; with `export`, the sketch of
+/// its distinct values.
+pub(crate) fn verified_found(
+    rules: &[Rule],
+    candidates: &[Candidates],
+    tallies: &[Vec<verify::Tally>],
+    evidence: usize,
+    export: bool,
+) -> Vec<Found> {
+    let mut out = Vec::new();
+    for (ri, rule) in rules.iter().enumerate() {
+        for (key, tally) in candidates[ri].keys().iter().zip(&tallies[ri]) {
+            let value = tally.value(rule.count);
+            let above = rule.above_for_key(key.addr);
+            if rule.fires(above, value.value, tally.seen.flows()) {
+                let sketch = match (export, rule.count, &tally.values) {
+                    (true, CountSpec::Distinct(d), verify::Values::Exact(set)) => {
+                        Some(sketch::datasketches::sketch_of(d, set.iter().copied()))
+                    }
+                    _ => None,
+                };
+                out.push(Found {
+                    rule: ri,
+                    key: *key,
+                    value,
+                    seen: tally.seen,
+                    missed_at_most: 0,
+                    verified: true,
+                    evidence: tally.evidence(evidence),
+                    sketch,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What one pass found: the keys the tables hold over their thresholds, with the admission bound and the sample
+/// of each key's flows from when it came near its threshold, labelled as such.
+pub(crate) fn one_pass_found<C: DistinctCounter, M: Meta>(
+    rules: &[Rule],
+    result: &mut ScanResult<C, M>,
+    evidence: usize,
+) -> Vec<Found> {
+    let mut out = Vec::new();
+    for (ri, rule) in rules.iter().enumerate() {
+        for c in result.over(ri, rule.min_above()) {
+            let above = rule.above_for_key(c.key.addr);
+            if rule.fires(above, c.value.value, c.seen.flows()) {
+                out.push(Found {
+                    rule: ri,
+                    key: c.key,
+                    value: c.value,
+                    seen: c.seen,
+                    missed_at_most: c.missed_at_most,
+                    verified: false,
+                    evidence: (c.sample.as_ref())
+                        .map_or_else(Evidence::none, |s| s.evidence(evidence)),
+                    sketch: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The report of what was found: findings merged into bursts and sorted, and the sketches of those that carry one
+/// (in the findings' order). Scans, cluster scans and merges of saved states all report through this function.
+pub(crate) fn report_found(
+    rules: &[Rule],
+    found: Vec<Found>,
+) -> (Vec<Finding>, Vec<ExportedSketch>) {
+    let mut sketches = std::collections::HashMap::new();
+    let mut out: Vec<Finding> = found
+        .into_iter()
+        .map(|f| {
+            let rule = &rules[f.rule];
+            if let (Some(bytes), CountSpec::Distinct(d)) = (f.sketch, rule.count) {
+                sketches.insert((f.rule, f.key), (sketch::datasketches::hashed(d), bytes));
+            }
+            Finding::new(rule, f.key, f.value, f.seen, f.missed_at_most, f.verified)
+                .with_evidence(f.evidence)
+        })
+        .collect();
+    crate::report::merge_bursts(&mut out);
+    crate::report::sort(&mut out);
+    if sketches.is_empty() {
+        return (out, Vec::new());
+    }
+    let index: std::collections::HashMap<&str, usize> = (rules.iter().enumerate())
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let exported = out
+        .iter()
+        .filter_map(|f| {
+            let (hashed, bytes) = sketches.remove(&(index[f.rule.as_str()], f.key))?;
+            Some(ExportedSketch {
+                rule: f.rule.clone(),
+                key: f.key,
+                key_text: f.key_text(),
+                count: f.count,
+                hashed,
+                bytes,
+            })
+        })
+        .collect();
+    (out, exported)
+}
+
+/// Findings of a verify pass, reported: [`verified_found`] then [`report_found`].
+pub(crate) fn verified_findings(
+    rules: &[Rule],
+    candidates: &[Candidates],
+    tallies: &[Vec<verify::Tally>],
+    evidence: usize,
+    export: bool,
+) -> (Vec<Finding>, Vec<ExportedSketch>) {
+    report_found(
+        rules,
+        verified_found(rules, candidates, tallies, evidence, export),
+    )
+}
+
 /// The largest true value an estimate may stand for: itself when exact, else six standard errors above.
-fn upper(e: &Estimate) -> f64 {
+pub(crate) fn upper(e: &Estimate) -> f64 {
     if e.exact {
         e.value as f64
     } else if e.rel_std_error * 6.0 < 0.9 {

@@ -19,7 +19,6 @@ use flowsketch::scanner::{ScanConfig, Scanner};
 use flowsketch::sketch::{Compact, CounterKind};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 
 /// A stream of `n` flows from a few thousand sources with heavy-tailed fan-out, over ten minutes.
 fn stream(rng: &mut Rng, n: usize) -> Vec<FlowRecord> {
@@ -106,9 +105,10 @@ fn one_pass_keeps_the_admission_bound() {
         let inputs = vec![Ok::<_, engine::InputError>(Input {
             name: "stream".into(),
             decoder: Box::new(RecordsDecoder::new(recs.clone(), 997)),
+            bytes: 0,
         })];
         let mut result =
-            engine::scan::<Compact, _>(&defs.rules, inputs, &options, &AtomicU64::new(0));
+            engine::scan::<Compact, _>(&defs.rules, inputs, &options, &engine::Done::default());
         let at = result.admit_at(0);
         raised += (result.counts(0).raises > 0) as usize;
         assert!(

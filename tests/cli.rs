@@ -54,6 +54,16 @@ fn demo_finds_every_planted_host() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("every planted host was found"), "{err}");
+    // It names the folder it wrote, and says it is deleted (no --keep), and then that it was.
+    assert!(
+        err.contains("a temporary folder, deleted after the demo"),
+        "{err}"
+    );
+    let deleted = err
+        .lines()
+        .find_map(|l| l.strip_prefix("flowsketch demo: deleted "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(!Path::new(deleted).exists(), "{deleted}");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("FS1") && out.contains("FS6") && out.contains("FS8"),
@@ -319,6 +329,36 @@ fn definitions_are_checked_before_any_scan() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(out.contains("7 active rules, 2 inactive"), "{out}");
+    // ... with the same table, windows, steps and flows_above included.
+    let checked: Vec<&str> = out.lines().filter(|l| l.contains(" key ")).collect();
+    let o = run(&["rules"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let builtin: Vec<&str> = table.lines().filter(|l| l.contains(" key ")).collect();
+    assert_eq!(checked, builtin);
+    let fs9 = builtin.iter().find(|l| l.starts_with("FS9")).unwrap();
+    assert!(
+        fs9.contains("window 1m step 10s flows_above 100 where "),
+        "{fs9}"
+    );
+    assert!(
+        !builtin[0].contains("window") && !builtin[0].contains("flows_above"),
+        "{table}"
+    );
+
+    // A site's groups show in the table of `rules --check`.
+    let site = dir.path().join("groups.toml");
+    std::fs::write(
+        &site,
+        "[lists]\nservers = [\"10.0.0.1\"]\n[[rule]]\nid = \"G\"\nkey = \"src\"\ncount = \"flows\"\nabove = 10\nabove_for = { \"@servers\" = 500 }\nwindow = \"5m\"\n",
+    )
+    .unwrap();
+    let o = run(&["rules", "--check", site.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("above 10     window 5m above_for @servers=500 where any"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -415,4 +455,306 @@ fn stats_count_every_rule_s_keys() {
         total += keys;
     }
     assert!(err.contains(&format!("{total} keys tracked")), "{err}");
+}
+
+/// A folder scan skips what is not a flow file (the `truth.json` gen writes, a README, an empty file) as
+/// `nfdump -R` does: one note after the summary, no error, exit code 1 for the findings, in both passes and with
+/// `--input-format`; `-q` says nothing of it; the JSON summary counts them. Named on the command line, such a file
+/// is an error (exit code 2), and so is a broken NetFlow export found in a folder.
+#[test]
+fn folder_scans_skip_files_that_are_not_flow_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    demo_capture(d);
+    let truth = d.join("truth.json");
+    std::fs::write(&truth, "{\"events\": [{\"host\": \"10.0.0.1\"}]}\n").unwrap();
+    std::fs::create_dir(d.join("notes")).unwrap();
+    std::fs::write(d.join("notes/README"), "sa,sp,dp\ncaptures of the lab\n").unwrap();
+    std::fs::write(d.join("empty"), b"").unwrap();
+    let p = d.to_str().unwrap();
+    let (_, base) = scan_json(d, &[]);
+    assert!(!base.is_empty());
+    for extra in [&[][..], &["--no-verify"], &["--input-format", "nfcapd"]] {
+        let mut args = vec!["scan", "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push(p);
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        assert_eq!(err.matches("not flow files").count(), 1, "{err}");
+        let note = err.lines().find(|l| l.contains("not flow files")).unwrap();
+        assert!(
+            note.starts_with("flowsketch: note: skipped 3 files in folders")
+                && note.contains("empty, ")
+                && note.contains("notes/README and 1 more"),
+            "{note}"
+        );
+        assert!(!err.contains("truth.json"), "{err}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        let summary: Value =
+            serde_json::from_str(out.lines().find(|l| common::is_summary(l)).unwrap()).unwrap();
+        assert_eq!(
+            (
+                &summary["inputs"],
+                &summary["inputs_skipped"],
+                &summary["errors"]
+            ),
+            (&Value::from(2), &Value::from(3), &Value::from(0)),
+            "{summary}"
+        );
+        if extra.is_empty() {
+            assert_eq!(findings(&o), base);
+        }
+    }
+    // Quiet: findings and errors only.
+    let o = run(&["scan", "-q", p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "");
+    // Named explicitly, it is read, and it is not a flow file.
+    let o = run(&["scan", "-q", truth.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("truth.json: at offset 0: unknown file format"),
+        "{err}"
+    );
+    // A NetFlow v5 header claiming 200 records: a broken flow file, not a foreign one.
+    let mut v5 = vec![0u8; 24 + 48];
+    v5[1] = 5;
+    v5[3] = 200;
+    std::fs::write(d.join("export.dat"), &v5).unwrap();
+    let o = run(&["scan", "-q", p]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("export.dat: at offset 2"), "{err}");
+}
+
+/// Every one-pass finding (`--no-verify`, standard input) carries evidence labelled as the sample it is, with
+/// totals and top lists of its sampled flows; verified findings keep evidence counted from every flow.
+#[test]
+fn one_pass_findings_carry_labelled_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_capture(dir.path());
+    let one = dir.path().join("nfcapd.202611260300");
+    let objects = |o: &Output| -> Vec<Value> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !common::is_summary(l))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (o, _) = scan_json(dir.path(), &["--no-verify"]);
+    let mut one_pass = objects(&o);
+    let piped = bin()
+        .args(["scan", "--format", "json", "-q", "-"])
+        .stdin(std::fs::File::open(&one).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(1), "{}", stderr(&piped));
+    one_pass.extend(objects(&piped));
+    assert!(one_pass.len() >= 6, "{one_pass:?}");
+    for f in &one_pass {
+        assert_eq!(f["verified"], false, "{f}");
+        let label = f["evidence"].as_str().unwrap_or_else(|| panic!("{f}"));
+        let sampled: u64 = if let Some(rest) = label.strip_prefix("sample: every flow counted (") {
+            rest.trim_end_matches(')').parse().unwrap()
+        } else {
+            let rest = label
+                .strip_prefix("sample: ")
+                .unwrap_or_else(|| panic!("{f}"));
+            let (n, from) = rest
+                .split_once(" flows from when the key reached ")
+                .unwrap();
+            let from: u64 = from.parse().unwrap();
+            assert!(from <= f["above"].as_u64().unwrap(), "{f}");
+            n.parse().unwrap()
+        };
+        assert!(
+            sampled >= 1 && sampled <= f["flows"].as_u64().unwrap(),
+            "{f}"
+        );
+        assert!(f["bytes"].as_u64().unwrap() > 0, "{f}");
+        assert!(!f["top_peers"].as_array().unwrap().is_empty(), "{f}");
+        assert!(!f["top_ports"].as_array().unwrap().is_empty(), "{f}");
+        let protocols: u64 = (f["protocols"].as_array().unwrap().iter())
+            .map(|p| p["flows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(protocols, sampled, "{f}");
+    }
+    // Verified: evidence of every flow, the same whatever the threads and reading mode.
+    let (o1, _) = scan_json(dir.path(), &["-j", "1"]);
+    let (o2, _) = scan_json(dir.path(), &["-j", "2", "--no-mmap"]);
+    let (v1, v2) = (objects(&o1), objects(&o2));
+    assert_eq!(v1, v2);
+    for f in &v1 {
+        assert_eq!(f["verified"], true, "{f}");
+        let label = f["evidence"].as_str().unwrap();
+        assert!(label == "complete" || label.contains(" sampled 1/"), "{f}");
+        let protocols: u64 = (f["protocols"].as_array().unwrap().iter())
+            .map(|p| p["flows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(protocols, f["flows"].as_u64().unwrap(), "{f}");
+    }
+    // The text report shows the label under the finding.
+    let o = run(&["scan", "-q", "--no-verify", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(" flows from when the key reached "), "{text}");
+}
+
+/// One pass with every key in a table: a key's sample holds exactly its flows from the one that brought its count
+/// to half the threshold, and names its peers and ports.
+#[test]
+fn a_one_pass_sample_starts_at_half_the_threshold() {
+    use flowsketch::record::FlowRecord;
+    use flowsketch::rules::Definitions;
+    use flowsketch::scanner::{ScanConfig, Scanner};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nfcapd.202611260300");
+    let flows: Vec<FlowRecord> = (0..30u16)
+        .map(|i| FlowRecord {
+            src: "10.0.0.9".parse().unwrap(),
+            dst: if i < 20 { "10.0.0.1" } else { "10.0.0.2" }
+                .parse()
+                .unwrap(),
+            dst_port: 22,
+            proto: 6,
+            packets: 2,
+            bytes: 100,
+            first_ms: 1_764_126_000_000 + i as u64,
+            last_ms: 1_764_126_000_000 + i as u64,
+            ..Default::default()
+        })
+        .collect();
+    write_nfcapd(&path, &flows);
+    let rules = Definitions::parse(
+        "[[rule]]\nid = \"F\"\nkey = \"src\"\ncount = \"flows\"\nabove = 10\n",
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    for threads in [1, 2] {
+        let config = ScanConfig {
+            verify: false,
+            admit: 0.0,
+            threads,
+            ..ScanConfig::default()
+        };
+        let scan = Scanner::new(&rules, config).run(std::slice::from_ref(&path));
+        assert_eq!(scan.findings.len(), 1);
+        let e = scan.findings[0].evidence.as_ref().unwrap();
+        // The 5th flow brought the count to 5: flows 5 to 30 are in the sample.
+        assert_eq!((e.sample_from, e.sampled_flows), (Some(5), 26));
+        assert_eq!((e.bytes, e.packets), (2600, 52));
+        let peers: Vec<(String, u64)> = e.peers.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        assert_eq!(
+            peers,
+            [("10.0.0.1".to_string(), 16), ("10.0.0.2".to_string(), 10)]
+        );
+    }
+    // More keys at a threshold than the pool holds: the first keep a sample of every flow, the rest say none.
+    let many: Vec<FlowRecord> = (0..(flowsketch::engine::SAMPLE_KEYS as u32 + 1000))
+        .map(|i| FlowRecord {
+            src: flowsketch::record::Addr::v4(0x0a00_0000 + i),
+            dst: "10.0.0.1".parse().unwrap(),
+            proto: 17,
+            packets: 1,
+            bytes: 60,
+            first_ms: 1_764_126_000_000 + i as u64,
+            ..Default::default()
+        })
+        .collect();
+    write_nfcapd(&path, &many);
+    let any = Definitions::parse(
+        "[[rule]]\nid = \"A\"\nkey = \"src\"\ncount = \"flows\"\nabove = 0\n",
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    let config = ScanConfig {
+        verify: false,
+        threads: 1,
+        ..ScanConfig::default()
+    };
+    let scan = Scanner::new(&any, config).run(std::slice::from_ref(&path));
+    assert_eq!(scan.findings.len(), many.len());
+    let labels: std::collections::BTreeMap<String, usize> =
+        scan.findings.iter().fold(Default::default(), |mut m, f| {
+            let e = f.evidence.as_ref().unwrap();
+            *m.entry(flowsketch::report::row::evidence_kind(e))
+                .or_default() += 1;
+            m
+        });
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        [
+            (
+                "none: more keys came near a threshold than one pass samples".to_string(),
+                1000
+            ),
+            (
+                "sample: every flow counted (1)".to_string(),
+                flowsketch::engine::SAMPLE_KEYS
+            )
+        ]
+    );
+}
+
+/// Progress ends each pass with every input byte and input counted, files skipped included.
+#[test]
+fn progress_counts_every_byte_and_input() {
+    use flowsketch::rules::Definitions;
+    use flowsketch::scanner::{Progress, ScanConfig, Scanner};
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    demo_capture(dir.path());
+    std::fs::write(dir.path().join("truth.json"), "{}\n").unwrap();
+    let size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let rules = Definitions::builtin();
+    for verify in [false, true] {
+        let progress = Progress::default();
+        let config = ScanConfig {
+            verify,
+            ..ScanConfig::default()
+        };
+        let scan = Scanner::new(&rules, config).run_with(&[dir.path().to_path_buf()], &progress);
+        let now = progress.now();
+        assert_eq!((now.pass, now.passes), if verify { (2, 2) } else { (1, 1) });
+        assert_eq!((now.bytes, now.total_bytes), (size, size));
+        assert_eq!((now.inputs, now.total_inputs), (3, 3));
+        assert_eq!(now.flows, scan.stats.flows);
+        assert_eq!(now.fraction(), Some(1.0));
+        assert_eq!(
+            progress.done.flows.load(Ordering::Relaxed),
+            scan.stats.flows
+        );
+    }
+}
+
+/// `scan --help` lists the exit codes and every option's default (`-h` is the cluster's hostfile, as in Timely).
+#[test]
+fn scan_help_lists_exit_codes_and_defaults() {
+    for flag in ["--help"] {
+        let o = run(&["scan", flag]);
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0));
+        for want in [
+            "Exit codes:",
+            "0  nothing found",
+            "1  at least one finding",
+            "2  an error",
+            "[default: the built-in definitions]",
+            "[default: text]",
+            "[default: the number of CPUs]",
+            "[default: compact]",
+            "[default: 0.1, 0 with --exact]",
+            "[default: 256M]",
+            "[default: 5]",
+            "[default: detected per input]",
+        ] {
+            assert!(help.contains(want), "{flag}: {want} missing:\n{help}");
+        }
+    }
 }

@@ -447,3 +447,37 @@ fn standard_input_and_bad_cluster_flags_are_refused() {
     let out = bin().args(["scan", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--hostfile"));
 }
+
+#[test]
+fn a_cluster_exports_the_sketches_of_one_process_and_refuses_to_save_state() {
+    let cap = capture(200_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (tmp.path().join("one.jsonl"), tmp.path().join("two.jsonl"));
+    let out = bin()
+        .args(["scan", "-q", "-f", "json", "--export-sketches"])
+        .arg(&one)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    cluster(2, 1, &["--export-sketches", &text(&two)], &[text(&cap)]);
+    let (one, two) = (
+        std::fs::read_to_string(one).unwrap(),
+        std::fs::read_to_string(two).unwrap(),
+    );
+    assert!(one.lines().count() > 0, "the comparison needs sketches");
+    assert_eq!(one, two);
+
+    let out = cluster(
+        2,
+        1,
+        &["--save-state", &text(&tmp.path().join("state"))],
+        &[text(&cap)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--save-state is for scans in one process"),
+        "{}",
+        stderr(&out)
+    );
+}

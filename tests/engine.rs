@@ -9,7 +9,6 @@ use flowsketch::report::{self, Finding};
 use flowsketch::rules::Definitions;
 use flowsketch::sketch::{DistinctCounter, Exact};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
 
 const RULES: &str = r#"
 version = "test"
@@ -75,6 +74,7 @@ fn input(name: &str, recs: Vec<FlowRecord>, chunk: usize) -> Result<Input, Input
     Ok(Input {
         name: name.to_string(),
         decoder: Box::new(RecordsDecoder::new(recs, chunk)),
+        bytes: 0,
     })
 }
 
@@ -93,7 +93,7 @@ fn run<C: DistinctCounter>(
         admit: 0.0,
         ..ScanOptions::default()
     };
-    let mut result = engine::scan::<C, _>(&defs.rules, inputs, &options, &AtomicU64::new(0));
+    let mut result = engine::scan::<C, _>(&defs.rules, inputs, &options, &engine::Done::default());
     assert!(result.errors.is_empty());
     assert_eq!(result.stats.flows, recs.len() as u64);
     report::findings(defs, &mut result)
@@ -196,7 +196,7 @@ fn shards_merged_equal_one_sequential_pass() {
             &defs.rules,
             vec![input("x", part.to_vec(), 500)],
             &options,
-            &AtomicU64::new(0),
+            &engine::Done::default(),
         )
     };
     let mut merged = scan(&recs[..7_000], 3).into_single(&compiled);
@@ -239,7 +239,7 @@ fn a_failing_input_does_not_stop_the_others() {
             admit: 0.0,
             ..ScanOptions::default()
         },
-        &AtomicU64::new(0),
+        &engine::Done::default(),
     );
     assert_eq!(result.stats.inputs, 2);
     assert_eq!(result.stats.flows, 10_000);

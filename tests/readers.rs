@@ -1414,3 +1414,49 @@ fn netflow_v5_writer_matches_the_real_payloads() {
     }
     assert!(records >= 50, "{records}");
 }
+
+/// Every finding on the real captures says what it is about: bytes, packets, the rule's description and its top
+/// peers, ports and protocols, counted from every flow (the verify pass), with no need for nfdump.
+#[test]
+fn every_finding_on_the_real_captures_has_evidence() {
+    let Some(data) = require_data("every_finding_on_the_real_captures_has_evidence") else {
+        return;
+    };
+    let mut findings = 0;
+    for dir in ["scans", "nfcapd"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(data.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && !p.to_string_lossy().contains("corrupt"))
+            .collect();
+        files.sort();
+        for file in files {
+            let out = common::bin()
+                .args(["scan", "-q", "-f", "json"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            for line in String::from_utf8(out.stdout).unwrap().lines() {
+                let f: serde_json::Value = serde_json::from_str(line).unwrap();
+                if f["type"] != "finding" {
+                    continue;
+                }
+                findings += 1;
+                let at = format!("{}: {f}", file.display());
+                assert_eq!(f["evidence"], "complete", "{at}");
+                assert!(
+                    f["bytes"].as_u64().is_some() && f["packets"].as_u64().is_some(),
+                    "{at}"
+                );
+                assert!(!f["about"].as_str().unwrap_or("").is_empty(), "{at}");
+                for list in ["top_peers", "top_ports", "protocols"] {
+                    assert!(!f[list].as_array().unwrap().is_empty(), "{list} in {at}");
+                }
+            }
+        }
+    }
+    assert!(
+        findings >= 10,
+        "only {findings} findings on the real captures"
+    );
+}

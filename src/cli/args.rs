@@ -53,11 +53,17 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run a scan as N local processes of one cluster (for trying cluster scans, and for tests).
     Cluster(ClusterArgs),
+    /// Merge states saved by `scan --save-state` and report them as one scan of all their inputs.
+    Merge(MergeArgs),
 }
+
+/// What `scan --help` ends with.
+pub const EXIT_CODES: &str = "Exit codes:\n  0  nothing found\n  1  at least one finding\n  2  an error: an input \
+could not be read or decoded, flow data was lost, bad flags or definitions (the other inputs are still scanned)";
 
 #[derive(Args, Debug, Clone)]
 // `-h` is the hostfile, as in Timely's conventions; help is `--help`.
-#[command(disable_help_flag = true)]
+#[command(disable_help_flag = true, after_help = EXIT_CODES)]
 pub struct ScanArgs {
     /// Print help (`-h` is --hostfile here).
     #[arg(long, action = clap::ArgAction::Help)]
@@ -67,7 +73,7 @@ pub struct ScanArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Definitions file (TOML); the built-in defaults when not given.
+    /// Definitions file (TOML). [default: the built-in definitions]
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
@@ -75,13 +81,13 @@ pub struct ScanArgs {
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
-    /// Worker threads.
+    /// Worker threads. [default: the number of CPUs]
     #[arg(
         short = 'j',
         long,
         value_name = "N",
         long_help = "Worker threads: each decodes its share of the input and owns the per-host state of the hosts \
-                       whose hash routes to it. Defaults to the number of CPUs; at most 4 per CPU and 256."
+                       whose hash routes to it. At most 4 per CPU and 256. [default: the number of CPUs]"
     )]
     pub threads: Option<NonZeroUsize>,
 
@@ -90,8 +96,8 @@ pub struct ScanArgs {
     pub exact: bool,
 
     /// Distinct-count backend of the first pass.
-    #[arg(long, value_name = "KIND", value_enum)]
-    pub counter: Option<CounterArg>,
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = CounterArg::Compact)]
+    pub counter: CounterArg,
 
     /// Admission fraction a: a key gets a table entry once a sketch says its count may have reached a times its
     /// rule's threshold; 0 gives every key an entry. [default: 0.1, 0 with --exact]
@@ -102,14 +108,15 @@ pub struct ScanArgs {
         its first flow. [default: 0.1, 0 with --exact]")]
     pub admit: Option<f64>,
 
-    /// Memory for the admission sketches and tables (like 320M, 2G); admission tightens to stay within it.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, long_help = "Memory the admission sketches and \
-        tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). When the admitted keys \
-        would outgrow it, the scan doubles the admission fraction of the growing rule (up to 1), says so, and \
-        states the guarantee it then gives; keys are never dropped. [default: 320M]")]
-    pub memory: Option<usize>,
+    /// Memory for the admission sketches and tables (like 256M, 2G); admission tightens to stay within it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M", long_help = "Memory the \
+        admission sketches and tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). \
+        When the admitted keys would outgrow it, the scan doubles the admission fraction of the growing rule (up \
+        to 1), says so, and states the guarantee it then gives; keys are never dropped.")]
+    pub memory: usize,
 
-    /// One pass only: do not count the candidates again (findings then carry the admission bound).
+    /// One pass only: do not count the candidates again (findings then carry the admission bound and a sample as
+    /// evidence). [default: two passes for files]
     #[arg(
         long,
         long_help = "One pass only. By default, when every input can be read twice (files, not \
@@ -119,19 +126,20 @@ pub struct ScanArgs {
     )]
     pub no_verify: bool,
 
-    /// Peers, ports and protocols each finding names, most flows first.
+    /// Peers, ports and protocols each finding names, most flows first (one pass names at most 8).
     #[arg(long, value_name = "K", default_value_t = 5)]
     pub evidence: usize,
 
-    /// Read files into memory instead of memory-mapping them.
+    /// Read files into memory instead of memory-mapping them. [default: files are memory-mapped]
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// Reader to use instead of detecting the format from the content.
+    /// Reader to use instead of detecting the format from the content. [default: detected per input]
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub input_format: Option<InputFormat>,
 
-    /// No progress display and no summary; findings and errors only.
+    /// No progress display and no summary; findings and errors only. [default: progress on a terminal, and a
+    /// summary on stderr]
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -188,6 +196,28 @@ pub struct ScanArgs {
         help_heading = "Cluster (docs/CLUSTER.md)"
     )]
     pub connect_timeout: f64,
+
+    /// Save every rule's counts into DIR (flowsketch.state), for `flowsketch merge`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        long_help = "Save the first pass's state of every rule (admission sketches, \
+        tables with counts, flows and times) and the inputs it covers (path, size, modification time) into \
+        DIR/flowsketch.state: a versioned, checksummed file (docs/STATE.md) that `flowsketch merge` adds up with \
+        others. States meant to be merged by n should be scanned with --admit at most 1/n (docs/ACCURACY.md)."
+    )]
+    pub save_state: Option<PathBuf>,
+
+    /// Write each finding's distinct values as an Apache DataSketches HLL sketch (JSON lines) to FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "Write each finding's distinct values as an Apache \
+        DataSketches HLL sketch (HLL_8, lgConfigK 12, base64) to FILE, one JSON line per finding, for Spark \
+        (hll_union_agg), Druid or PostgreSQL to merge with their own. The sketches are built from the values the \
+        verify pass sees; docs/STATE.md says which bytes are hashed."
+    )]
+    pub export_sketches: Option<PathBuf>,
 }
 
 impl ScanArgs {
@@ -219,6 +249,49 @@ pub struct ClusterArgs {
     /// and -w, and replaces `{p}` in any argument with the process's index (with --local-inputs: `part{p}`).
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// State directories (or their flowsketch.state files) written by `scan --save-state`.
+    #[arg(required = true, value_name = "DIR")]
+    pub states: Vec<PathBuf>,
+
+    /// Definitions file the states were scanned with; the built-in defaults when not given.
+    #[arg(short = 'r', long = "rules", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Worker threads of the verify pass.
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
+
+    /// Report the merged tables without reading the inputs again (findings carry the bound of n states).
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Peers, ports and protocols each finding names, most flows first.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub evidence: usize,
+
+    /// Read inputs into memory instead of memory-mapping them (verify pass).
+    #[arg(long)]
+    pub no_mmap: bool,
+
+    /// No summary; findings and errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Save the merged state into DIR, to merge again later.
+    #[arg(long, value_name = "DIR")]
+    pub save_state: Option<PathBuf>,
+
+    /// Write each finding's distinct values as a DataSketches HLL sketch to FILE (see `scan --export-sketches`).
+    #[arg(long, value_name = "FILE")]
+    pub export_sketches: Option<PathBuf>,
 }
 
 /// Output formats of findings.
@@ -345,7 +418,7 @@ mod tests {
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Keep the generated capture in this folder instead of a temporary one.
+    /// Keep the generated capture in this folder. [default: a temporary folder, deleted after the demo]
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 
@@ -357,7 +430,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Worker threads for the scan.
+    /// Worker threads for the scan. [default: the number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<NonZeroUsize>,
 }
@@ -375,7 +448,7 @@ pub struct RulesArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct GenArgs {
-    /// Folder to write the capture files and truth.json into (created if missing).
+    /// Folder to write the capture files and truth.json into (created if missing; required).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
 
@@ -422,7 +495,7 @@ pub struct CompareArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Definitions file (TOML); the built-in defaults when not given.
+    /// Definitions file (TOML). [default: the built-in definitions]
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
@@ -430,7 +503,7 @@ pub struct CompareArgs {
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
-    /// Worker threads of each scan.
+    /// Worker threads of each scan. [default: the number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<NonZeroUsize>,
 
@@ -438,13 +511,13 @@ pub struct CompareArgs {
     #[arg(long, value_name = "KIND", value_enum, default_value_t = CounterArg::Compact)]
     pub counter: CounterArg,
 
-    /// Admission fraction of the sketch side (see `scan --admit`).
+    /// Admission fraction of the sketch side (see `scan --admit`). [default: 0.1]
     #[arg(long, value_name = "A", value_parser = parse_admit)]
     pub admit: Option<f64>,
 
     /// Memory budget of the sketch side (see `scan --memory`).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory: Option<usize>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub memory: usize,
 
     /// The sketch side runs one pass (see `scan --no-verify`).
     #[arg(long)]
@@ -454,11 +527,11 @@ pub struct CompareArgs {
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// Reader to use instead of detecting the format from the content.
+    /// Reader to use instead of detecting the format from the content. [default: detected per input]
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub input_format: Option<InputFormat>,
 
-    /// Write a log-log SVG of estimated against exact counts of one rule (see --plot-rule).
+    /// Write a log-log SVG of estimated against exact counts of one rule (see --plot-rule). [default: no plot]
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
 

@@ -67,9 +67,7 @@ fn config(args: &CompareArgs, counter: CounterKind) -> ScanConfig {
     if let Some(n) = args.threads {
         c.threads = n.get();
     }
-    if let Some(m) = args.memory {
-        c.memory = m;
-    }
+    c.memory = args.memory;
     c
 }
 
@@ -215,9 +213,7 @@ fn run_side(
     if let Some(a) = args.admit {
         cmd.arg("--admit").arg(a.to_string());
     }
-    if let Some(m) = args.memory {
-        cmd.arg("--memory").arg(m.to_string());
-    }
+    cmd.arg("--memory").arg(args.memory.to_string());
     if args.no_verify {
         cmd.arg("--no-verify");
     }

@@ -46,12 +46,18 @@ pub fn run(args: &DemoArgs) -> ExitCode {
             return ExitCode::Error;
         }
     };
+    let kept = args.keep.is_some();
     eprintln!(
-        "flowsketch demo: wrote {} flows with {} planted hosts to {} ({})",
+        "flowsketch demo: wrote {} flows with {} planted hosts to {} ({}; {})",
         flows.len(),
         planted.len(),
         dir.display(),
-        files.join(", ")
+        files.join(", "),
+        if kept {
+            "kept after the demo"
+        } else {
+            "a temporary folder, deleted after the demo: --keep DIR keeps the capture"
+        }
     );
     let mut config = ScanConfig::default();
     if let Some(n) = args.threads {
@@ -63,6 +69,8 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         format: Format::Text,
         quiet: false,
         stats: false,
+        save_state: None,
+        export_sketches: None,
     };
     eprintln!("flowsketch demo: flowsketch scan {}", dir.display());
     let scan = plan.scan(std::slice::from_ref(&dir));
@@ -79,6 +87,14 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         scan.secs(),
         scan.guarantee.describe()
     );
+    if kept {
+        eprintln!(
+            "flowsketch demo: the capture stays in {}: try flowsketch scan {0} (or nfdump -R {0})",
+            dir.display()
+        );
+    } else {
+        eprintln!("flowsketch demo: deleted {}", dir.display());
+    }
     if ok {
         eprintln!("flowsketch demo: every planted host was found, and nothing under a threshold was reported");
         ExitCode::Clean

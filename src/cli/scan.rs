@@ -1,7 +1,7 @@
 //! `flowsketch scan`: flags to a [`ScanConfig`], the library's [`Scanner`] over the paths, findings to stdout, the
 //! summary and problems to stderr, and the exit code.
 
-use super::args::ScanArgs;
+use super::args::{MergeArgs, ScanArgs};
 use super::ExitCode;
 use flowsketch::cluster::{parse_hostfile, ClusterConfig};
 use flowsketch::input::InputOptions;
@@ -25,6 +25,10 @@ pub struct ScanPlan {
     pub quiet: bool,
     /// Print each rule's keys and memory after the summary.
     pub stats: bool,
+    /// Where to save the state (`--save-state`).
+    pub save_state: Option<PathBuf>,
+    /// Where to write the findings' sketches (`--export-sketches`).
+    pub export_sketches: Option<PathBuf>,
 }
 
 impl ScanPlan {
@@ -45,7 +49,7 @@ impl ScanPlan {
         let counter = if args.exact {
             CounterKind::Exact
         } else {
-            args.counter.map_or(CounterKind::Compact, CounterKind::from)
+            args.counter.into()
         };
         let mut config = ScanConfig {
             counter,
@@ -62,8 +66,15 @@ impl ScanPlan {
                 no_mmap: args.no_mmap,
                 format: args.input_format.map(Into::into),
             },
+            save_state: args.save_state.is_some(),
+            export_sketches: args.export_sketches.is_some(),
             ..ScanConfig::default()
         };
+        if args.save_state.is_some() && counter == CounterKind::Hllpp {
+            return Err(
+                "--save-state keeps compact or exact counters; hllpp's state is not saved".into(),
+            );
+        }
         if let Some(n) = args.threads {
             let (n, lowered) = super::args::capped_threads(n);
             if let Some(why) = lowered {
@@ -71,15 +82,46 @@ impl ScanPlan {
             }
             config.threads = n;
         }
-        if let Some(m) = args.memory {
-            config.memory = m;
-        }
+        config.memory = args.memory;
         Ok(ScanPlan {
             definitions,
             config,
             format: args.format.into(),
             quiet: args.quiet,
             stats: args.stats,
+            save_state: args.save_state.clone(),
+            export_sketches: args.export_sketches.clone(),
+        })
+    }
+
+    /// The plan of `flowsketch merge`: the same report, from saved states.
+    pub fn from_merge_args(args: &MergeArgs) -> Result<ScanPlan, String> {
+        let definitions = match &args.rules {
+            Some(path) => Definitions::load(path).map_err(|e| e.to_string())?,
+            None => Definitions::builtin(),
+        };
+        let mut config = ScanConfig {
+            verify: !args.no_verify,
+            evidence: args.evidence,
+            input: InputOptions {
+                no_mmap: args.no_mmap,
+                format: None,
+            },
+            save_state: args.save_state.is_some(),
+            export_sketches: args.export_sketches.is_some(),
+            ..ScanConfig::default()
+        };
+        if let Some(n) = args.threads {
+            config.threads = super::args::capped_threads(n).0;
+        }
+        Ok(ScanPlan {
+            definitions,
+            config,
+            format: args.format.into(),
+            quiet: args.quiet,
+            stats: false,
+            save_state: args.save_state.clone(),
+            export_sketches: args.export_sketches.clone(),
         })
     }
 
@@ -193,7 +235,7 @@ fn run_cluster(plan: &ScanPlan, args: &ScanArgs) -> ExitCode {
         result
     });
     match result {
-        Ok(Some(scan)) => report_scan(plan, &scan),
+        Ok(Some(scan)) => report_plan(plan, &scan),
         Ok(None) => ExitCode::Clean,
         Err(e) => {
             eprintln!("flowsketch: {e}");
@@ -213,14 +255,95 @@ pub fn exit_code(scan: &Scan) -> ExitCode {
     }
 }
 
+/// `flowsketch merge`: saved states in, the report a scan of their inputs gives out.
+pub fn merge(args: &MergeArgs) -> ExitCode {
+    let plan = match ScanPlan::from_merge_args(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("flowsketch: {e}");
+            return ExitCode::Error;
+        }
+    };
+    let progress = Progress::default();
+    let scanner = Scanner::new(&plan.definitions, plan.config.clone());
+    match scanner.merge(&args.states, &progress) {
+        Ok(scan) => report_plan(&plan, &scan),
+        Err(e) => {
+            eprintln!("flowsketch: cannot merge: {e}");
+            ExitCode::Error
+        }
+    }
+}
+
+/// Write what `--save-state` and `--export-sketches` asked for; false when it could not be written.
+fn write_extras(plan: &ScanPlan, scan: &Scan) -> bool {
+    let mut ok = true;
+    if let Some(dir) = &plan.save_state {
+        match &scan.state {
+            Some(Ok(bytes)) => match flowsketch::state::write_dir(dir, bytes) {
+                Ok(file) => {
+                    if !plan.quiet {
+                        eprintln!(
+                            "flowsketch: state saved to {} ({})",
+                            file.display(),
+                            human_bytes(bytes.len() as u64)
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!(
+                        "flowsketch: cannot save the state into {}: {e}",
+                        dir.display()
+                    );
+                    ok = false;
+                }
+            },
+            Some(Err(why)) => {
+                eprintln!("flowsketch: state not saved: {why}");
+                ok = false;
+            }
+            None => {}
+        }
+    }
+    if let Some(path) = &plan.export_sketches {
+        let written = std::fs::File::create(path).and_then(|f| {
+            let mut w = io::BufWriter::new(f);
+            flowsketch::sketch::datasketches::write_json_lines(&mut w, &scan.sketches)?;
+            w.flush()
+        });
+        match written {
+            Ok(()) => {
+                let missing = scan.findings.len() - scan.sketches.len();
+                if missing > 0 && !plan.quiet {
+                    eprintln!(
+                        "flowsketch: warning: {missing} finding{} without a sketch in {} (sums, one-pass findings, \
+                         or more distinct values than the verify pass keeps)",
+                        if missing == 1 { "" } else { "s" },
+                        path.display()
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "flowsketch: cannot write sketches to {}: {e}",
+                    path.display()
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
 /// Run a scan plan over paths, writing the report to stdout and the summary to stderr.
 pub fn run_plan(plan: &ScanPlan, paths: &[PathBuf]) -> ExitCode {
     let scan = plan.scan(paths);
-    report_scan(plan, &scan)
+    report_plan(plan, &scan)
 }
 
-/// Write a finished scan's report to stdout and its summary to stderr; the exit code it earns.
-fn report_scan(plan: &ScanPlan, scan: &Scan) -> ExitCode {
+/// Report a finished scan (or merge): findings to stdout, summary and problems to stderr, then the exit code.
+fn report_plan(plan: &ScanPlan, scan: &Scan) -> ExitCode {
+    let extras_ok = write_extras(plan, scan);
     if !plan.quiet {
         for n in &scan.notes {
             eprintln!("flowsketch: warning: {n}");
@@ -233,7 +356,9 @@ fn report_scan(plan: &ScanPlan, scan: &Scan) -> ExitCode {
         eprintln!("flowsketch: {e}");
     }
     let summary = scan.summary(peak_rss_bytes());
-    let meta = plan.meta();
+    // A merge reports the counter its states were counted with.
+    let mut meta = plan.meta();
+    meta.counter = scan.counter.to_string();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written = report::write(&mut out, plan.format, &meta, &scan.findings)
@@ -262,6 +387,9 @@ fn report_scan(plan: &ScanPlan, scan: &Scan) -> ExitCode {
     if plan.stats {
         print_stats(scan);
     }
+    if !extras_ok {
+        return ExitCode::Error;
+    }
     exit_code(scan)
 }
 
@@ -288,6 +416,12 @@ fn print_summary(s: &Summary, scan: &Scan) {
         s.secs,
         rate / 1e6
     );
+    if let Some(n) = s.merged {
+        eprintln!(
+            "flowsketch: {n} saved state{} merged; a rule's admit_at is then the sum of their A-1, plus 1",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     for r in &s.rules {
         if r.raises > 0 {
             eprintln!(
@@ -305,6 +439,9 @@ fn print_summary(s: &Summary, scan: &Scan) {
                 r.id, r.keys_admitted
             );
         }
+    }
+    if let Some(note) = scan.not_flow_files_note() {
+        eprintln!("flowsketch: note: {note}");
     }
     eprintln!(
         "flowsketch: {} ({} s + {} s)",

@@ -19,10 +19,9 @@ use super::wire::Packet;
 use super::{Ctx, Opened, Report, Totals};
 use crate::engine::verify::{Candidates, Prefilter, Tally};
 use crate::engine::{
-    copy_named, shard::Ref, CompiledRule, ErrorLog, InputError, Meta, Router, ScanResult,
-    ScanStats, Shard,
+    copy_named, shard::Ref, CompiledRule, ErrorLog, Job, Meta, Router, ScanResult, ScanStats, Shard,
 };
-use crate::formats::{ChunkStats, Decoder};
+use crate::formats::ChunkStats;
 use crate::record::FlowRecord;
 use crate::scanner;
 use crate::sketch::DistinctCounter;
@@ -211,7 +210,7 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
             .collect();
 
         // Pass 2: verify.
-        ctx.progress.flows.store(0, Ordering::Relaxed);
+        ctx.progress.done.reset();
         ctx.progress.pass.store(2, Ordering::Relaxed);
         let opened = ctx.open(1);
         let rules = compiled.clone();
@@ -231,12 +230,12 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
         );
         drop(opened);
         let (cands, tallies) = tallying.borrow_mut().take().expect("taken once");
-        let found = scanner::verified_findings(&ctx.rules, &cands, &tallies, ctx.evidence);
+        let found = scanner::verified_found(&ctx.rules, &cands, &tallies, ctx.evidence, ctx.export);
         (found, Some(stats2), errors2)
     } else {
         hash_in.close();
         verify_in.close();
-        let found = scanner::one_pass_findings(&ctx.rules, &mut result);
+        let found = scanner::one_pass_found(&ctx.rules, &mut result, ctx.evidence);
         // One scan per process: freeing millions of per-host counters one by one would only delay the exit.
         std::mem::forget(result);
         (found, None, ErrorLog::default())
@@ -301,11 +300,7 @@ where
 {
     let me = worker.index();
     let peers = worker.peers();
-    let (share, of) = if ctx.local_inputs {
-        (me % ctx.workers, ctx.workers)
-    } else {
-        (me, peers)
-    };
+    let (share, of) = ctx.share_of(me);
     let mut router = Router::default();
     let mut outboxes: Vec<Vec<Ref>> = vec![Vec::new(); peers];
     let mut copied = Vec::new();
@@ -314,11 +309,12 @@ where
     let mut errors = ErrorLog::default();
     let mut epoch = 0u64;
     for &(at, chunk) in opened.chunks.iter().skip(share).step_by(of) {
-        let job = &opened.inputs[at];
-        let decoder: &dyn Decoder = job.decoder.as_ref();
-        let mut handed = 0u64;
-        let decoded = decoder.decode_chunk(chunk, &mut scratch, &mut |batch| {
-            handed += batch.len() as u64;
+        let job = Job {
+            input: opened.inputs[at].clone(),
+            chunk,
+            left: opened.left[at].clone(),
+        };
+        let (decoded, error) = job.decode(&mut scratch, &ctx.progress.done, &mut |batch| {
             router.route(
                 &ctx.rules,
                 &ctx.compiled,
@@ -344,20 +340,11 @@ where
                     });
                 }
             }
-            ctx.progress
-                .flows
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            (ctx.progress.done.flows).fetch_add(batch.len() as u64, Ordering::Relaxed);
         });
-        match decoded {
-            Ok(s) => stats += s,
-            // As one process does: the flows before the error were counted.
-            Err(e) => {
-                stats.flows += handed;
-                errors.push(InputError {
-                    name: job.name.clone(),
-                    message: e.to_string(),
-                })
-            }
+        stats += decoded;
+        if let Some(e) = error {
+            errors.push(e);
         }
         epoch += 1;
         input.advance_to(epoch);

@@ -26,11 +26,12 @@ use crate::formats::{ChunkStats, Lost, Opener};
 use crate::input::{self, InputOptions, Source};
 use crate::report::summary::{Guarantee, OnePassWhy};
 use crate::rules::{Definitions, Rule};
-use crate::scanner::{Found, Progress, RuleStats, Scan, ScanConfig};
+use crate::scanner::{self, Found, Progress, RuleStats, Scan, ScanConfig};
 use crate::sketch::DistinctCounter;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -172,6 +173,7 @@ pub struct OpenedReport {
     warnings: Vec<InputError>,
     notes: Vec<String>,
     walk_errors: Vec<InputError>,
+    not_flow_files: Vec<String>,
 }
 
 /// What one worker sends worker 0 at the end.
@@ -193,14 +195,18 @@ pub struct Report {
 /// The inputs of one pass, opened in order by one process (an [`Opener`] carries NetFlow templates from one input
 /// to the next), and every chunk of them in order.
 pub struct Opened {
-    inputs: Vec<Input>,
+    inputs: Vec<Arc<Input>>,
     /// (index in `inputs`, chunk) of every chunk.
     chunks: Vec<(usize, usize)>,
+    /// Per input, the chunks of it this process's workers have yet to decode (for progress).
+    left: Vec<Arc<AtomicUsize>>,
     sources: u64,
     errors: Vec<InputError>,
     warnings: Vec<InputError>,
     notes: Vec<String>,
     walk_errors: Vec<InputError>,
+    /// Files found in folders that no reader is for: skipped, as one process skips them.
+    not_flow_files: Vec<String>,
 }
 
 impl Opened {
@@ -212,6 +218,7 @@ impl Opened {
             warnings: self.warnings.clone(),
             notes: self.notes.clone(),
             walk_errors: self.walk_errors.clone(),
+            not_flow_files: self.not_flow_files.clone(),
         }
     }
 }
@@ -228,9 +235,12 @@ pub struct Ctx {
     input: InputOptions,
     local_inputs: bool,
     workers: usize,
+    processes: usize,
     process: usize,
     verify: bool,
     evidence: usize,
+    /// Whether findings carry DataSketches sketches of their distinct values.
+    export: bool,
     detailed: bool,
     progress: Arc<Progress>,
     /// Each pass's opened inputs, opened by the first worker to ask.
@@ -238,6 +248,20 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Which worker decodes chunk `k` of the opened chunks, and of how many (see [`Ctx::decodes`]).
+    pub(crate) fn share_of(&self, worker: usize) -> (usize, usize) {
+        if self.local_inputs {
+            (worker % self.workers, self.workers)
+        } else {
+            (worker, self.workers * self.processes)
+        }
+    }
+
+    /// Whether one of this process's workers decodes chunk `k`: chunks go round the workers that read them.
+    fn decodes(&self, k: usize) -> bool {
+        self.local_inputs || (k % (self.workers * self.processes)) / self.workers == self.process
+    }
+
     /// The inputs of pass `pass` (0 or 1), opened once per process.
     fn open(&self, pass: usize) -> Arc<Opened> {
         let mut slots = self.opened.lock().unwrap_or_else(|p| p.into_inner());
@@ -251,11 +275,13 @@ impl Ctx {
         let mut o = Opened {
             inputs: Vec::new(),
             chunks: Vec::new(),
+            left: Vec::new(),
             sources: self.sources.len() as u64,
             errors: Vec::new(),
             warnings: Vec::new(),
             notes: self.notes.clone(),
             walk_errors: self.walk_errors.clone(),
+            not_flow_files: Vec::new(),
         };
         for s in &self.sources {
             match input::open(s, &self.input, &opener) {
@@ -267,9 +293,18 @@ impl Ctx {
                         }));
                     let at = o.inputs.len();
                     o.chunks.extend((0..i.decoder.chunks()).map(|c| (at, c)));
-                    o.inputs.push(i);
+                    o.inputs.push(Arc::new(i));
+                    o.left.push(Arc::new(AtomicUsize::new(0)));
+                }
+                Err(_) if matches!(s, Source::InFolder(p) if input::is_foreign(p)) => {
+                    o.not_flow_files.push(s.name())
                 }
                 Err(e) => o.errors.push(e),
+            }
+        }
+        for (k, &(at, _)) in o.chunks.iter().enumerate() {
+            if self.decodes(k) {
+                o.left[at].fetch_add(1, Ordering::Relaxed);
             }
         }
         let o = Arc::new(o);
@@ -300,6 +335,13 @@ pub(crate) fn scan<C: DistinctCounter>(
     }
     let walked = input::expand_paths(paths);
     let notes = walked.notes();
+    if config.save_state {
+        // Each process holds only its workers' shards; a state of the whole would gather every table at one place.
+        return Err(ClusterError::Config(
+            "--save-state is for scans in one process: save each process's inputs with its own scan, then merge"
+                .into(),
+        ));
+    }
     if walked.sources.contains(&Source::Stdin) {
         return Err(ClusterError::Config(
             "standard input cannot be read by a cluster: give files or folders".into(),
@@ -328,9 +370,11 @@ pub(crate) fn scan<C: DistinctCounter>(
         input: config.input.clone(),
         local_inputs: cluster.local_inputs,
         workers: cluster.workers,
+        processes,
         process: cluster.process,
         verify: config.verify,
         evidence: config.evidence,
+        export: config.export_sketches,
         detailed: config.stats,
         progress,
         opened: Mutex::new([None, None]),
@@ -478,9 +522,11 @@ fn assemble<C: DistinctCounter>(
     let mut stats = ScanStats::default();
     let mut errors: Vec<InputError> = Vec::new();
     let mut log = ErrorLog::default();
-    let (mut warnings, mut notes) = (Vec::new(), Vec::new());
+    let (mut warnings, mut notes, mut not_flow_files) = (Vec::new(), Vec::new(), Vec::new());
     for o in &told {
-        stats.inputs += o.inputs;
+        // As one process counts them: the skipped files are told apart, not as inputs.
+        not_flow_files.extend(o.not_flow_files.iter().cloned());
+        stats.inputs += o.inputs - o.not_flow_files.len() as u64;
         errors.extend(o.walk_errors.iter().cloned());
         notes.extend(o.notes.iter().cloned());
         warnings.extend(o.warnings.iter().cloned());
@@ -538,20 +584,22 @@ fn assemble<C: DistinctCounter>(
             });
         }
     }
-    let mut findings: Vec<_> = found.into_iter().map(|f| f.finding(&ctx.rules)).collect();
-    crate::report::merge_bursts(&mut findings);
-    crate::report::sort(&mut findings);
+    let (findings, sketches) = scanner::report_found(&ctx.rules, found);
     Ok(Scan {
         findings,
         errors,
         warnings,
         notes,
+        not_flow_files,
         stats,
         guarantee,
         rules: rules.unwrap_or_default(),
         keys,
         secs,
         counter: C::NAME,
+        state: None,
+        sketches,
+        merged: None,
     })
 }
 

@@ -315,6 +315,7 @@ mod tests {
             seen: Seen::default(),
             epoch: 0,
             missed_at_most: 0,
+            sample: None,
         }
     }
 

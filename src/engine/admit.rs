@@ -85,10 +85,9 @@ pub struct Admission {
     /// Where the cells start in the map: the first 2 MiB boundary, so the kernel can back them with huge pages.
     start: usize,
     bytes: usize,
-    /// Lines - 1 (a power of two).
-    mask: usize,
-    /// Right shift that leaves the line index in the top bits of the remixed hash.
-    shift: u32,
+    /// 64-byte lines: any number, picked by the top 32 bits of the remixed hash times `lines` (so the budget is
+    /// used whole, not rounded down to a power of two); the cells within the line by the bits below.
+    lines: u64,
     /// 16-bit cells instead of bytes.
     wide: bool,
     /// Measure per cell step, as a power of two (0 unless the threshold is past what a cell holds).
@@ -103,10 +102,15 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// A sketch of `bytes` (a power of two, at least [`MIN_BYTES`]) admitting keys of a rule with threshold `above`
+    /// A sketch of `bytes` (a multiple of 64, at least [`MIN_BYTES`], below 256 GiB) admitting keys of a rule with threshold `above`
     /// at `at` (`A`, in the measure's units, at least 2 and at most `above`).
     pub fn new(bytes: usize, above: u64, at: u64) -> std::io::Result<Admission> {
-        debug_assert!(bytes.is_power_of_two() && bytes >= MIN_BYTES && at >= 2);
+        debug_assert!(
+            bytes.is_multiple_of(LINE)
+                && bytes >= MIN_BYTES
+                && bytes / LINE <= u32::MAX as usize
+                && at >= 2
+        );
         let wide = above > u8::MAX as u64;
         let cell_max = if wide { u16::MAX } else { u8::MAX as u16 } as u64;
         let unit_shift = above
@@ -126,8 +130,7 @@ impl Admission {
             map,
             start,
             bytes,
-            mask: lines - 1,
-            shift: 64 - lines.trailing_zeros(),
+            lines: lines as u64,
             wide,
             unit_shift,
             above,
@@ -146,7 +149,8 @@ impl Admission {
         self.at_cells = self.at.div_ceil(1 << self.unit_shift);
     }
 
-    fn cells(&self) -> &[u8] {
+    /// The cells as bytes (one or two per cell: [`Self::layout`]).
+    pub fn cells(&self) -> &[u8] {
         &self.map[self.start..self.start + self.bytes]
     }
 
@@ -179,6 +183,22 @@ impl Admission {
             at = at.saturating_mul(2).min(self.above.max(2));
         }
         at.min(self.at)
+    }
+
+    /// What decides where a key's cells are and what they count: two sketches of the same layout add up
+    /// cell by cell (saved states merge so).
+    pub fn layout(&self) -> Layout {
+        Layout {
+            bytes: self.bytes,
+            wide: self.wide,
+            unit_shift: self.unit_shift,
+            above: self.above,
+        }
+    }
+
+    /// `A` when the sketch was made, and how many times it was doubled.
+    pub fn first_at(&self) -> (u64, u32) {
+        (self.first_at, self.raises)
     }
 
     /// Bytes of the cells.
@@ -219,21 +239,21 @@ impl Admission {
         let first = self.first_at.div_ceil(1 << self.unit_shift);
         let per_line = LINE / std::mem::size_of::<C>();
         let bits = per_line.trailing_zeros();
-        let (mask, shift, at) = (self.mask, self.shift, self.at_cells);
+        let (lines, at) = (self.lines, self.at_cells);
         let (unit_shift, round) = (self.unit_shift, (1u64 << self.unit_shift) - 1);
         // SAFETY: `start + bytes` is inside the map (it was mapped a huge page longer than `bytes`).
         let base = unsafe { self.map.as_mut_ptr().add(self.start) };
-        let line_of = |hash: u64| (remix(hash) >> shift) as usize & mask;
+        let line_of = |h: u64| (((h >> 32) * lines) >> 32) as usize;
         for r in refs.iter().take(AHEAD) {
-            prefetch(base.wrapping_add(line_of(r.hash) * LINE));
+            prefetch(base.wrapping_add(line_of(remix(r.hash)) * LINE));
         }
         for (j, r) in refs.iter().enumerate() {
             if let Some(next) = refs.get(j + AHEAD) {
-                prefetch(base.wrapping_add(line_of(next.hash) * LINE));
+                prefetch(base.wrapping_add(line_of(remix(next.hash)) * LINE));
             }
             let h = remix(r.hash);
-            let line = (h >> shift) as usize & mask;
-            // SAFETY: `line <= mask`, so the line lies inside the cells, which start 64-aligned (on a huge page
+            let line = line_of(h);
+            // SAFETY: `line < lines` (a 32-bit fraction of `lines`), so the line lies inside the cells, which start 64-aligned (on a huge page
             // boundary) and hold plain integers for which every bit pattern is valid; `&mut self` makes the access
             // unique.
             let cells: &mut [C] = unsafe {
@@ -242,7 +262,7 @@ impl Admission {
             let mut pos = [0usize; ROWS];
             let mut low = C::set(C::MAX);
             for (k, p) in pos.iter_mut().enumerate() {
-                *p = (h >> (shift - bits * (k as u32 + 1))) as usize & (per_line - 1);
+                *p = (h >> (32 - bits * (k as u32 + 1))) as usize & (per_line - 1);
                 low = low.min(cells[*p]);
             }
             let w = if SUM {
@@ -288,6 +308,50 @@ fn bytemuck_u16(b: &[u8]) -> &[u16] {
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), b.len() / 2) }
 }
 
+/// Where a sketch's cells are and what they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes of the cells (a multiple of the 64-byte line).
+    pub bytes: usize,
+    /// 16-bit cells instead of bytes.
+    pub wide: bool,
+    /// Measure per cell step, as a power of two.
+    pub unit_shift: u32,
+    /// The rule's threshold the sketch was sized for.
+    pub above: u64,
+}
+
+impl Layout {
+    /// Cells of the sketch.
+    pub fn cells(&self) -> usize {
+        self.bytes / if self.wide { 2 } else { 1 }
+    }
+
+    /// The largest value a cell holds: a cell at it is saturated (its key's measure may be anything above).
+    pub fn cell_max(&self) -> u64 {
+        if self.wide {
+            u16::MAX as u64
+        } else {
+            u8::MAX as u64
+        }
+    }
+
+    /// The indices (in cells) of the [`ROWS`] cells of the key whose hash is `hash`: the cells
+    /// [`Admission::admit`] raises for it.
+    pub fn positions(&self, hash: u64) -> [usize; ROWS] {
+        let lines = (self.bytes / LINE) as u64;
+        let per_line = LINE / if self.wide { 2 } else { 1 };
+        let bits = per_line.trailing_zeros();
+        let h = remix(hash);
+        let line = (((h >> 32) * lines) >> 32) as usize;
+        let mut pos = [0usize; ROWS];
+        for (k, p) in pos.iter_mut().enumerate() {
+            *p = line * per_line + ((h >> (32 - bits * (k as u32 + 1))) as usize & (per_line - 1));
+        }
+        pos
+    }
+}
+
 /// Bits for the sketch that routing and the tables do not decide: a shard's keys share bits of their hash, and a
 /// multiply carries every input bit into the top ones.
 #[inline]
@@ -320,6 +384,8 @@ mod tests {
             step_ms: 0,
             above: 100,
             cut: false,
+            sample_from: u64::MAX,
+            sample_keys: 0,
         }
     }
 
@@ -413,6 +479,42 @@ mod tests {
             Some(3),
             "3, 6, 9, 12 packets: admitted at 12 >= 10"
         );
+    }
+
+    /// The cells `Layout::positions` names for a key are the ones admission raised: alone in a sketch, a key's
+    /// flows show in exactly those cells, for byte and 16-bit cells.
+    #[test]
+    fn positions_name_the_cells_admission_raises() {
+        for above in [100, 1_000] {
+            let r = CompiledRule {
+                above,
+                ..rule(CountSpec::Flows)
+            };
+            for key in [7u32, 1_003, 40_009] {
+                let mut a = Admission::new(MIN_BYTES, above, above / 10).unwrap();
+                run(&mut a, &r, &[key; 5]);
+                let rec = FlowRecord {
+                    src: Addr::v4(key),
+                    ..Default::default()
+                };
+                let layout = a.layout();
+                let pos = layout.positions(r.key_hash(&rec, 0, 0));
+                let cells: Vec<u64> = if layout.wide {
+                    bytemuck_u16(a.cells()).iter().map(|&c| c as u64).collect()
+                } else {
+                    a.cells().iter().map(|&c| c as u64).collect()
+                };
+                for p in pos {
+                    assert_eq!(cells[p], 5, "above {above} key {key}");
+                }
+                assert_eq!(cells.iter().filter(|&&c| c != 0).count(), {
+                    let mut u = pos.to_vec();
+                    u.sort_unstable();
+                    u.dedup();
+                    u.len()
+                });
+            }
+        }
     }
 
     #[test]

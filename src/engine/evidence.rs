@@ -191,6 +191,178 @@ impl std::fmt::Display for ProtoPort {
     }
 }
 
+/// Values a one-pass sample keeps per key for peers and for ports: enough for the default `--evidence 5`.
+pub const SAMPLE_SLOTS: usize = 8;
+
+/// The heaviest values of a stream by flows in `N` slots (Space-Saving, Metwally et al.): a value in a slot adds
+/// its flows; a new one takes a free slot, or else the slot with the fewest flows, inheriting them as its possible
+/// error. Every value with more than `flows / N` of the flows is kept, and a kept value's flows lie between its
+/// count less its error and its count. [`Heavy::top`] gives the lower bounds, so a value seen once says 1 however
+/// many it displaced. No heap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Heavy<V, const N: usize> {
+    values: [V; N],
+    counts: [u64; N],
+    errors: [u64; N],
+    len: usize,
+}
+
+impl<V: Copy + Default + Eq + Ord, const N: usize> Default for Heavy<V, N> {
+    fn default() -> Self {
+        Heavy {
+            values: [V::default(); N],
+            counts: [0; N],
+            errors: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<V: Copy + Default + Eq + Ord, const N: usize> Heavy<V, N> {
+    #[inline]
+    pub fn add(&mut self, v: V, flows: u64) {
+        if let Some(i) = self.values[..self.len].iter().position(|&w| w == v) {
+            self.counts[i] += flows;
+            return;
+        }
+        if self.len < N {
+            let i = self.len;
+            (self.values[i], self.counts[i], self.errors[i]) = (v, flows, 0);
+            self.len += 1;
+            return;
+        }
+        let mut min = 0;
+        for i in 1..N {
+            if self.counts[i] < self.counts[min] {
+                min = i;
+            }
+        }
+        let floor = self.counts[min];
+        (self.values[min], self.counts[min], self.errors[min]) = (v, floor + flows, floor);
+    }
+
+    /// The smallest count when every slot is taken: what a value not in the summary may have had.
+    fn floor(&self) -> u64 {
+        if self.len < N {
+            0
+        } else {
+            self.counts.iter().copied().min().unwrap_or(0)
+        }
+    }
+
+    /// Union with the summary of other flows of the same key: a value in one summary only may have had up to the
+    /// other's floor there, which its count and error take on; the `N` largest counts stay.
+    pub fn merge(&mut self, other: &Heavy<V, N>) {
+        let (mine, theirs) = (self.floor(), other.floor());
+        let mut all: Vec<(V, u64, u64)> = (0..self.len)
+            .map(|i| (self.values[i], self.counts[i], self.errors[i]))
+            .collect();
+        for e in &mut all {
+            if !other.values[..other.len].contains(&e.0) {
+                (e.1, e.2) = (e.1 + theirs, e.2 + theirs);
+            }
+        }
+        for i in 0..other.len {
+            let (v, c, err) = (other.values[i], other.counts[i], other.errors[i]);
+            match all.iter_mut().find(|e| e.0 == v) {
+                Some(e) => (e.1, e.2) = (e.1 + c, e.2 + err),
+                None => all.push((v, c + mine, err + mine)),
+            }
+        }
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        *self = Heavy::default();
+        for (v, c, err) in all.into_iter().take(N) {
+            let i = self.len;
+            (self.values[i], self.counts[i], self.errors[i]) = (v, c, err);
+            self.len += 1;
+        }
+    }
+
+    /// The kept values with the flows each surely had (count less error), most first (ties by value).
+    pub fn top(&self, k: usize) -> Vec<(V, u64)> {
+        let mut v: Vec<(V, u64)> = (0..self.len)
+            .map(|i| (self.values[i], self.counts[i] - self.errors[i]))
+            .collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(k);
+        v
+    }
+}
+
+/// What one pass keeps of a key's flows for its evidence, without a verify pass: the flows counted after the key
+/// reached `from` (its rule's smallest threshold over two; see [`Evidence::sample_from`]), their bytes and packets,
+/// and their heaviest peers, ports and protocols ([`Heavy`]). Fixed size, no heap: about 500 bytes, held only for
+/// keys that came near a threshold, in a bounded pool per table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub from: u64,
+    pub flows: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    peers: Heavy<u128, SAMPLE_SLOTS>,
+    ports: Heavy<u32, SAMPLE_SLOTS>,
+    protocols: Heavy<u8, 4>,
+}
+
+impl Sample {
+    pub fn new(from: u64) -> Sample {
+        Sample {
+            from,
+            flows: 0,
+            bytes: 0,
+            packets: 0,
+            peers: Heavy::default(),
+            ports: Heavy::default(),
+            protocols: Heavy::default(),
+        }
+    }
+
+    /// Count one flow of the key, whose other end is `peer`.
+    #[inline]
+    pub fn add(&mut self, rec: &FlowRecord, peer: Addr) {
+        self.flows += 1;
+        self.bytes = self.bytes.saturating_add(rec.bytes);
+        self.packets = self.packets.saturating_add(rec.packets);
+        self.peers.add(peer.0, 1);
+        let port = ProtoPort {
+            proto: rec.proto,
+            port: rec.dst_port,
+        };
+        self.ports.add(port.pack(), 1);
+        self.protocols.add(rec.proto, 1);
+    }
+
+    pub fn merge(&mut self, o: &Sample) {
+        self.from = self.from.min(o.from);
+        self.flows += o.flows;
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.packets = self.packets.saturating_add(o.packets);
+        self.peers.merge(&o.peers);
+        self.ports.merge(&o.ports);
+        self.protocols.merge(&o.protocols);
+    }
+
+    /// The evidence of the sample: its totals and its top `k` (at most [`SAMPLE_SLOTS`]) of each.
+    pub fn evidence(&self, k: usize) -> Evidence {
+        Evidence {
+            bytes: self.bytes,
+            packets: self.packets,
+            peers: (self.peers.top(k).into_iter())
+                .map(|(a, n)| (Addr(a), n))
+                .collect(),
+            ports: (self.ports.top(k).into_iter())
+                .map(|(v, n)| (ProtoPort::unpack(v), n))
+                .collect(),
+            protocols: self.protocols.top(4),
+            complete: false,
+            peer_rate: 1.0,
+            port_rate: 1.0,
+            sample_from: Some(self.from),
+            sampled_flows: self.flows,
+        }
+    }
+}
+
 /// What a finding is about, for the report: totals, and the top peers, ports and protocols by flows.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
@@ -207,6 +379,22 @@ pub struct Evidence {
     /// [`PEER_LIMIT`] and a sample by hash was kept.
     pub peer_rate: f64,
     pub port_rate: f64,
+    /// One pass: the evidence is of a sample, the flows counted from when the key reached this (see [`Sample`]);
+    /// `None` when complete, or when no sample was kept (more keys came near a threshold than the pool holds).
+    pub sample_from: Option<u64>,
+    /// Flows in the sample.
+    pub sampled_flows: u64,
+}
+
+impl Evidence {
+    /// The evidence of a one-pass finding whose key got no sample (the pool was full): no totals, nothing named.
+    pub fn none() -> Evidence {
+        Evidence {
+            peer_rate: 1.0,
+            port_rate: 1.0,
+            ..Evidence::default()
+        }
+    }
 }
 
 /// Everything a tally gathers for the evidence of one key.
@@ -271,6 +459,8 @@ impl Gathered {
             complete,
             peer_rate: self.peers.rate(),
             port_rate: self.ports.rate(),
+            sample_from: None,
+            sampled_flows: 0,
         }
     }
 }
@@ -313,6 +503,61 @@ mod tests {
         assert_eq!(a.rate(), one.rate());
         assert_eq!(a.top(PEER_LIMIT), one.top(PEER_LIMIT));
         assert!(one.top(10).iter().all(|&(_, n)| n == 2));
+    }
+
+    /// Space-Saving: a value with more than flows / N of the flows is kept, and its lower bound is at most
+    /// flows / N below its flows; merging two summaries keeps that of the union.
+    #[test]
+    fn heavy_values_are_kept_within_the_bound() {
+        let mut h = Heavy::<u32, 4>::default();
+        let mut flows = 0;
+        for i in 0..1000u32 {
+            // 7 takes 500 flows, 9 takes 250, the rest one each.
+            let v = match i % 4 {
+                0 | 2 => 7,
+                1 => 9,
+                _ => 100 + i,
+            };
+            h.add(v, 1);
+            flows += 1;
+        }
+        let top = h.top(4);
+        let bound = flows / 4;
+        assert_eq!((top[0].0, top[1].0), (7, 9), "{top:?}");
+        assert!(top[0].1 <= 500 && top[0].1 + bound >= 500, "{top:?}");
+        assert!(top[1].1 <= 250 && top[1].1 + bound >= 250, "{top:?}");
+        // Values seen once say 1, not the flows they displaced.
+        assert!(top[2..].iter().all(|&(_, n)| n == 1), "{top:?}");
+        let mut a = Heavy::<u32, 4>::default();
+        let mut b = Heavy::<u32, 4>::default();
+        for _ in 0..10 {
+            a.add(1, 1);
+            b.add(1, 2);
+            b.add(2, 1);
+        }
+        a.merge(&b);
+        assert_eq!(a.top(2), vec![(1, 30), (2, 10)]);
+    }
+
+    #[test]
+    fn a_sample_says_what_it_covers() {
+        let mut s = Sample::new(50);
+        let rec = FlowRecord {
+            proto: 6,
+            dst_port: 22,
+            bytes: 100,
+            packets: 2,
+            ..Default::default()
+        };
+        for peer in 0..20u32 {
+            s.add(&rec, Addr::v4(peer % 3));
+        }
+        let e = s.evidence(5);
+        assert_eq!((e.bytes, e.packets, e.sampled_flows), (2000, 40, 20));
+        assert_eq!((e.sample_from, e.complete), (Some(50), false));
+        assert_eq!(e.peers[0], (Addr::v4(0), 7));
+        assert_eq!(e.ports, vec![(ProtoPort { proto: 6, port: 22 }, 20)]);
+        assert_eq!(e.protocols, vec![(6, 20)]);
     }
 
     #[test]

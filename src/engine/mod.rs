@@ -18,7 +18,7 @@ mod worker;
 
 pub use key::{KeyParts, KeyValue};
 pub use shard::{RuleCounts, Shard, Sizing};
-pub use table::{CompiledRule, Counted, Footprint, Meta, NoSeen, Seen};
+pub use table::{CompiledRule, Counted, EntryValue, Footprint, Meta, NoSeen, Seen};
 
 use crate::formats::{Decoder, Lost};
 use crate::rules::Rule;
@@ -26,15 +26,91 @@ use crate::sketch::DistinctCounter;
 pub use errors::ErrorLog;
 pub use errors::MAX_ERRORS_PER_INPUT;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-pub use worker::{copy_named, Router};
-use worker::{Job, Msg, Returned, Wiring};
+pub use worker::{copy_named, Job, Router};
+use worker::{Msg, Returned, Wiring};
 
 /// An opened input: its name for messages, and the decoder over its bytes.
 pub struct Input {
     pub name: String,
     pub decoder: Box<dyn Decoder>,
+    /// Its size in bytes, for progress (0 when not known: a stream).
+    pub bytes: u64,
+}
+
+/// What a pass has done so far, for a progress display on another thread. Workers add to it with relaxed atomic
+/// adds: the flows of each batch, and the bytes of each chunk and the inputs whose last chunk was decoded once per
+/// chunk; nothing per record.
+#[derive(Debug, Default)]
+pub struct Done {
+    pub flows: AtomicU64,
+    /// Input bytes decoded: each chunk counts its share of its input's size.
+    pub bytes: AtomicU64,
+    /// Inputs whose every chunk was decoded, or that could not be opened.
+    pub inputs: AtomicU64,
+}
+
+impl Done {
+    /// Back to zero, for the next pass.
+    pub fn reset(&self) {
+        self.flows.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.inputs.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Hand every chunk of every input to the workers (`handles`) as a job, in order, then wait for them and return
+/// what each gave back; inputs that could not be opened go to `errors` (and count as done). Both passes run
+/// their workers this way.
+fn feed_and_join<T, I>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, T>>,
+    inputs: I,
+    jobs: crossbeam::channel::Sender<Job>,
+    stats: &mut ScanStats,
+    errors: &mut dyn FnMut(InputError),
+    done: &Done,
+) -> Vec<T>
+where
+    I: IntoIterator<Item = Result<Input, InputError>>,
+{
+    for input in inputs {
+        stats.inputs += 1;
+        match input {
+            Ok(input) => {
+                let chunks = input.decoder.chunks();
+                if chunks == 0 {
+                    done.bytes.fetch_add(input.bytes, Ordering::Relaxed);
+                    done.inputs.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let input = Arc::new(input);
+                let left = Arc::new(AtomicUsize::new(chunks));
+                for chunk in 0..chunks {
+                    let job = Job {
+                        input: input.clone(),
+                        chunk,
+                        left: left.clone(),
+                    };
+                    if jobs.send(job).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                done.inputs.fetch_add(1, Ordering::Relaxed);
+                errors(e)
+            }
+        }
+    }
+    drop(jobs);
+    handles
+        .into_iter()
+        .map(|h| match h.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+        .collect()
 }
 
 /// A problem with one input; the scan goes on with the others.
@@ -65,10 +141,15 @@ pub struct ScanOptions {
     pub memory: usize,
 }
 
+/// The most keys one pass keeps a sample of flows of for their evidence, over all rules and shards (about 400
+/// bytes each: [`evidence::Sample`]), and the fewest each rule's table of a shard may keep.
+pub const SAMPLE_KEYS: usize = 16_384;
+pub const MIN_SAMPLE_KEYS: usize = 32;
+
 /// The default admission fraction (`--admit`).
 pub const DEFAULT_ADMIT: f64 = 0.1;
 /// The default memory budget (`--memory`): the built-in rules stay well under 512 MB on any input.
-pub const DEFAULT_MEMORY: usize = 320 << 20;
+pub const DEFAULT_MEMORY: usize = 256 << 20;
 
 impl Default for ScanOptions {
     fn default() -> Self {
@@ -196,13 +277,13 @@ impl<C: DistinctCounter, M: Meta> ScanResult<C, M> {
     }
 }
 
-/// Scan `inputs` with `rules`, keeping each key's flows and times ([`Seen`]). `progress` counts flows routed so
-/// far, for a progress display.
+/// Scan `inputs` with `rules`, keeping each key's flows and times ([`Seen`]). `progress` counts flows, bytes and
+/// inputs done so far, for a progress display.
 pub fn scan<C, I>(
     rules: &[Rule],
     inputs: I,
     options: &ScanOptions,
-    progress: &AtomicU64,
+    progress: &Done,
 ) -> ScanResult<C>
 where
     C: DistinctCounter,
@@ -216,7 +297,7 @@ pub fn scan_keeping<C, M, I>(
     rules: &[Rule],
     inputs: I,
     options: &ScanOptions,
-    progress: &AtomicU64,
+    progress: &Done,
 ) -> ScanResult<C, M>
 where
     C: DistinctCounter,
@@ -224,7 +305,16 @@ where
     I: IntoIterator<Item = Result<Input, InputError>>,
 {
     let threads = options.threads.max(1);
-    let compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
+    let mut compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
+    // One pass (flows kept: no verify pass will count them again) samples the flows of keys that come near a
+    // threshold, for their evidence: SAMPLE_KEYS at most over the scan.
+    if M::default().flows().is_some() {
+        let per_table = (SAMPLE_KEYS / (rules.len() * threads).max(1)).max(MIN_SAMPLE_KEYS);
+        compiled = compiled
+            .into_iter()
+            .map(|c| c.sampling(per_table))
+            .collect();
+    }
     let sizing = Sizing::plan(&compiled, threads, options.admit, options.memory);
     let (job_tx, job_rx) = crossbeam::channel::bounded::<Job>(options.queue.max(1));
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..threads)
@@ -255,32 +345,14 @@ where
                 scope.spawn(move || worker::run::<C, M>(me, wiring, inbox, returned))
             })
             .collect();
-        for input in inputs {
-            stats.inputs += 1;
-            match input {
-                Ok(input) => {
-                    let input = Arc::new(input);
-                    for chunk in 0..input.decoder.chunks() {
-                        let job = Job {
-                            input: input.clone(),
-                            chunk,
-                        };
-                        if job_tx.send(job).is_err() {
-                            break;
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        drop(job_tx);
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(out) => out,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect::<Vec<_>>()
+        feed_and_join(
+            handles,
+            inputs,
+            job_tx,
+            &mut stats,
+            &mut |e| errors.push(e),
+            progress,
+        )
     });
     let mut shards = Vec::with_capacity(outputs.len());
     for out in outputs {

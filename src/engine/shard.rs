@@ -47,9 +47,12 @@ impl Sizing {
         let admitting = ats.iter().filter(|&&a| a >= 2).count();
         let per_rule = match admitting {
             0 => 0,
-            n => pow2_floor(memory / 4 / n).clamp(256 << 10, 32 << 20),
+            n => (memory / 4 / n).clamp(256 << 10, 32 << 20),
         };
-        let per_shard = pow2_floor(per_rule / threads).max(super::admit::MIN_BYTES);
+        // Whole 2 MiB pages where there are any (the sketch asks for huge pages), else whole 64-byte lines.
+        let per_shard = per_rule / threads;
+        let page = if per_shard >= 2 << 20 { 2 << 20 } else { 64 };
+        let per_shard = (per_shard / page * page).max(super::admit::MIN_BYTES);
         Sizing {
             admission: ats
                 .iter()
@@ -73,15 +76,6 @@ impl Sizing {
     }
 }
 
-/// The largest power of two at most `n` (1 for 0).
-fn pow2_floor(n: usize) -> usize {
-    if n == 0 {
-        1
-    } else {
-        1 << (usize::BITS - 1 - n.leading_zeros())
-    }
-}
-
 /// What one rule did in one shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RuleCounts {
@@ -102,10 +96,11 @@ pub struct Shard<C: DistinctCounter, M: Meta = Seen> {
     pub fronts: Vec<Option<Admission>>,
     pub counts: Vec<RuleCounts>,
     table_budget: usize,
-    /// Each table's slot bytes when the budget was last checked (it is checked again when a table has grown), and
-    /// its slot and counter bytes then: only the growing table is walked again, so checks cost amortised O(1).
-    checked: Vec<usize>,
+    /// Each table's slot and counter bytes after its last update ([`RuleTable::held_bytes`], constant time).
     held: Vec<usize>,
+    /// The bytes held at which admission is next tightened: 7/8 of the budget at first, then every 1/32 of it
+    /// more, so a raise has room to take effect before the next.
+    tighten_at: usize,
     /// The refs of one call that passed admission, and those to count only if their key has an entry (reused).
     admitted: Vec<Ref>,
     recheck: Vec<Ref>,
@@ -139,8 +134,8 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
             fronts,
             counts: vec![RuleCounts::default(); rules.len()],
             table_budget: sizing.table_budget,
-            checked: vec![0; rules.len()],
             held: vec![0; rules.len()],
+            tighten_at: sizing.table_budget - sizing.table_budget / 8,
             admitted: Vec::new(),
             recheck: Vec::new(),
             sorted: Vec::new(),
@@ -204,35 +199,39 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
                     self.tables[rule].apply(&rules[rule], records, run);
                 }
             }
-            if self.tables[rule].slot_bytes() > self.checked[rule] {
-                self.check_budget(rule);
+            self.held[rule] = self.tables[rule].held_bytes();
+            if self.held.iter().sum::<usize>() > self.tighten_at {
+                self.tighten(rule);
             }
         }
     }
 
-    /// A table grew: when the shard's tables and counters now hold more than the budget, double the growing rule's
-    /// admission threshold (keys already admitted stay; fewer new ones come in). Keys are never dropped: a rule
-    /// with nothing left to tighten is marked over budget, and the scan says so.
-    fn check_budget(&mut self, rule: usize) {
-        self.checked[rule] = self.tables[rule].slot_bytes();
+    /// The tables and counters hold past 7/8 of the budget (or 1/32 more than at the last raise): double the
+    /// growing rule's admission threshold, so fewer new keys come in (keys already admitted stay and keep
+    /// counting). Keys are never dropped: a rule with nothing left to tighten that holds more than the budget is
+    /// marked over budget, and the scan says so.
+    fn tighten(&mut self, rule: usize) {
         if self.table_budget == usize::MAX {
             return;
         }
-        let f = self.tables[rule].footprint();
-        self.held[rule] = f.table_bytes + f.counter_bytes;
-        if self.held.iter().sum::<usize>() <= self.table_budget {
-            return;
-        }
-        let counts = &mut self.counts[rule];
-        let raised = self.fronts[rule]
-            .as_mut()
-            .and_then(|f| f.raise().then(|| f.epoch()));
-        match raised {
-            Some(epoch) => {
-                counts.raises += 1;
-                self.tables[rule].set_epoch(epoch);
+        let held = self.held.iter().sum::<usize>();
+        self.tighten_at = held + self.table_budget / 32;
+        // The growing rule first; when it has nothing left to tighten, the rule that holds the most.
+        let mut order: Vec<usize> = (0..self.held.len()).filter(|&r| r != rule).collect();
+        order.sort_by_key(|&r| std::cmp::Reverse(self.held[r]));
+        for r in std::iter::once(rule).chain(order) {
+            if let Some(epoch) = self.fronts[r]
+                .as_mut()
+                .and_then(|f| f.raise().then(|| f.epoch()))
+            {
+                self.counts[r].raises += 1;
+                self.tables[r].set_epoch(epoch);
+                break;
             }
-            None => counts.over_budget = true,
+            // The growing rule has nothing left to tighten: past the budget, say so whatever the others give up.
+            if r == rule {
+                self.counts[rule].over_budget |= held > self.table_budget;
+            }
         }
     }
 
@@ -315,6 +314,8 @@ mod tests {
                 step_ms: 0,
                 above: 100,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             },
             CompiledRule {
                 key: "dst".parse().unwrap(),
@@ -323,6 +324,8 @@ mod tests {
                 step_ms: 0,
                 above: 100,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             },
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)

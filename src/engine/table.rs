@@ -1,14 +1,15 @@
 //! Per-rule tables: key to counter state, hashed with the key's fixed-seed hash (computed once, when the record
 //! is routed) so a lookup never hashes twice.
 
+use super::evidence::Sample;
 use super::key::{
     cut, AddrKey, AddrPairKey, AddrPortKey, KeyParts, NarrowKey, TableKey, V4Key, V4PairKey,
     V4PortKey,
 };
 use super::shard::Ref;
 use super::slots::{SlotTable, EPOCH_SHIFT};
-use crate::hash::hash128;
-use crate::record::FlowRecord;
+use crate::hash::{hash128, TableHasher};
+use crate::record::{Addr, FlowRecord};
 use crate::rules::rule::Distinct;
 use crate::rules::{AddrField, CountSpec, DistinctField, KeyExtra, Rule};
 use crate::sketch::{DistinctCounter, Estimate};
@@ -121,7 +122,15 @@ impl Meta for NoSeen {
 
 /// A counter state: a sum (flows, packets, bytes) or a distinct counter.
 pub trait State: Default + Send + 'static {
-    fn add(&mut self, count: CountSpec, key_side: u8, rec: &FlowRecord, addr_field: AddrField);
+    /// Count a record; returns the bytes the state's heap grew by (0 for most records), so a table can keep its
+    /// memory without walking its entries.
+    fn add(
+        &mut self,
+        count: CountSpec,
+        key_side: u8,
+        rec: &FlowRecord,
+        addr_field: AddrField,
+    ) -> usize;
     fn merge(&mut self, other: &Self);
     fn value(&mut self) -> Estimate;
     fn seen(&self) -> Seen;
@@ -129,6 +138,9 @@ pub trait State: Default + Send + 'static {
     /// Start loading the state's heap data, if it has any.
     #[inline]
     fn prefetch(&self) {}
+    /// How far the key has come towards its threshold, cheaply, for the one-pass sample: a sum's count, an exact
+    /// distinct count, else (a distinct count past its exact form) the flows counted, which are at least as many.
+    fn level(&self) -> u64;
 }
 
 /// Flows, packets or bytes: an exact sum.
@@ -140,13 +152,14 @@ pub struct SumState<M = Seen> {
 
 impl<M: Meta> State for SumState<M> {
     #[inline]
-    fn add(&mut self, count: CountSpec, _side: u8, rec: &FlowRecord, _addr: AddrField) {
+    fn add(&mut self, count: CountSpec, _side: u8, rec: &FlowRecord, _addr: AddrField) -> usize {
         self.sum = self.sum.saturating_add(match count {
             CountSpec::Packets => rec.packets,
             CountSpec::Bytes => rec.bytes,
             _ => 1,
         });
         self.seen.add(rec);
+        0
     }
     fn merge(&mut self, o: &Self) {
         self.sum = self.sum.saturating_add(o.sum);
@@ -164,6 +177,10 @@ impl<M: Meta> State for SumState<M> {
     }
     fn heap_bytes(&self) -> usize {
         0
+    }
+    #[inline]
+    fn level(&self) -> u64 {
+        self.sum
     }
 }
 
@@ -205,12 +222,15 @@ impl<C: DistinctCounter, M: Meta> State for DistinctState<C, M> {
     }
 
     #[inline]
-    fn add(&mut self, count: CountSpec, side: u8, rec: &FlowRecord, addr: AddrField) {
-        if let CountSpec::Distinct(field) = count {
-            let v = distinct_value(field, rec, side, addr);
-            self.counter.insert(hash128(v), v);
-        }
+    fn add(&mut self, count: CountSpec, side: u8, rec: &FlowRecord, addr: AddrField) -> usize {
         self.seen.add(rec);
+        match count {
+            CountSpec::Distinct(field) => {
+                let v = distinct_value(field, rec, side, addr);
+                self.counter.insert_grown(hash128(v), v)
+            }
+            _ => 0,
+        }
     }
     fn merge(&mut self, o: &Self) {
         self.counter.merge(&o.counter);
@@ -230,18 +250,118 @@ impl<C: DistinctCounter, M: Meta> State for DistinctState<C, M> {
     fn heap_bytes(&self) -> usize {
         self.counter.heap_bytes()
     }
+    #[inline]
+    fn level(&self) -> u64 {
+        self.counter
+            .known_count()
+            .or(self.seen.flows())
+            .unwrap_or(0)
+    }
+}
+
+/// The key of `rule` that ref `r` updates with its record `rec`.
+#[inline(always)]
+fn key_of<K: TableKey>(rule: &CompiledRule, rec: &FlowRecord, r: &Ref) -> K {
+    let window = rule.window_of(rec, r.hop);
+    match rule.cut {
+        false => K::extract(rule.key, rec, r.side, window),
+        true => K::extract(rule.key, &cut(rule.key, rec), r.side, window),
+    }
+}
+
+/// A table entry's count as saved states write it: a sum, or the distinct counter itself.
+pub enum EntryValue<'a, C> {
+    Sum(u64),
+    Distinct(&'a C),
+}
+
+/// What [`RuleTable::each_entry`] hands each entry to: key, admission epoch, what was seen, count.
+pub type EachEntry<'f, C> = dyn FnMut(KeyParts, u32, Seen, EntryValue<'_, C>) + 'f;
+
+/// What a state holds, for saved states (`C`: the counter of the scan, which sums do not use).
+pub trait Entry<C> {
+    fn entry_value(&self) -> EntryValue<'_, C>;
+}
+
+impl<C, M: Meta> Entry<C> for SumState<M> {
+    fn entry_value(&self) -> EntryValue<'_, C> {
+        EntryValue::Sum(self.sum)
+    }
+}
+
+impl<C: DistinctCounter, M: Meta> Entry<C> for DistinctState<C, M> {
+    fn entry_value(&self) -> EntryValue<'_, C> {
+        EntryValue::Distinct(&self.counter)
+    }
 }
 
 /// One rule's table for one key type and state type.
 pub struct Table<K, S> {
     entries: SlotTable<K, S>,
+    /// Bytes the states' heaps hold, kept as they grow (what [`Footprint::counter_bytes`] walks to find).
+    heap: usize,
+    /// One pass: samples of the flows of keys that came near the threshold, for their evidence.
+    samples: SamplePool,
 }
 
 impl<K: TableKey + Default, S: State> Default for Table<K, S> {
     fn default() -> Self {
         Table {
             entries: SlotTable::default(),
+            heap: 0,
+            samples: SamplePool::default(),
         }
+    }
+}
+
+/// The samples one table keeps, by key hash: at most the rule's `sample_keys`, taken by the first keys to reach
+/// `sample_from`. Adding a flow to a key's sample never allocates; a key entering the pool may (the map doubles).
+#[derive(Default)]
+struct SamplePool {
+    samples: std::collections::HashMap<u64, Sample, TableHasher>,
+}
+
+impl SamplePool {
+    /// Count `rec` in the sample of the key with hash `hash`, which has reached the rule's `sample_from`.
+    #[inline]
+    fn add(&mut self, rule: &CompiledRule, hash: u64, rec: &FlowRecord, side: u8) {
+        // Evidence names whole peers, whatever the count's prefix.
+        let peer = Addr(distinct_value(
+            DistinctField::Peer.into(),
+            rec,
+            side,
+            rule.key.addr,
+        ));
+        if let Some(s) = self.samples.get_mut(&hash) {
+            return s.add(rec, peer);
+        }
+        // A key's first sampled flow: the pool grows by doubling, so it allocates a few times per table, never per
+        // record, and holds only the keys that came near the threshold.
+        if self.samples.len() < rule.sample_keys {
+            let s = self
+                .samples
+                .entry(hash)
+                .or_insert(Sample::new(rule.sample_from));
+            s.add(rec, peer);
+        }
+    }
+
+    fn merge(&mut self, other: SamplePool) {
+        for (h, s) in other.samples {
+            match self.samples.get_mut(&h) {
+                Some(mine) => mine.merge(&s),
+                None => {
+                    self.samples.insert(h, s);
+                }
+            }
+        }
+    }
+
+    fn get(&self, hash: u64) -> Option<Box<Sample>> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        self.samples.get(&hash).map(|s| Box::new(*s))
     }
 }
 
@@ -265,23 +385,26 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             }
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
                 let r = &refs[j];
-                let rec = &records[r.idx as usize];
-                let window = rule.window_of(rec, r.hop);
-                let key = match rule.cut {
-                    false => K::extract(rule.key, rec, r.side, window),
-                    true => K::extract(rule.key, &cut(rule.key, rec), r.side, window),
-                };
+                let key = key_of::<K>(rule, &records[r.idx as usize], r);
                 let at = self.entries.index(r.hash, key);
                 self.entries.at_ref(at).prefetch();
                 ring[j % RING] = at;
             }
             if let Some(j) = i.checked_sub(2 * AHEAD) {
-                let r = &refs[j];
-                let rec = &records[r.idx as usize];
-                self.entries
-                    .at(ring[j % RING])
-                    .add(rule.count, r.side, rec, rule.key.addr);
+                self.count(rule, records, &refs[j], ring[j % RING]);
             }
+        }
+    }
+
+    /// Count the record of `r` in the entry at `at`, and in the key's sample once it has come near the threshold.
+    #[inline(always)]
+    fn count(&mut self, rule: &CompiledRule, records: &[FlowRecord], r: &Ref, at: usize) {
+        let rec = &records[r.idx as usize];
+        let state = self.entries.at(at);
+        self.heap += state.add(rule.count, r.side, rec, rule.key.addr);
+        // Without sampling (a verify pass follows) the level is not even looked at.
+        if rule.sample_from != u64::MAX && state.level() >= rule.sample_from {
+            self.samples.add(rule, r.hash, rec, r.side);
         }
     }
 
@@ -299,12 +422,7 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             }
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
                 let r = &refs[j];
-                let rec = &records[r.idx as usize];
-                let window = rule.window_of(rec, r.hop);
-                let key = match rule.cut {
-                    false => K::extract(rule.key, rec, r.side, window),
-                    true => K::extract(rule.key, &cut(rule.key, rec), r.side, window),
-                };
+                let key = key_of::<K>(rule, &records[r.idx as usize], r);
                 let at = self.entries.index_of(r.hash, key);
                 if let Some(at) = at {
                     self.entries.at_ref(at).prefetch();
@@ -313,20 +431,18 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
             }
             if let Some(j) = i.checked_sub(2 * AHEAD) {
                 if let Some(at) = ring[j % RING] {
-                    let r = &refs[j];
-                    let rec = &records[r.idx as usize];
-                    self.entries
-                        .at(at)
-                        .add(rule.count, r.side, rec, rule.key.addr);
+                    self.count(rule, records, &refs[j], at);
                 }
             }
         }
     }
 
     fn merge(&mut self, other: Table<K, S>) {
+        self.samples.merge(other.samples);
         for (k, s) in other.entries.into_entries() {
             self.slot(k.hash(), k).merge(&s);
         }
+        self.heap = self.entries.iter().map(|(_, s)| s.heap_bytes()).sum();
     }
 
     /// The counts that `keep` accepts.
@@ -341,6 +457,7 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
                     seen: s.seen(),
                     epoch,
                     missed_at_most: 0,
+                    sample: self.samples.get(k.hash()),
                 });
             }
         }
@@ -350,12 +467,26 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.set_epoch(epoch);
     }
 
+    /// Hand every entry to `each`: its key, admission epoch, what was seen and its count.
+    fn each_entry<C>(&self, each: &mut EachEntry<'_, C>)
+    where
+        S: Entry<C>,
+    {
+        for (k, s) in self.entries.iter() {
+            each(k.parts(), k.tag() >> EPOCH_SHIFT, s.seen(), s.entry_value());
+        }
+    }
+
     fn len(&self) -> usize {
         self.entries.len()
     }
 
     fn slot_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<(K, S)>()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.slot_bytes() + self.heap
     }
 
     fn growth_bytes(&self, more: usize) -> usize {
@@ -448,6 +579,14 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
         self.wide.set_epoch(epoch);
     }
 
+    fn each_entry<C>(&self, each: &mut EachEntry<'_, C>)
+    where
+        S: Entry<C>,
+    {
+        self.narrow.each_entry(each);
+        self.wide.each_entry(each);
+    }
+
     fn len(&self) -> usize {
         self.narrow.len() + self.wide.len()
     }
@@ -458,6 +597,10 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
 
     fn slot_bytes(&self) -> usize {
         self.narrow.slot_bytes() + self.wide.slot_bytes()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.narrow.held_bytes() + self.wide.held_bytes()
     }
 
     /// Most keys are IPv4: the narrow table is the one that grows.
@@ -486,7 +629,7 @@ impl Footprint {
 }
 
 /// A key's count, taken out of a table for reporting.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Counted {
     pub key: KeyParts,
     pub value: Estimate,
@@ -496,6 +639,8 @@ pub struct Counted {
     /// The most of the key's measure the table can have missed before admitting it (`A - 1` of its epoch; 0
     /// without admission). Set by the shard, which knows its admission thresholds.
     pub missed_at_most: u64,
+    /// One pass: the sample of the key's flows after it came near the threshold, when one was kept.
+    pub sample: Option<Box<Sample>>,
 }
 
 /// The parts of a rule the per-record path needs, copied out so a table never reaches into the definitions.
@@ -511,6 +656,11 @@ pub struct CompiledRule {
     pub above: u64,
     /// The key cuts addresses to prefixes ([`cut`]).
     pub cut: bool,
+    /// One pass: a key's flows are sampled for its evidence once its [`State::level`] reaches this (`u64::MAX`:
+    /// never, as when a verify pass will gather exact evidence).
+    pub sample_from: u64,
+    /// The most keys a table of this rule samples.
+    pub sample_keys: usize,
 }
 
 impl CompiledRule {
@@ -522,6 +672,17 @@ impl CompiledRule {
             step_ms: r.window.map_or(0, |w| w.step_ms),
             above: r.min_above(),
             cut: !(r.key.prefix.is_whole() && r.key.extra_prefix.is_whole()),
+            sample_from: u64::MAX,
+            sample_keys: 0,
+        }
+    }
+
+    /// The rule sampling the flows of keys that reach half its smallest threshold, `keys` at most per table.
+    pub fn sampling(self, keys: usize) -> CompiledRule {
+        CompiledRule {
+            sample_from: self.above.div_ceil(2),
+            sample_keys: keys,
+            ..self
         }
     }
 
@@ -714,6 +875,12 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
         each_table!(self, t => t.set_epoch(epoch))
     }
 
+    /// Every entry with its key, admission epoch, what was seen and its count, in table order (for saved
+    /// states, after the scan).
+    pub fn each_entry(&self, each: &mut EachEntry<'_, C>) {
+        each_table!(self, t => t.each_entry(each))
+    }
+
     pub fn len(&self) -> usize {
         each_table!(self, t => t.len())
     }
@@ -730,6 +897,11 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
     /// Bytes of the slot arrays alone (constant time, unlike [`Self::footprint`]).
     pub fn slot_bytes(&self) -> usize {
         each_table!(self, t => t.slot_bytes())
+    }
+
+    /// Bytes of the slot arrays and the counters' heaps, in constant time: what the memory budget watches.
+    pub fn held_bytes(&self) -> usize {
+        each_table!(self, t => t.held_bytes())
     }
 
     /// Bytes the slot arrays would add to take `more` new keys (0 when they have room).
@@ -801,6 +973,8 @@ mod tests {
                 step_ms: 0,
                 above: 0,
                 cut: false,
+                sample_from: u64::MAX,
+                sample_keys: 0,
             };
             // The truth, from the record fields directly.
             let mut want: HashMap<(Addr, KeyValue), HashSet<u16>> = HashMap::new();
@@ -871,6 +1045,8 @@ mod tests {
             step_ms: 10_000,
             above: 0,
             cut: false,
+            sample_from: u64::MAX,
+            sample_keys: 0,
         };
         let today = 1_764_000_125_000;
         let r = rec(today, today);
@@ -906,6 +1082,8 @@ mod tests {
             step_ms: 250,
             above: 0,
             cut: false,
+            sample_from: u64::MAX,
+            sample_keys: 0,
         };
         let today = 1_764_000_000_123;
         assert_eq!(rule.window_of(&rec(today, today), 0), today / 250);

@@ -13,8 +13,8 @@ use super::evidence::{Evidence, Gathered};
 use super::key::KeyParts;
 use super::table::{distinct_value, CompiledRule, Seen};
 use super::worker::Job;
-use super::{InputError, ScanStats};
-use crate::formats::{ChunkStats, Decoder};
+use super::{Done, InputError, ScanStats};
+use crate::formats::ChunkStats;
 use crate::hash::{hash128, TableHasher};
 use crate::record::{Addr, FlowRecord};
 use crate::rules::filter::{Columns, Scratch};
@@ -22,8 +22,7 @@ use crate::rules::{CountSpec, DistinctField, Rule};
 use crate::sketch::hll::{self, Registers};
 use crate::sketch::Estimate;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Distinct values a candidate's tally holds exactly; past it the tally counts them in a HyperLogLog. A flood of
 /// spoofed sources at one victim would otherwise hold every forged address, once per worker; a key this far past
@@ -271,7 +270,7 @@ pub fn verify<I>(
     inputs: I,
     threads: usize,
     queue: usize,
-    progress: &AtomicU64,
+    progress: &Done,
 ) -> Verified
 where
     I: IntoIterator<Item = Result<super::Input, InputError>>,
@@ -289,34 +288,14 @@ where
             })
             .collect();
         drop(job_rx);
-        for input in inputs {
-            stats.inputs += 1;
-            match input {
-                Ok(input) => {
-                    let input = Arc::new(input);
-                    for chunk in 0..input.decoder.chunks() {
-                        if job_tx
-                            .send(Job {
-                                input: input.clone(),
-                                chunk,
-                            })
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        drop(job_tx);
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(out) => out,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect::<Vec<_>>()
+        super::feed_and_join(
+            handles,
+            inputs,
+            job_tx,
+            &mut stats,
+            &mut |e| errors.push(e),
+            progress,
+        )
     });
     let mut tallies: Vec<Vec<Tally>> = candidates
         .iter()
@@ -347,7 +326,7 @@ fn run(
     compiled: &[CompiledRule],
     candidates: &[Candidates],
     jobs: crossbeam::channel::Receiver<Job>,
-    progress: &AtomicU64,
+    progress: &Done,
 ) -> WorkerOut {
     let mut tallies: Vec<Vec<Tally>> = candidates
         .iter()
@@ -364,7 +343,6 @@ fn run(
     let mut errors = Vec::new();
     let mut buffer = Vec::new();
     for job in jobs {
-        let decoder: &dyn Decoder = job.input.decoder.as_ref();
         let mut batch_fn = |batch: &[FlowRecord]| {
             if any_filter {
                 columns.load(batch);
@@ -406,24 +384,13 @@ fn run(
                     }
                 }
             }
-            progress.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            progress
+                .flows
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
         };
-        let mut handed = 0u64;
-        let decoded = decoder.decode_chunk(job.chunk, &mut buffer, &mut |batch| {
-            handed += batch.len() as u64;
-            batch_fn(batch)
-        });
-        match decoded {
-            Ok(s) => stats += s,
-            // As in the first pass: the flows before the error were counted.
-            Err(e) => {
-                stats.flows += handed;
-                errors.push(InputError {
-                    name: job.input.name.clone(),
-                    message: e.to_string(),
-                })
-            }
-        }
+        let (decoded, error) = job.decode(&mut buffer, progress, &mut batch_fn);
+        stats += decoded;
+        errors.extend(error);
     }
     (tallies, stats, errors)
 }

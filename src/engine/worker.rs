@@ -9,20 +9,69 @@
 use super::errors::ErrorLog;
 use super::shard::{shard_of, Ref, Shard, Sizing};
 use super::table::{CompiledRule, Meta};
-use super::{Input, InputError};
+use super::{Done, Input, InputError};
 use crate::formats::{ChunkStats, Decoder};
 use crate::record::FlowRecord;
 use crate::rules::filter::{Columns, Scratch};
 use crate::rules::Rule;
 use crate::sketch::DistinctCounter;
 use crossbeam::channel::{Receiver, Select, Sender, TrySendError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A chunk of an input to decode.
 pub struct Job {
     pub input: Arc<Input>,
     pub chunk: usize,
+    /// Chunks of the input not yet decoded (shared by its jobs).
+    pub left: Arc<AtomicUsize>,
+}
+
+impl Job {
+    /// Decode the chunk, handing its records to `out` in batches, and count it done. An error names the input;
+    /// the flows handed out before it were counted by `out`, so the stats count them too.
+    pub fn decode(
+        &self,
+        scratch: &mut Vec<u8>,
+        progress: &Done,
+        out: &mut dyn FnMut(&[FlowRecord]),
+    ) -> (ChunkStats, Option<InputError>) {
+        let decoder: &dyn Decoder = self.input.decoder.as_ref();
+        let mut handed = 0u64;
+        let decoded = decoder.decode_chunk(self.chunk, scratch, &mut |batch| {
+            handed += batch.len() as u64;
+            out(batch)
+        });
+        self.done(progress);
+        match decoded {
+            Ok(s) => (s, None),
+            Err(e) => {
+                let stats = ChunkStats {
+                    flows: handed,
+                    ..ChunkStats::default()
+                };
+                let error = InputError {
+                    name: self.input.name.clone(),
+                    message: e.to_string(),
+                };
+                (stats, Some(error))
+            }
+        }
+    }
+
+    /// Count the chunk done: its share of the input's bytes, and the input when it was the last.
+    fn done(&self, progress: &Done) {
+        let (size, n, i) = (
+            self.input.bytes as u128,
+            self.input.decoder.chunks().max(1) as u128,
+            self.chunk as u128,
+        );
+        let share = size * (i + 1) / n - size * i / n;
+        progress.bytes.fetch_add(share as u64, Ordering::Relaxed);
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            progress.inputs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What travels between workers.
@@ -53,7 +102,7 @@ pub struct Wiring<'a> {
     pub inboxes: &'a [Sender<Msg>],
     /// Where each worker gets its message buffers back once the receiver has applied them.
     pub returns: &'a [Sender<Returned>],
-    pub progress: &'a AtomicU64,
+    pub progress: &'a Done,
     /// Whether any rule tests records (else no batch needs its filter columns).
     pub any_filter: bool,
 }
@@ -166,6 +215,7 @@ impl<C: DistinctCounter, M: Meta> Worker<'_, C, M> {
         }
         self.wiring
             .progress
+            .flows
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         // Apply what peers sent while this batch was routed: inboxes stay short, so senders rarely wait.
         while let Ok(msg) = self.inbox.try_recv() {
@@ -319,22 +369,11 @@ pub fn run<C: DistinctCounter, M: Meta>(
                 Err(_) => break,
             },
         };
-        let decoder: &dyn Decoder = job.input.decoder.as_ref();
-        let mut handed = 0u64;
-        let decoded = decoder.decode_chunk(job.chunk, &mut scratch, &mut |batch| {
-            handed += batch.len() as u64;
-            w.route(batch)
-        });
-        match decoded {
-            Ok(s) => stats += s,
-            // The flows before the error were handed out and counted in the tables: count them here too.
-            Err(e) => {
-                stats.flows += handed;
-                errors.push(InputError {
-                    name: job.input.name.clone(),
-                    message: e.to_string(),
-                })
-            }
+        let (decoded, error) =
+            job.decode(&mut scratch, wiring.progress, &mut |batch| w.route(batch));
+        stats += decoded;
+        if let Some(e) = error {
+            errors.push(e);
         }
     }
     for to in 0..n {

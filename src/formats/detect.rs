@@ -85,6 +85,15 @@ pub fn sniff(bytes: &[u8]) -> Option<Kind> {
     }
 }
 
+/// Whether `head`, the first bytes of an input (up to 4 KiB are enough), is something no reader is for: it has
+/// no magic or content of a known format (no CSV header naming both addresses either) and does not start like a
+/// NetFlow export packet (version 5, 9 or 10), whole or broken. An empty input is foreign too. A folder scan
+/// skips foreign files as `nfdump -R` does (the `truth.json` that `flowsketch gen` writes beside its captures, a
+/// README); a broken flow file is not foreign, and stays an error.
+pub fn foreign(head: &[u8]) -> bool {
+    sniff(head).is_none() && !matches!(head, [0, 5 | 9 | 10, ..])
+}
+
 /// The error for bytes no reader recognises: what was found and what is supported. Bytes that start like a
 /// NetFlow packet whose header does not hold (a broken export) get the NetFlow reader's own reason instead.
 pub fn unknown(bytes: &[u8]) -> FormatError {
@@ -149,6 +158,24 @@ mod tests {
         );
         assert_eq!(sniff(b"ts,te,td,sa,da,sp,dp,pr,flg\n"), Some(Kind::Csv));
         assert_eq!(sniff(b"hello world"), None);
+        // What a folder scan skips: text, JSON, an empty file; not a flow file, whole or broken.
+        for text in [
+            &b"hello world"[..],
+            b"{\"events\": []}\n",
+            b"",
+            b"a,b,c\n1,2,3\n",
+        ] {
+            assert!(foreign(text), "{text:?}");
+        }
+        for flows in [
+            &b"ts,te,sa,da\n"[..],
+            &[0x0c, 0xa5, 2, 0],
+            &[0, 5, 0, 200],
+            &[0, 9],
+            &[0, 10, 0, 1],
+        ] {
+            assert!(!foreign(flows), "{flows:?}");
+        }
         assert!(unknown(b"hello").message.contains("csv"));
         // A v5 header claiming more records than a packet holds: the v5 reason, at the count's offset.
         let mut v5 = vec![0u8; 24 + 48];

@@ -123,8 +123,10 @@ fn evidence(f: &Finding, cell: impl Fn(&Evidence) -> Cell) -> Cell {
     f.evidence.as_ref().map_or(Cell::Null, cell)
 }
 
-/// How complete the evidence is: `complete`, or which share of the peers or ports a sample by hash covers.
-fn evidence_kind(e: &Evidence) -> String {
+/// What the evidence covers: `complete`, or which share of the peers or ports a sample by hash covers (verify
+/// pass); for one pass, the sample it is: `sample: 812 flows from when the key reached 50` (its count, or for a
+/// distinct count past its exact form its flows), or `none` when no sample was kept.
+pub fn evidence_kind(e: &Evidence) -> String {
     let mut parts = Vec::new();
     if e.peer_rate < 1.0 {
         parts.push(format!("peers sampled 1/{}", (1.0 / e.peer_rate).round()));
@@ -132,10 +134,15 @@ fn evidence_kind(e: &Evidence) -> String {
     if e.port_rate < 1.0 {
         parts.push(format!("ports sampled 1/{}", (1.0 / e.port_rate).round()));
     }
-    match (e.complete, parts.is_empty()) {
-        (true, true) => "complete".into(),
-        (true, false) => parts.join(", "),
-        (false, _) => "sample".into(),
+    match (e.complete, parts.is_empty(), e.sample_from) {
+        (true, true, _) => "complete".into(),
+        (true, false, _) => parts.join(", "),
+        (false, _, Some(0)) => format!("sample: every flow counted ({})", e.sampled_flows),
+        (false, _, Some(from)) => format!(
+            "sample: {} flows from when the key reached {from}",
+            e.sampled_flows
+        ),
+        (false, _, None) => "none: more keys came near a threshold than one pass samples".into(),
     }
 }
 
@@ -155,6 +162,9 @@ pub fn proto_name(p: u8) -> String {
 
 /// The evidence as one line for people: bytes and packets, then the top peers, ports and protocols.
 pub fn evidence_text(e: &Evidence) -> String {
+    if !e.complete && e.sample_from.is_none() {
+        return format!("evidence {}", evidence_kind(e));
+    }
     let list = |v: Vec<String>| v.join(", ");
     let mut out = format!("{} bytes, {} packets", e.bytes, e.packets);
     if !e.peers.is_empty() {
@@ -233,6 +243,10 @@ pub const COLUMNS: &[(&str, Field)] = &[
     }),
     ("window_end", |_, f| {
         f.window_bounds().map_or(Cell::Null, |w| time(w.1))
+    }),
+    // Hopping windows: how many overlapping windows of one burst the finding stands for (null without `step`).
+    ("windows_merged", |_, f| {
+        f.hops.map_or(Cell::Null, |h| Cell::UInt(h.windows))
     }),
     // Evidence: what the finding is about (null when the scan ran one pass and gathered none).
     ("about", |_, f| text(&f.about)),

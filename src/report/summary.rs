@@ -14,6 +14,10 @@ pub enum Guarantee {
     /// One pass: each rule's admission bound holds (no key at `(1 + a) T` or more missed, none below `T`
     /// reported, a count may lack up to `A - 1`).
     OnePass(OnePassWhy),
+    /// Merged saved states, verified over their inputs: counts are exact and no finding is false, but a key that
+    /// none of the `n` states admitted (at most the sum of their `A - 1` of its measure, which reaches a threshold
+    /// when `n * a >= 1`) can be missing.
+    VerifiedAdmitted,
 }
 
 /// Why a scan ran one pass.
@@ -23,6 +27,8 @@ pub enum OnePassWhy {
     Asked,
     /// An input is standard input, which cannot be read twice.
     Stdin,
+    /// Merged saved states whose inputs are gone or changed: the bound of `n` states adds up.
+    Merged,
 }
 
 impl Guarantee {
@@ -35,6 +41,7 @@ impl Guarantee {
         match self {
             Guarantee::Verified => "verified",
             Guarantee::OnePass(_) => "one-pass",
+            Guarantee::VerifiedAdmitted => "verified-admitted",
         }
     }
 
@@ -46,6 +53,12 @@ impl Guarantee {
             }
             Guarantee::OnePass(OnePassWhy::Asked) => {
                 "one pass (--no-verify): no key at (1+a) times a threshold is missed, none below it is reported, and a count may lack up to A-1"
+            }
+            Guarantee::OnePass(OnePassWhy::Merged) => {
+                "one pass over merged saved states (their inputs are gone or changed): for n states of admission fraction a, no key at (1+n*a) times a threshold is missed, none below it is reported, and a count may lack up to the sum of the states' A-1"
+            }
+            Guarantee::VerifiedAdmitted => {
+                "verified over merged saved states: counts are exact and every finding is real, but a key no state admitted (up to the sum of the states' A-1 of its flows, n*a >= 1 here) can be missing"
             }
             Guarantee::OnePass(OnePassWhy::Stdin) => {
                 "one pass (standard input cannot be read twice): no key at (1+a) times a threshold is missed, none below it is reported, and a count may lack up to A-1"
@@ -77,6 +90,8 @@ pub struct RuleAdmission {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub inputs: u64,
+    /// Files found in folders that are not flow files, skipped (not in `inputs`).
+    pub inputs_skipped: usize,
     pub inputs_failed: u64,
     pub errors: usize,
     pub warnings: usize,
@@ -87,6 +102,8 @@ pub struct Summary {
     pub peak_bytes: Option<u64>,
     pub secs: f64,
     pub guarantee: Guarantee,
+    /// Saved states merged into the findings (`flowsketch merge`).
+    pub merged: Option<u32>,
     pub rules: Vec<RuleAdmission>,
 }
 
@@ -97,6 +114,7 @@ impl Summary {
             "type": "summary",
             "inputs": self.inputs,
             "inputs_failed": self.inputs_failed,
+            "inputs_skipped": self.inputs_skipped,
             "errors": self.errors,
             "warnings": self.warnings,
             "flows": self.flows,
@@ -107,6 +125,7 @@ impl Summary {
             "seconds": (self.secs * 1000.0).round() / 1000.0,
             "guarantee": self.guarantee.name(),
             "guarantee_text": self.guarantee.describe(),
+            "states_merged": self.merged,
             "rules": self.rules.iter().map(|r| json!({
                 "rule": r.id,
                 "flows": r.flows,

@@ -75,6 +75,8 @@ fn findings() -> Vec<Finding> {
                 complete: true,
                 peer_rate: 0.25,
                 port_rate: 1.0,
+                sample_from: None,
+                sampled_flows: 0,
             }),
             ..base.clone()
         },
@@ -89,10 +91,23 @@ fn findings() -> Vec<Finding> {
             count: 12,
             above: 10,
             flows: 12,
-            // One pass, admitted at A = 3: the count may lack up to 2 flows.
+            // One pass, admitted at A = 3: the count may lack up to 2 flows; its evidence is a sample of the flows
+            // from when the key reached 5.
             exact: false,
             verified: false,
             missed_at_most: 2,
+            evidence: Some(Evidence {
+                bytes: 4_800,
+                packets: 8,
+                peers: vec![(Addr::v4(0xc000_0201), 4), (Addr::v4(0xc000_0202), 3)],
+                ports: vec![(ProtoPort { proto: 47, port: 0 }, 7)],
+                protocols: vec![(47, 7)],
+                complete: false,
+                peer_rate: 1.0,
+                port_rate: 1.0,
+                sample_from: Some(5),
+                sampled_flows: 7,
+            }),
             ..base.clone()
         },
         Finding {
@@ -123,6 +138,25 @@ fn findings() -> Vec<Finding> {
             window_ms: Some(300_000),
             key: key("10.1.2.3", KeyValue::None, 5_985_540),
             flows: 40,
+            ..base.clone()
+        },
+        Finding {
+            rule: "H1".into(),
+            name: "SYN burst".into(),
+            severity: Severity::High,
+            count_spec: "flows".parse().unwrap(),
+            count: 150,
+            above: 100,
+            // A burst over three overlapping one-minute windows every 10 s; the best starts at 03:00:30.
+            window_ms: Some(60_000),
+            hops: Some(Hops {
+                step_ms: 10_000,
+                windows: 3,
+            }),
+            key: key("10.1.2.4", KeyValue::None, 179_566_203),
+            first_ms: 1_795_662_020_000,
+            last_ms: 1_795_662_099_000,
+            flows: 150,
             ..base
         },
     ]
@@ -220,6 +254,12 @@ fn json_and_csv_carry_the_same_fields_and_values() {
     assert_eq!(json[3]["peer"], "2001:db8:ffff::1");
     assert_eq!(json[3]["exact"], false);
     assert_eq!(json[4]["window_start"], "2026-11-26T03:00:00.000Z");
+    // Merged hopping windows: how many, in both; null for findings without hopping windows.
+    assert_eq!(json[5]["windows_merged"], 3);
+    assert_eq!(json[5]["window_start"], "2026-11-26T03:00:30.000Z");
+    assert_eq!(json[4]["windows_merged"], serde_json::Value::Null);
+    let at = header.iter().position(|h| h == "windows_merged").unwrap();
+    assert_eq!((rows[5][at].as_str(), rows[4][at].as_str()), ("3", ""));
 }
 
 #[test]

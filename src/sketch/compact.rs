@@ -62,6 +62,17 @@ enum Owned {
     Hll(Box<Registers>),
 }
 
+/// What a counter holds, for saved states ([`Compact::parts`]).
+#[derive(Debug, Clone, Copy)]
+pub enum CompactParts<'a> {
+    Empty,
+    /// One value's hash (odd).
+    One(u64),
+    /// The sorted hashes of the exact array (2 to [`MAX_EXACT`]).
+    Hashes(&'a [u64]),
+    Registers(&'a Registers),
+}
+
 /// A borrowed view of a state.
 enum View<'a> {
     Empty,
@@ -295,6 +306,21 @@ impl Compact {
         }
     }
 
+    /// The state as saved states write it: nothing, one hash, the sorted hashes, or the registers.
+    pub fn parts(&self) -> CompactParts<'_> {
+        match self.view() {
+            View::Empty => CompactParts::Empty,
+            View::One(h) => CompactParts::One(h),
+            View::Array(a) => CompactParts::Hashes(a),
+            View::Hll(r) => CompactParts::Registers(r),
+        }
+    }
+
+    /// A counter in the HyperLogLog state with these registers.
+    pub fn from_registers(regs: Box<Registers>) -> Compact {
+        Compact::from_owned(Owned::Hll(regs))
+    }
+
     /// True while the count is exact (not yet converted to HyperLogLog).
     pub fn is_exact(&self) -> bool {
         self.registers().is_none()
@@ -420,6 +446,16 @@ impl DistinctCounter for Compact {
                 exact: false,
                 rel_std_error: hll::REL_STD_ERROR,
             },
+        }
+    }
+
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        match self.view() {
+            View::Empty => Some(0),
+            View::One(_) => Some(1),
+            View::Array(hashes) => Some(hashes.len() as u64),
+            View::Hll(_) => None,
         }
     }
 

@@ -29,6 +29,11 @@ impl Exact {
         self.set.is_empty()
     }
 
+    /// The values, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = u128> + '_ {
+        self.set.iter().copied()
+    }
+
     /// True when `value` was inserted.
     pub fn contains(&self, value: u128) -> bool {
         self.set.contains(&value)
@@ -68,6 +73,11 @@ impl DistinctCounter for Exact {
 
     fn heap_bytes(&self) -> usize {
         hash_table_bytes(self.set.capacity(), std::mem::size_of::<u128>())
+    }
+
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        Some(self.set.len() as u64)
     }
 }
 

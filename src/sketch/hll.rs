@@ -82,6 +82,17 @@ impl Registers {
         }
     }
 
+    /// The packed registers as stored (saved states write them as they are).
+    pub fn as_bytes(&self) -> &[u8; BYTES] {
+        &self.bytes
+    }
+
+    /// Registers from their packed bytes; `None` when a register holds a value `insert` cannot produce.
+    pub fn from_bytes(bytes: &[u8; BYTES]) -> Option<Box<Registers>> {
+        let r = Box::new(Registers { bytes: *bytes });
+        (0..M).all(|i| r.get(i) <= Q as u8 + 1).then_some(r)
+    }
+
     /// Add a hash (lowest bit set; see the module notes).
     #[inline]
     pub fn insert(&mut self, h: u64) {

@@ -12,6 +12,7 @@
 //! docs/ACCURACY.md has the design notes and the measured error, speed and memory.
 
 pub mod compact;
+pub mod datasketches;
 pub mod exact;
 pub mod hll;
 pub mod hllpp;
@@ -60,6 +61,21 @@ pub trait DistinctCounter: Default + Clone + Send + 'static {
     fn estimate(&mut self) -> Estimate;
     /// Bytes held on the heap (not counting `size_of::<Self>()`).
     fn heap_bytes(&self) -> usize;
+
+    /// [`Self::insert`], returning the bytes the heap grew by: how tables keep their memory without a walk.
+    #[inline]
+    fn insert_grown(&mut self, hash: u64, value: u128) -> usize {
+        let before = self.heap_bytes();
+        self.insert(hash, value);
+        self.heap_bytes().saturating_sub(before)
+    }
+
+    /// The count when a look at the state tells it (exact forms), without working out an estimate; `None` when
+    /// only an estimate could say. Cheap enough to ask after every insert.
+    #[inline]
+    fn known_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Which backend counts distinct values: the value of the `--counter` flag.

@@ -140,6 +140,9 @@ pub struct RuleStats {
     pub raises: u32,
     /// The tables outgrew the budget with nothing left to tighten.
     pub over_budget: bool,
+    /// Keys taken out of the tables when admission was tightened (their bound was below `A`).
+    #[serde(default)]
+    pub evicted: u64,
     pub admission_bytes: usize,
     pub tables: Footprint,
     /// Keys the verify pass counted again.
@@ -158,6 +161,7 @@ impl RuleStats {
         self.admit_at = self.admit_at.max(o.admit_at);
         self.raises = self.raises.max(o.raises);
         self.over_budget |= o.over_budget;
+        self.evicted += o.evicted;
         self.admission_bytes += o.admission_bytes;
         self.tables = self.tables.plus(o.tables);
         self.candidates += o.candidates;
@@ -258,6 +262,7 @@ impl Scan {
                     raises: r.raises,
                     over_budget: r.over_budget,
                     keys_admitted: r.keys_admitted,
+                    keys_evicted: r.evicted,
                     keys_seen: r.keys_seen,
                 })
                 .collect(),
@@ -685,6 +690,7 @@ pub(crate) fn rule_stats<C: DistinctCounter, M: Meta>(
                 keys_seen: if detailed { result.keys_seen(i) } else { None },
                 admit_at: result.admit_at(i),
                 raises: counts.raises,
+                evicted: counts.evicted,
                 over_budget: counts.over_budget,
                 admission_bytes: result.admission_bytes(i),
                 tables,

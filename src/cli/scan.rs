@@ -464,11 +464,12 @@ fn print_stats(scan: &Scan) {
         };
         eprintln!(
             "flowsketch: rule {}: {} flows matched, keys seen {seen}, admitted {} ({admit}; {:.0} % of updates), \
-             candidates {}, admission {}, tables {}, counters {}",
+             evicted {}, candidates {}, admission {}, tables {}, counters {}",
             r.id,
             r.flows,
             r.keys_admitted,
             r.updates_admitted as f64 * 100.0 / r.updates.max(1) as f64,
+            r.evicted,
             r.candidates,
             human_bytes(r.admission_bytes as u64),
             human_bytes(r.tables.table_bytes as u64),

@@ -284,6 +284,25 @@ impl Admission {
         }
     }
 
+    /// Whether the bound of the key with hash `hash` is below the `A` in force: such a key can leave its table
+    /// and be admitted again, with the same guarantee, at the flow that lifts its bound to `A` (see
+    /// [`super::shard`]).
+    pub fn below_at(&self, hash: u64) -> bool {
+        let layout = self.layout();
+        let cells = self.cells();
+        let low = (layout.positions(hash).iter())
+            .map(|&p| {
+                if self.wide {
+                    u16::from_ne_bytes([cells[2 * p], cells[2 * p + 1]]) as u64
+                } else {
+                    cells[p] as u64
+                }
+            })
+            .min()
+            .unwrap_or(0);
+        low < self.at_cells
+    }
+
     /// Keys that touched the sketch, by linear counting of its empty cells (each key sets `ROWS` of them);
     /// `None` when too few cells are empty to say.
     pub fn keys_estimate(&self) -> Option<f64> {

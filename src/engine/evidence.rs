@@ -12,8 +12,12 @@ use crate::record::{Addr, FlowRecord};
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// Distinct peers whose flows a tally counts exactly before it samples them by hash.
-pub const PEER_LIMIT: usize = 4096;
+/// Distinct peers whose flows a tally counts exactly before it samples them by hash. Every candidate holds its
+/// peers until the verify pass ends, so this is the pass's memory per candidate: 1,024 peers take 64 KiB. At 4,096
+/// (256 KiB each) the 1,088 candidate windows of a spoofed flood's victim took 300 MB in the verify pass, more than
+/// the first pass's tables (docs/BENCHMARKS.md, "Bounded memory"); a finding names its top few peers, which a
+/// thousand counted exactly, then a sample by hash, still shows.
+pub const PEER_LIMIT: usize = 1024;
 /// Distinct protocol and port pairs counted exactly: every port of a full TCP and UDP scan.
 pub const PORT_LIMIT: usize = 1 << 17;
 

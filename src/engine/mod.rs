@@ -231,6 +231,7 @@ impl<C: DistinctCounter, M: Meta> ScanResult<C, M> {
                 updates: a.updates + b.updates,
                 admitted: a.admitted + b.admitted,
                 raises: a.raises.max(b.raises),
+                evicted: a.evicted + b.evicted,
                 over_budget: a.over_budget || b.over_budget,
             })
     }

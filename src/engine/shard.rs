@@ -85,8 +85,32 @@ pub struct RuleCounts {
     pub admitted: u64,
     /// Times the admission threshold was doubled to keep the tables within the budget.
     pub raises: u32,
+    /// Keys taken out of the table when admission was tightened: their bound was below `A`, so they come back
+    /// only if they reach it.
+    pub evicted: u64,
     /// The tables outgrew the budget with nothing left to tighten (no admission, or `A` already at `T`).
     pub over_budget: bool,
+}
+
+/// Tighten one rule's admission: double `A` (up to `T`), then take out of its table every key whose bound is
+/// below the `A` now in force. Count-min never undercounts, so such a key's whole measure so far is below `A`:
+/// it is admitted again only at the flow that lifts its bound to `A` (the one then in force), having missed at most
+/// `A - 1` of its measure, as a key admitted for the first time; it is stamped with that epoch. So the table keeps
+/// the keys the sketch cannot rule out, and a flood admitted under a low `A` leaves when `A` rises. Whether `A`
+/// was raised.
+fn tighten_rule<C: DistinctCounter, M: Meta>(
+    front: &mut Admission,
+    table: &mut RuleTable<C, M>,
+    counts: &mut RuleCounts,
+) -> bool {
+    let raised = front.raise();
+    if raised {
+        counts.raises += 1;
+        table.set_epoch(front.epoch());
+    }
+    let front = &*front;
+    counts.evicted += table.evict(&|h| !front.below_at(h)) as u64;
+    raised
 }
 
 /// All rule tables of one worker.
@@ -186,10 +210,8 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
                         if growth > 0
                             && self.table_budget != usize::MAX
                             && self.held.iter().sum::<usize>() + growth > self.table_budget
-                            && front.raise()
                         {
-                            counts.raises += 1;
-                            self.tables[rule].set_epoch(front.epoch());
+                            tighten_rule(front, &mut self.tables[rule], counts);
                         }
                         self.tables[rule].apply(&rules[rule], records, &self.admitted);
                     }
@@ -220,17 +242,19 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
         let mut order: Vec<usize> = (0..self.held.len()).filter(|&r| r != rule).collect();
         order.sort_by_key(|&r| std::cmp::Reverse(self.held[r]));
         for r in std::iter::once(rule).chain(order) {
-            if let Some(epoch) = self.fronts[r]
-                .as_mut()
-                .and_then(|f| f.raise().then(|| f.epoch()))
-            {
-                self.counts[r].raises += 1;
-                self.tables[r].set_epoch(epoch);
+            let raised = match self.fronts[r].as_mut() {
+                Some(front) => tighten_rule(front, &mut self.tables[r], &mut self.counts[r]),
+                None => false,
+            };
+            self.held[r] = self.tables[r].held_bytes();
+            if raised {
                 break;
             }
-            // The growing rule has nothing left to tighten: past the budget, say so whatever the others give up.
+            // The growing rule has nothing left to tighten: past the budget (after its keys below `A` left), say
+            // so whatever the others give up.
             if r == rule {
-                self.counts[rule].over_budget |= held > self.table_budget;
+                self.counts[rule].over_budget |=
+                    self.held.iter().sum::<usize>() > self.table_budget;
             }
         }
     }
@@ -250,6 +274,7 @@ impl<C: DistinctCounter, M: Meta> Shard<C, M> {
             a.updates += b.updates;
             a.admitted += b.admitted;
             a.raises += b.raises;
+            a.evicted += b.evicted;
             a.over_budget |= b.over_budget;
         }
     }

@@ -227,6 +227,33 @@ impl<K: TableKey + Default, S: Default> SlotTable<K, S> {
         self.entries[j] = entry;
     }
 
+    /// Take out the entries whose key `keep` refuses, handing each to `removed`; the others keep their stored tags
+    /// (and so their admission epochs). In place, without memory beside the table: the slots are walked once,
+    /// cyclically from one that was empty, and each entry kept is placed again from its home. Every entry's home
+    /// lies between that empty slot and the entry, so its probe only walks slots already dealt with.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool, mut removed: impl FnMut((K, S))) {
+        if self.len == 0 {
+            return;
+        }
+        let mask = self.mask();
+        let empty = (self.entries.iter())
+            .position(|(k, _)| k.tag() == 0)
+            .expect("a table below 7/8 full has an empty slot");
+        for step in 1..self.entries.len() {
+            let i = (empty + step) & mask;
+            if self.entries[i].0.tag() == 0 {
+                continue;
+            }
+            let entry = std::mem::take(&mut self.entries[i]);
+            if keep(&entry.0) {
+                self.place(entry);
+            } else {
+                self.len -= 1;
+                removed(entry);
+            }
+        }
+    }
+
     /// Every entry.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut (K, S)> {
         self.entries.iter_mut().filter(|(k, _)| k.tag() != 0)
@@ -317,6 +344,40 @@ mod tests {
         let mut all: Vec<u64> = t.into_entries().map(|(_, v)| v).collect();
         all.sort_unstable();
         assert_eq!(all, (0..keys.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn retain_keeps_the_rest_findable_and_their_tags() {
+        // Crowded homes (as in the test above) so that clusters wrap and removals open holes inside them.
+        let keys: Vec<AddrKey> = (0..400_000u32)
+            .map(key)
+            .filter(|k| k.hash() & 63 >= 60)
+            .take(20_000)
+            .collect();
+        let mut t: SlotTable<AddrKey, u64> = SlotTable::default();
+        for (n, k) in keys.iter().enumerate() {
+            t.set_epoch((n % 3) as u32);
+            *t.slot(k.hash(), *k) = n as u64;
+        }
+        let tags: std::collections::HashMap<u64, u32> =
+            t.iter().map(|(k, v)| (*v, k.tag())).collect();
+        let mut gone = Vec::new();
+        t.retain(|k| k.hash() % 3 != 0, |(k, v)| gone.push((k, v)));
+        assert_eq!(t.len() + gone.len(), keys.len());
+        assert!(!gone.is_empty() && t.len() > 0);
+        for (n, k) in keys.iter().enumerate() {
+            let want = (k.hash() % 3 != 0).then_some(n as u64);
+            assert_eq!(t.peek(k.hash(), *k).copied(), want, "key {n}");
+        }
+        assert!(t.iter().all(|(k, v)| tags[v] == k.tag()), "tags kept");
+        assert!(gone
+            .iter()
+            .all(|(k, v)| tags[v] == k.tag() && k.hash() % 3 == 0));
+        // Inserting after removals finds the holes.
+        for k in &keys {
+            *t.slot(k.hash(), *k) += 1;
+        }
+        assert_eq!(t.len(), keys.len());
     }
 
     #[test]

@@ -467,6 +467,20 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.set_epoch(epoch);
     }
 
+    /// Take out the keys `keep` refuses (by key hash), freeing their counters; how many went.
+    fn evict(&mut self, keep: &dyn Fn(u64) -> bool) -> usize {
+        let (mut gone, mut freed) = (0, 0);
+        self.entries.retain(
+            |k| keep(k.hash()),
+            |(_, s)| {
+                gone += 1;
+                freed += s.heap_bytes();
+            },
+        );
+        self.heap -= freed;
+        gone
+    }
+
     /// Hand every entry to `each`: its key, admission epoch, what was seen and its count.
     fn each_entry<C>(&self, each: &mut EachEntry<'_, C>)
     where
@@ -572,6 +586,10 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
     fn collect(&mut self, keep: impl Fn(&Estimate, u32) -> bool + Copy, out: &mut Vec<Counted>) {
         self.narrow.collect(keep, out);
         self.wide.collect(keep, out);
+    }
+
+    fn evict(&mut self, keep: &dyn Fn(u64) -> bool) -> usize {
+        self.narrow.evict(keep) + self.wide.evict(keep)
     }
 
     fn set_epoch(&mut self, epoch: u32) {
@@ -873,6 +891,11 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
     /// Stamp keys admitted from now on with admission epoch `epoch`.
     pub fn set_epoch(&mut self, epoch: u32) {
         each_table!(self, t => t.set_epoch(epoch))
+    }
+
+    /// Take out the keys whose hash `keep` refuses, freeing their entries' counters; how many went.
+    pub fn evict(&mut self, keep: &dyn Fn(u64) -> bool) -> usize {
+        each_table!(self, t => t.evict(keep))
     }
 
     /// Every entry with its key, admission epoch, what was seen and its count, in table order (for saved

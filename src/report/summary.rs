@@ -82,6 +82,8 @@ pub struct RuleAdmission {
     /// The tables outgrew the budget with nothing left to tighten.
     pub over_budget: bool,
     pub keys_admitted: usize,
+    /// Keys taken out of the tables when admission was tightened (their bound was below `A`).
+    pub keys_evicted: u64,
     /// An estimate of the distinct keys the rule saw, when its sketch could say.
     pub keys_seen: Option<u64>,
 }
@@ -134,6 +136,7 @@ impl Summary {
                 "admit_raised": r.raises,
                 "over_budget": r.over_budget,
                 "keys_admitted": r.keys_admitted,
+                "keys_evicted": r.keys_evicted,
                 "keys_seen": r.keys_seen,
             })).collect::<Vec<_>>(),
             "definitions": meta.definitions_version,

@@ -6,7 +6,8 @@
 use super::Finding;
 
 /// Merge the findings of hopping windows (those with [`Finding::hops`]) that belong to one burst; others are
-/// left as they are. The result does not depend on the order of `findings`.
+/// left as they are. The result does not depend on the order of `findings`, and merging again changes nothing
+/// (bursts stay apart, and a merged finding's windows add up).
 pub fn merge_bursts(findings: &mut Vec<Finding>) {
     if findings.iter().all(|f| f.hops.is_none()) {
         return;
@@ -47,7 +48,7 @@ pub fn merge_bursts(findings: &mut Vec<Finding>) {
 fn merge(burst: &mut Vec<Finding>) -> Option<Finding> {
     let first = burst.iter().map(|f| f.first_ms).min()?;
     let last = burst.iter().map(|f| f.last_ms).max()?;
-    let windows = burst.len() as u64;
+    let windows = burst.iter().map(|f| f.hops.map_or(1, |h| h.windows)).sum();
     let best =
         burst
             .drain(..)
@@ -113,6 +114,10 @@ mod tests {
         crate::report::sort(&mut a);
         crate::report::sort(&mut b);
         assert_eq!(a, b, "the same whatever the order");
+        let mut again = a.clone();
+        merge_bursts(&mut again);
+        crate::report::sort(&mut again);
+        assert_eq!(again, a, "merging merged findings changes nothing");
         let got: Vec<(u32, u64, u64, u64, u64, u64)> = a
             .iter()
             .map(|f| {

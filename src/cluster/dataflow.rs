@@ -331,7 +331,8 @@ where
                     own(batch, refs);
                     refs.clear();
                 } else {
-                    let mut records = Vec::new();
+                    // At most one record per ref: sized once, never grown by copying.
+                    let mut records = Vec::with_capacity(refs.len());
                     copy_named(batch, refs, &mut records, &mut copied);
                     input.send(Packet {
                         owner: to as u32,

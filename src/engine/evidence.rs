@@ -15,8 +15,8 @@ use std::hash::Hash;
 /// Distinct peers whose flows a tally counts exactly before it samples them by hash. Every candidate holds its
 /// peers until the verify pass ends, so this is the pass's memory per candidate: 1,024 peers take 64 KiB. At 4,096
 /// (256 KiB each) the 1,088 candidate windows of a spoofed flood's victim took 300 MB in the verify pass, more than
-/// the first pass's tables (docs/BENCHMARKS.md, "Bounded memory"); a finding names its top few peers, which a
-/// thousand counted exactly, then a sample by hash, still shows.
+/// the first pass's tables (docs/BENCHMARKS.md, "Bounded memory"). Past the limit the peers are a sample by hash,
+/// not the heaviest: a key with more peers than this names a sample of them, and its evidence says at what rate.
 pub const PEER_LIMIT: usize = 1024;
 /// Distinct protocol and port pairs counted exactly: every port of a full TCP and UDP scan.
 pub const PORT_LIMIT: usize = 1 << 17;

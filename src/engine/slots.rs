@@ -428,3 +428,103 @@ mod epoch_tests {
             .all(|(k, v)| *v == 20 && k.tag() >> EPOCH_SHIFT == 0));
     }
 }
+
+/// `retain` against a model, in small tables whose clusters wrap past the end (from a review of the change).
+#[cfg(test)]
+mod retain_model_tests {
+    use super::*;
+    use crate::engine::key::{AddrKey, TableKey};
+    use crate::gen::rng::Rng;
+    use crate::record::{Addr, FlowRecord};
+    use crate::rules::KeySpec;
+    use std::collections::{HashMap, HashSet};
+
+    fn key(i: u32) -> AddrKey {
+        let r = FlowRecord {
+            src: Addr::v4(i),
+            ..Default::default()
+        };
+        AddrKey::extract(KeySpec::SRC, &r, 0, 0)
+    }
+
+    /// Every entry's home and the slots up to it are occupied (linear probing's invariant), and `len` is right.
+    fn check_invariant(t: &SlotTable<AddrKey, u64>) {
+        let mask = t.mask();
+        let mut occupied = 0;
+        for j in 0..t.entries.len() {
+            let k = &t.entries[j].0;
+            if k.tag() == 0 {
+                continue;
+            }
+            occupied += 1;
+            let mut i = k.hash() as usize & mask;
+            while i != j {
+                assert!(
+                    t.entries[i].0.tag() != 0,
+                    "a hole between a home and slot {j}"
+                );
+                i = (i + 1) & mask;
+            }
+        }
+        assert_eq!(occupied, t.len);
+    }
+
+    #[test]
+    fn retain_matches_a_model_at_every_fill_and_wrap() {
+        let mut rng = Rng::new(7);
+        let pool: Vec<AddrKey> = (0..100_000u32).map(key).collect();
+        for case in 0..4_000u64 {
+            let cap = 1usize << (4 + case % 4);
+            let full = cap * 7 / 8;
+            // Homes crowded at the end (clusters wrap), at both ends, spread, or anywhere.
+            let crowd = rng.below(4);
+            let n = full - rng.below(3) as usize;
+            let mut t: SlotTable<AddrKey, u64> = SlotTable::default();
+            t.reserve(full);
+            let (mut keys, mut seen) = (Vec::new(), HashSet::new());
+            while keys.len() < n {
+                let k = pool[rng.below(pool.len() as u64) as usize];
+                let home = k.hash() as usize & (cap - 1);
+                let wanted = match crowd {
+                    0 => true,
+                    1 => home >= cap - 3,
+                    2 => home >= cap - 3 || home < 2,
+                    _ => home.is_multiple_of(5),
+                };
+                if !wanted || !seen.insert(k.hash()) {
+                    continue;
+                }
+                t.set_epoch(rng.below(16) as u32);
+                let i = t.index(k.hash(), k);
+                *t.at(i) = keys.len() as u64;
+                keys.push(k);
+            }
+            assert_eq!(t.capacity(), cap);
+            check_invariant(&t);
+            let tags: HashMap<u64, u32> = t.iter().map(|(k, v)| (*v, k.tag())).collect();
+            let share = rng.below(4);
+            let drop: Vec<bool> = (0..keys.len())
+                .map(|_| match share {
+                    0 => rng.below(2) == 0,
+                    1 => rng.below(8) == 0,
+                    2 => rng.below(8) != 0,
+                    _ => false,
+                })
+                .collect();
+            let index: HashMap<u64, usize> = keys
+                .iter()
+                .enumerate()
+                .map(|(n, k)| (k.hash(), n))
+                .collect();
+            let mut gone = 0;
+            t.retain(|k| !drop[index[&k.hash()]], |_| gone += 1);
+            check_invariant(&t);
+            assert_eq!(gone, drop.iter().filter(|&&d| d).count());
+            for (n, k) in keys.iter().enumerate() {
+                let want = (!drop[n]).then_some(n as u64);
+                assert_eq!(t.peek(k.hash(), *k).copied(), want, "case {case}, key {n}");
+            }
+            assert!(t.iter().all(|(k, v)| tags[v] == k.tag()), "tags kept");
+        }
+    }
+}

@@ -467,17 +467,26 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.entries.set_epoch(epoch);
     }
 
-    /// Take out the keys `keep` refuses (by key hash), freeing their counters; how many went.
+    /// Take out the keys `keep` refuses (by key hash), freeing their counters and samples (room in the pool for
+    /// keys that stay); how many went.
     fn evict(&mut self, keep: &dyn Fn(u64) -> bool) -> usize {
         let (mut gone, mut freed) = (0, 0);
+        let samples = &mut self.samples.samples;
         self.entries.retain(
             |k| keep(k.hash()),
-            |(_, s)| {
+            |(k, s)| {
                 gone += 1;
                 freed += s.heap_bytes();
+                if !samples.is_empty() {
+                    samples.remove(&k.hash());
+                }
             },
         );
-        self.heap -= freed;
+        debug_assert!(
+            freed <= self.heap,
+            "counters reported less growth than they hold"
+        );
+        self.heap = self.heap.saturating_sub(freed);
         gone
     }
 
@@ -503,8 +512,9 @@ impl<K: TableKey + Default, S: State> Table<K, S> {
         self.slot_bytes() + self.heap
     }
 
-    fn growth_bytes(&self, more: usize) -> usize {
-        self.entries.growth_bytes(more)
+    /// Bytes the table adds to make room for `refs` (as [`Self::apply`] reserves it).
+    fn growth_bytes(&self, _rule: &CompiledRule, _records: &[FlowRecord], refs: &[Ref]) -> usize {
+        self.entries.growth_bytes(refs.len())
     }
 
     fn footprint(&self) -> Footprint {
@@ -621,9 +631,15 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
         self.narrow.held_bytes() + self.wide.held_bytes()
     }
 
-    /// Most keys are IPv4: the narrow table is the one that grows.
-    fn growth_bytes(&self, more: usize) -> usize {
-        self.narrow.growth_bytes(more)
+    /// Each table's growth for the refs [`Self::apply`] gives it: checked as it will reserve, so a growth the
+    /// budget sees is one that happens (counting every ref against the narrow table once made a table that never
+    /// grew look about to grow on every batch).
+    fn growth_bytes(&self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) -> usize {
+        let narrow = (refs.iter())
+            .filter(|r| N::fits(rule.key, &records[r.idx as usize], r.side))
+            .count();
+        self.narrow.entries.growth_bytes(narrow)
+            + self.wide.entries.growth_bytes(refs.len() - narrow)
     }
 }
 
@@ -927,9 +943,9 @@ impl<C: DistinctCounter, M: Meta> RuleTable<C, M> {
         each_table!(self, t => t.held_bytes())
     }
 
-    /// Bytes the slot arrays would add to take `more` new keys (0 when they have room).
-    pub fn growth_bytes(&self, more: usize) -> usize {
-        each_table!(self, t => t.growth_bytes(more))
+    /// Bytes the slot arrays add when `refs` are applied (0 when they have room).
+    pub fn growth_bytes(&self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) -> usize {
+        each_table!(self, t => t.growth_bytes(rule, records, refs))
     }
 }
 

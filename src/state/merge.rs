@@ -150,7 +150,7 @@ pub fn merged_scan<C: SavedCounter>(
             },
             raises: s.meta.raises,
             over_budget: s.meta.over_budget,
-            evicted: 0,
+            evicted: s.meta.evicted,
             admission_bytes: s
                 .fronts
                 .as_ref()

@@ -252,6 +252,9 @@ pub struct RuleMeta {
     pub admitted: u64,
     pub raises: u32,
     pub over_budget: bool,
+    /// Keys taken out of the tables when admission was tightened (absent from states written before it).
+    #[serde(default)]
+    pub evicted: u64,
     /// The largest admission threshold `A` any of the scans ended with (0: every key admitted).
     pub admit_at: u64,
     /// The most of a key's measure the tables can have missed: the sum over the scans of their `A - 1`.
@@ -429,6 +432,7 @@ pub(crate) fn capture<C: SavedCounter, M: Meta>(
             admitted: counts.admitted,
             raises: counts.raises,
             over_budget: counts.over_budget,
+            evicted: counts.evicted,
             admit_at: at,
             slack: at.saturating_sub(1),
         };
@@ -819,6 +823,7 @@ impl<C: SavedCounter> State<C> {
             x.updates += y.updates;
             x.admitted += y.admitted;
             x.raises += y.raises;
+            x.evicted += y.evicted;
             x.over_budget |= y.over_budget;
             x.admit_at = x.admit_at.max(y.admit_at);
             x.slack += y.slack;

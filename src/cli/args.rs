@@ -112,7 +112,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M", long_help = "Memory the \
         admission sketches and tables may hold together, in bytes with an optional K, M, G or T (powers of 1024). \
         When the admitted keys would outgrow it, the scan doubles the admission fraction of the growing rule (up \
-        to 1), says so, and states the guarantee it then gives; keys are never dropped.")]
+        to 1), takes out of its table the keys whose bound is below the new threshold (they come back if they \
+        reach it, so no finding is lost), says so, and states the guarantee it then gives.")]
     pub memory: usize,
 
     /// One pass only: do not count the candidates again (findings then carry the admission bound and a sample as

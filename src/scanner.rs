@@ -53,7 +53,7 @@
 
 use crate::cluster::{self, ClusterConfig, ClusterError};
 use crate::engine::evidence::Evidence;
-use crate::engine::verify::{self, Candidates};
+use crate::engine::verify::{self, Candidates, Reread};
 use crate::engine::{
     self, Counted, Done, Footprint, InputError, KeyParts, Meta, NoSeen, ScanOptions, ScanResult,
     ScanStats, Seen,
@@ -562,25 +562,14 @@ impl<'d> Scanner<'d> {
                 options.queue,
                 &progress.done,
             );
-            // The same inputs decode to the same errors (pass 1 told them, capped per input); an error in an input
-            // that had none means it changed under the scan.
-            for e in verified.errors {
-                if !errors.iter().any(|told| told.name == e.name) {
-                    errors.push(InputError {
-                        name: e.name,
-                        message: format!("{} (in the verify pass)", e.message),
-                    });
-                }
-            }
-            if verified.stats.flows != stats.flows {
-                errors.push(InputError {
-                    name: "verify pass".into(),
-                    message: format!(
-                        "read {} flows where the first pass read {}: an input changed during the scan",
-                        verified.stats.flows, stats.flows
-                    ),
-                });
-            }
+            let flows = verified.stats.flows;
+            verify::tell_reread_errors(
+                &mut errors,
+                verified.errors,
+                flows,
+                stats.flows,
+                Reread::Scan,
+            );
             let (out, sketches) = verified_findings(
                 rules,
                 &candidates,

@@ -21,6 +21,7 @@ pub mod launcher;
 mod net;
 mod wire;
 
+use crate::engine::verify::{self, Reread};
 use crate::engine::{CompiledRule, ErrorLog, Input, InputError, NoSeen, ScanStats, Seen, Sizing};
 use crate::formats::{ChunkStats, Lost, Opener};
 use crate::input::{self, InputOptions, Source};
@@ -566,23 +567,7 @@ fn assemble<C: DistinctCounter>(
     stats.inputs_failed = failed.len() as u64;
     if guarantee.verified() {
         errors2.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.message.cmp(&b.message)));
-        for e in errors2 {
-            if !errors.iter().any(|told| told.name == e.name) {
-                errors.push(InputError {
-                    name: e.name,
-                    message: format!("{} (in the verify pass)", e.message),
-                });
-            }
-        }
-        if flows2 != stats.flows {
-            errors.push(InputError {
-                name: "verify pass".into(),
-                message: format!(
-                    "read {flows2} flows where the first pass read {}: an input changed during the scan",
-                    stats.flows
-                ),
-            });
-        }
+        verify::tell_reread_errors(&mut errors, errors2, flows2, stats.flows, Reread::Scan);
     }
     let (findings, sketches) = scanner::report_found(&ctx.rules, found);
     Ok(Scan {

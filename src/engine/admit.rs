@@ -396,16 +396,7 @@ mod tests {
     use crate::rules::{DistinctField, KeySpec};
 
     fn rule(count: CountSpec) -> CompiledRule {
-        CompiledRule {
-            key: KeySpec::SRC,
-            count,
-            window_ms: 0,
-            step_ms: 0,
-            above: 100,
-            cut: false,
-            sample_from: u64::MAX,
-            sample_keys: 0,
-        }
+        CompiledRule::plain(KeySpec::SRC, count, 100)
     }
 
     /// Feed `keys` (one flow each, in order) and return, per key, the flow index at which it was admitted.

@@ -340,26 +340,12 @@ mod tests {
         use crate::rules::{CountSpec, DistinctField, KeySpec};
         use crate::sketch::Compact;
         let rules = [
-            CompiledRule {
-                key: KeySpec::SRC,
-                count: CountSpec::Distinct(DistinctField::Dst.into()),
-                window_ms: 0,
-                step_ms: 0,
-                above: 100,
-                cut: false,
-                sample_from: u64::MAX,
-                sample_keys: 0,
-            },
-            CompiledRule {
-                key: "dst".parse().unwrap(),
-                count: CountSpec::Flows,
-                window_ms: 0,
-                step_ms: 0,
-                above: 100,
-                cut: false,
-                sample_from: u64::MAX,
-                sample_keys: 0,
-            },
+            CompiledRule::plain(
+                KeySpec::SRC,
+                CountSpec::Distinct(DistinctField::Dst.into()),
+                100,
+            ),
+            CompiledRule::plain("dst".parse().unwrap(), CountSpec::Flows, 100),
         ];
         let records: Vec<FlowRecord> = (0..3_000u32)
             .map(|i| FlowRecord {
@@ -427,16 +413,7 @@ mod eviction_tests {
     use std::collections::{HashMap, HashSet};
 
     fn rules() -> Vec<CompiledRule> {
-        let base = CompiledRule {
-            key: KeySpec::SRC,
-            count: CountSpec::Flows,
-            window_ms: 0,
-            step_ms: 0,
-            above: 100,
-            cut: false,
-            sample_from: u64::MAX,
-            sample_keys: 0,
-        };
+        let base = CompiledRule::plain(KeySpec::SRC, CountSpec::Flows, 100);
         vec![
             base,
             CompiledRule {

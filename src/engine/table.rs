@@ -635,6 +635,11 @@ impl<N: NarrowKey, W: TableKey + Default, S: State> Split<N, W, S> {
     /// budget sees is one that happens (counting every ref against the narrow table once made a table that never
     /// grew look about to grow on every batch).
     fn growth_bytes(&self, rule: &CompiledRule, records: &[FlowRecord], refs: &[Ref]) -> usize {
+        // Most batches fit both tables whatever the split: then no ref need be looked at twice.
+        let all = refs.len();
+        if self.narrow.entries.growth_bytes(all) == 0 && self.wide.entries.growth_bytes(all) == 0 {
+            return 0;
+        }
         let narrow = (refs.iter())
             .filter(|r| N::fits(rule.key, &records[r.idx as usize], r.side))
             .count();
@@ -706,6 +711,21 @@ impl CompiledRule {
             step_ms: r.window.map_or(0, |w| w.step_ms),
             above: r.min_above(),
             cut: !(r.key.prefix.is_whole() && r.key.extra_prefix.is_whole()),
+            sample_from: u64::MAX,
+            sample_keys: 0,
+        }
+    }
+
+    /// A rule of `key`, `count` and threshold `above`, without windows, cuts or sampling.
+    #[cfg(test)]
+    pub(crate) fn plain(key: crate::rules::KeySpec, count: CountSpec, above: u64) -> CompiledRule {
+        CompiledRule {
+            key,
+            count,
+            window_ms: 0,
+            step_ms: 0,
+            above,
+            cut: false,
             sample_from: u64::MAX,
             sample_keys: 0,
         }
@@ -1005,16 +1025,11 @@ mod tests {
             });
         }
         for (spec, want_kind) in [("src", "addr"), ("src,sport", "port"), ("src,dst", "pair")] {
-            let rule = CompiledRule {
-                key: spec.parse().unwrap(),
-                count: CountSpec::Distinct(DistinctField::Dport.into()),
-                window_ms: 0,
-                step_ms: 0,
-                above: 0,
-                cut: false,
-                sample_from: u64::MAX,
-                sample_keys: 0,
-            };
+            let rule = CompiledRule::plain(
+                spec.parse().unwrap(),
+                CountSpec::Distinct(DistinctField::Dport.into()),
+                0,
+            );
             // The truth, from the record fields directly.
             let mut want: HashMap<(Addr, KeyValue), HashSet<u16>> = HashMap::new();
             for r in &records {

@@ -263,6 +263,53 @@ pub struct Verified {
     pub errors: Vec<InputError>,
 }
 
+/// What a verify pass read again: a scan's own inputs, or those of merged saved states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reread {
+    Scan,
+    Merge,
+}
+
+/// Tell a verify pass's problems beside the first pass's (`told`): its errors in inputs the first pass had none in
+/// (the same inputs decode to the same errors, capped per input, so a new one means the input changed), and a
+/// count of flows other than the first pass's (`first_flows`).
+pub fn tell_reread_errors(
+    told: &mut Vec<InputError>,
+    errors: Vec<InputError>,
+    flows: u64,
+    first_flows: u64,
+    of: Reread,
+) {
+    let (pass, first, changed) = match of {
+        Reread::Scan => (
+            "in the verify pass",
+            "the first pass read",
+            "during the scan",
+        ),
+        Reread::Merge => (
+            "in the verify pass of a merge",
+            "the saved states counted",
+            "since it was scanned",
+        ),
+    };
+    for e in errors {
+        if !told.iter().any(|t| t.name == e.name) {
+            told.push(InputError {
+                name: e.name,
+                message: format!("{} ({pass})", e.message),
+            });
+        }
+    }
+    if flows != first_flows {
+        told.push(InputError {
+            name: "verify pass".into(),
+            message: format!(
+                "read {flows} flows where {first} {first_flows}: an input changed {changed}"
+            ),
+        });
+    }
+}
+
 /// Count every candidate of `candidates` (one set per rule) exactly, over `inputs`. `progress` counts flows.
 pub fn verify<I>(
     rules: &[Rule],

@@ -11,7 +11,7 @@
 
 use super::{read_path, SavedCounter, State, StateError};
 use crate::engine::shard::shard_of;
-use crate::engine::verify::{self, Candidates};
+use crate::engine::verify::{self, Candidates, Reread};
 use crate::engine::{Footprint, InputError, KeyParts, ScanStats};
 use crate::formats::detect::Kind;
 use crate::formats::Opener;
@@ -236,23 +236,9 @@ pub fn merged_scan<C: SavedCounter>(
                 64,
                 &progress.done,
             );
-            for e in verified.errors {
-                if !errors.iter().any(|told| told.name == e.name) {
-                    errors.push(InputError {
-                        name: e.name,
-                        message: format!("{} (in the verify pass of a merge)", e.message),
-                    });
-                }
-            }
-            if verified.stats.flows != state.meta.flows {
-                errors.push(InputError {
-                    name: "verify pass".into(),
-                    message: format!(
-                        "read {} flows where the saved states counted {}: an input changed since it was scanned",
-                        verified.stats.flows, state.meta.flows
-                    ),
-                });
-            }
+            let flows = verified.stats.flows;
+            let first = state.meta.flows;
+            verify::tell_reread_errors(&mut errors, verified.errors, flows, first, Reread::Merge);
             let (out, sketches) = verified_findings(
                 rules,
                 &candidates,

@@ -19,7 +19,7 @@ use super::wire::Packet;
 use super::{Ctx, Opened, Report, Totals};
 use crate::engine::verify::{Candidates, Prefilter, Tally};
 use crate::engine::{
-    copy_named, shard::Ref, CompiledRule, ErrorLog, Job, Meta, Router, ScanResult, ScanStats, Shard,
+    shard::Ref, CompiledRule, ErrorLog, Job, Meta, Router, ScanResult, ScanStats, Shard,
 };
 use crate::formats::ChunkStats;
 use crate::record::FlowRecord;
@@ -82,7 +82,8 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
                             let mut shard = sh.borrow_mut();
                             let shard = shard.as_mut().expect("the shard lives until pass 1 ends");
                             for p in packets.drain(..) {
-                                shard.apply(&rules, &p.records, &p.refs);
+                                let (records, refs) = p.into_parts();
+                                shard.apply(&rules, &records, &refs);
                             }
                         })
                     }
@@ -120,7 +121,8 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
                             let (cands, tallies) =
                                 t.as_mut().expect("candidates are set before any is sent");
                             for p in packets.drain(..) {
-                                tally(&rules, cands, tallies, &p.records, &p.refs);
+                                let (records, refs) = p.into_parts();
+                                tally(&rules, cands, tallies, &records, &refs);
                             }
                         })
                     }
@@ -330,15 +332,12 @@ where
                 if to == me {
                     own(batch, refs);
                     refs.clear();
+                } else if to / ctx.workers == ctx.process {
+                    input.send(Packet::moved(to, batch, refs, &mut copied));
                 } else {
-                    // At most one record per ref: sized once, never grown by copying.
-                    let mut records = Vec::with_capacity(refs.len());
-                    copy_named(batch, refs, &mut records, &mut copied);
-                    input.send(Packet {
-                        owner: to as u32,
-                        records,
-                        refs: std::mem::take(refs),
-                    });
+                    // Encoded here, straight from the batch: Timely would copy the records out and encode them.
+                    input.send(Packet::encoded(to, batch, refs, &mut copied));
+                    refs.clear();
                 }
             }
             (ctx.progress.done.flows).fetch_add(batch.len() as u64, Ordering::Relaxed);

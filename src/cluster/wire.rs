@@ -1,11 +1,12 @@
 //! How a [`Packet`] of refs and records crosses to another process: two byte strings in a fixed little-endian
-//! layout (IPv4 addresses in 4 bytes) that bincode copies whole, rather than serde's call per field of every
-//! record, decoded straight from the bytes Timely hands over. Between the workers of one process packets move
-//! without being encoded at all.
+//! layout that bincode copies whole, rather than serde's call per field of every record, decoded straight from the
+//! bytes Timely hands over. A packet for an owner in another process is encoded as it is built, straight from the
+//! decoded batch; between the workers of one process packets move without being encoded at all.
 //!
 //! A record carries only what owners read: addresses, ports, protocol, times, packets, bytes and flows. Filters
 //! (which read the flags, ToS, interfaces, exporter and sampling) run where the record was decoded, before it is
-//! routed, so those fields arrive as their defaults: 18 of 68 bytes an IPv4 record no longer sends.
+//! routed, so those fields arrive as their defaults. Most records take 34 bytes: IPv4 addresses in 4 bytes, the
+//! end time as a 32-bit duration, packets and bytes in 32 bits, and one flow left implicit (see [`Flags`]).
 
 use crate::engine::shard::Ref;
 use crate::record::{Addr, FlowRecord};
@@ -18,11 +19,100 @@ use std::fmt;
 #[derive(Clone, Debug)]
 pub struct Packet {
     pub owner: u32,
-    pub records: Vec<FlowRecord>,
-    pub refs: Vec<Ref>,
+    body: Body,
 }
 
-const RECORD_BYTES: usize = 16 + 16 + 8 * 4 + 2 * 2 + 1 + 4;
+#[derive(Clone, Debug)]
+enum Body {
+    /// For an owner in this process, or decoded at the owner: records and refs as the engine applies them.
+    Moved {
+        records: Vec<FlowRecord>,
+        refs: Vec<Ref>,
+    },
+    /// For an owner in another process: the wire's two byte strings, written as the packet was built.
+    Encoded { records: Vec<u8>, refs: Vec<u8> },
+}
+
+impl Packet {
+    /// The refs of `refs` (into `batch`) with a copy of each record they name, for an owner in this process.
+    pub fn moved(
+        owner: usize,
+        batch: &[FlowRecord],
+        refs: &mut Vec<Ref>,
+        copied: &mut Vec<u32>,
+    ) -> Packet {
+        // At most one record per ref: sized once, never grown by copying.
+        let mut records = Vec::with_capacity(refs.len());
+        crate::engine::copy_named(batch, refs, &mut records, copied);
+        Packet {
+            owner: owner as u32,
+            body: Body::Moved {
+                records,
+                refs: std::mem::take(refs),
+            },
+        }
+    }
+
+    /// The same packet for an owner in another process, encoded straight from the batch: each record a ref names
+    /// is written once, and the refs point at the records in the order written.
+    pub fn encoded(
+        owner: usize,
+        batch: &[FlowRecord],
+        refs: &[Ref],
+        copied: &mut Vec<u32>,
+    ) -> Packet {
+        copied.clear();
+        copied.resize(batch.len(), u32::MAX);
+        let mut records = Vec::with_capacity(refs.len() * SHORT_BYTES);
+        let mut out = Vec::with_capacity(refs.len() * REF_BYTES);
+        let mut written = 0u32;
+        for r in refs {
+            let at = &mut copied[r.idx as usize];
+            if *at == u32::MAX {
+                *at = written;
+                written += 1;
+                encode_record(&batch[r.idx as usize], &mut records);
+            }
+            encode_ref(&Ref { idx: *at, ..*r }, &mut out);
+        }
+        Packet {
+            owner: owner as u32,
+            body: Body::Encoded { records, refs: out },
+        }
+    }
+
+    /// The records and refs an owner applies.
+    pub fn into_parts(self) -> (Vec<FlowRecord>, Vec<Ref>) {
+        match self.body {
+            Body::Moved { records, refs } => (records, refs),
+            // Timely moves packets within a process without serializing them, so an encoded one reaches its
+            // owner only if a worker took a local owner for a remote one; decoding it keeps that correct.
+            Body::Encoded { records, refs } => (
+                decode_records(&records).expect("this process encoded it"),
+                decode_refs(&refs).expect("this process encoded it"),
+            ),
+        }
+    }
+}
+
+/// The first byte of a record on the wire: which of its fields take the short form.
+struct Flags;
+
+impl Flags {
+    /// The source address is IPv4 (4 bytes, else 16).
+    const SRC_V4: u8 = 1;
+    /// The destination address is IPv4.
+    const DST_V4: u8 = 2;
+    /// The end time is a 32-bit duration after the start, packets and bytes take 32 bits, and flows is 1
+    /// (omitted). Else the end time, packets and bytes take 64 bits and flows 32.
+    const SHORT: u8 = 4;
+    const ALL: u8 = 7;
+}
+
+/// An IPv4 record in the short form: flags, two addresses, start, duration, packets, bytes, ports, protocol.
+const SHORT_BYTES: usize = 1 + 4 + 4 + 8 + 4 + 4 + 4 + 2 + 2 + 1;
+/// The longest record: two IPv6 addresses, every field at full width.
+const LONG_BYTES: usize = 1 + 16 + 16 + 8 * 4 + 2 + 2 + 1 + 4;
 const REF_BYTES: usize = 8 + 4 + 2 + 1 + 1;
 
 struct Bytes<'a>(&'a [u8]);
@@ -33,56 +123,99 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-/// A record's addresses take 4 bytes each when they are IPv4 (bit 0 of the first byte: src, bit 1: dst).
-fn encode_records(records: &[FlowRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * (1 + RECORD_BYTES));
-    for r in records {
-        // One record's bytes on the stack, then one copy: cheaper than a capacity check per field.
-        let mut b = [0u8; 1 + RECORD_BYTES];
-        let mut at = 1;
-        let mut put = |bytes: &[u8]| {
-            b[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        let (s4, d4) = (r.src.as_v4(), r.dst.as_v4());
-        for (a, v4) in [(r.src, s4), (r.dst, d4)] {
-            match v4 {
-                Some(v4) => put(&v4.to_le_bytes()),
-                None => put(&a.0.to_le_bytes()),
+/// The short form's duration, packets and bytes, when the record fits it.
+fn short_fields(r: &FlowRecord) -> Option<(u32, u32, u32)> {
+    let dur = u32::try_from(r.last_ms.checked_sub(r.first_ms)?).ok()?;
+    (r.flows == 1).then_some(())?;
+    Some((
+        dur,
+        u32::try_from(r.packets).ok()?,
+        u32::try_from(r.bytes).ok()?,
+    ))
+}
+
+fn encode_record(r: &FlowRecord, out: &mut Vec<u8>) {
+    let (s4, d4, short) = (r.src.as_v4(), r.dst.as_v4(), short_fields(r));
+    if let (Some(s4), Some(d4), Some((dur, packets, bytes))) = (s4, d4, short) {
+        // Most records: every field at a fixed offset, stored in one move.
+        let mut b = [0u8; SHORT_BYTES];
+        b[0] = Flags::ALL;
+        b[1..5].copy_from_slice(&s4.to_le_bytes());
+        b[5..9].copy_from_slice(&d4.to_le_bytes());
+        b[9..17].copy_from_slice(&r.first_ms.to_le_bytes());
+        b[17..21].copy_from_slice(&dur.to_le_bytes());
+        b[21..25].copy_from_slice(&packets.to_le_bytes());
+        b[25..29].copy_from_slice(&bytes.to_le_bytes());
+        b[29..31].copy_from_slice(&r.src_port.to_le_bytes());
+        b[31..33].copy_from_slice(&r.dst_port.to_le_bytes());
+        b[33] = r.proto;
+        out.extend_from_slice(&b);
+        return;
+    }
+    let mut b = [0u8; LONG_BYTES];
+    let mut at = 1;
+    let mut put = |bytes: &[u8]| {
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    for (a, v4) in [(r.src, s4), (r.dst, d4)] {
+        match v4 {
+            Some(v4) => put(&v4.to_le_bytes()),
+            None => put(&a.0.to_le_bytes()),
+        }
+    }
+    put(&r.first_ms.to_le_bytes());
+    match short {
+        Some((dur, packets, bytes)) => {
+            for v in [dur, packets, bytes] {
+                put(&v.to_le_bytes());
             }
         }
-        for v in [r.first_ms, r.last_ms, r.packets, r.bytes] {
-            put(&v.to_le_bytes());
+        None => {
+            for v in [r.last_ms, r.packets, r.bytes] {
+                put(&v.to_le_bytes());
+            }
+            put(&r.flows.to_le_bytes());
         }
-        put(&r.src_port.to_le_bytes());
-        put(&r.dst_port.to_le_bytes());
-        put(&[r.proto]);
-        put(&r.flows.to_le_bytes());
-        b[0] = s4.is_some() as u8 | (d4.is_some() as u8) << 1;
-        // The whole buffer in one fixed-size move, then back to the bytes used: no copy call per record.
-        let start = out.len();
-        out.extend_from_slice(&b);
-        out.truncate(start + at);
+    }
+    put(&r.src_port.to_le_bytes());
+    put(&r.dst_port.to_le_bytes());
+    put(&[r.proto]);
+    let bit = |set: bool, flag: u8| if set { flag } else { 0 };
+    b[0] = bit(s4.is_some(), Flags::SRC_V4)
+        | bit(d4.is_some(), Flags::DST_V4)
+        | bit(short.is_some(), Flags::SHORT);
+    out.extend_from_slice(&b[..at]);
+}
+
+fn encode_records(records: &[FlowRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * SHORT_BYTES);
+    for r in records {
+        encode_record(r, &mut out);
     }
     out
+}
+
+fn encode_ref(r: &Ref, out: &mut Vec<u8>) {
+    // Built in registers, stored in one move: a copy per field cost 2 % of a cluster scan's CPU.
+    let mut b = [0u8; REF_BYTES];
+    b[..8].copy_from_slice(&r.hash.to_le_bytes());
+    b[8..12].copy_from_slice(&r.idx.to_le_bytes());
+    b[12..14].copy_from_slice(&r.rule.to_le_bytes());
+    b[14] = r.side;
+    b[15] = r.hop;
+    out.extend_from_slice(&b);
 }
 
 fn encode_refs(refs: &[Ref]) -> Vec<u8> {
     let mut out = Vec::with_capacity(refs.len() * REF_BYTES);
     for r in refs {
-        // Built in registers, stored in one move: a copy per field cost 2 % of a cluster scan's CPU.
-        let mut b = [0u8; REF_BYTES];
-        b[..8].copy_from_slice(&r.hash.to_le_bytes());
-        b[8..12].copy_from_slice(&r.idx.to_le_bytes());
-        b[12..14].copy_from_slice(&r.rule.to_le_bytes());
-        b[14] = r.side;
-        b[15] = r.hop;
-        out.extend_from_slice(&b);
+        encode_ref(r, &mut out);
     }
     out
 }
 
-/// A little-endian reader over one encoded record or ref.
+/// A little-endian reader over one encoded record.
 struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
@@ -108,18 +241,50 @@ impl Cursor<'_> {
     }
 }
 
-fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
-    let mut c = Cursor(bytes);
-    let mut out = Vec::with_capacity(bytes.len() / (RECORD_BYTES - 24));
-    while !c.0.is_empty() {
-        let flags = *c.0.first()?;
-        let len = 1 + RECORD_BYTES - 32
-            + [16, 4][(flags & 1) as usize]
-            + [16, 4][(flags >> 1 & 1) as usize];
-        if c.0.len() < len || flags > 3 {
+/// The length of a record that starts with `flags`.
+fn record_len(flags: u8) -> usize {
+    let addr = |v4: bool| if v4 { 4 } else { 16 };
+    let rest = if flags & Flags::SHORT != 0 {
+        4 * 3
+    } else {
+        8 * 3 + 4
+    };
+    1 + addr(flags & Flags::SRC_V4 != 0) + addr(flags & Flags::DST_V4 != 0) + 8 + rest + 2 + 2 + 1
+}
+
+fn decode_records(mut bytes: &[u8]) -> Option<Vec<FlowRecord>> {
+    let mut out = Vec::with_capacity(bytes.len() / SHORT_BYTES);
+    while let Some(&flags) = bytes.first() {
+        if flags > Flags::ALL {
             return None;
         }
-        c.u8();
+        if let (Flags::ALL, Some((b, rest))) = (flags, bytes.split_first_chunk::<SHORT_BYTES>()) {
+            // Most records: fixed offsets, no cursor.
+            let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            let first_ms = u64::from_le_bytes(b[9..17].try_into().expect("8 bytes"));
+            out.push(FlowRecord {
+                src: Addr::v4(u32_at(1)),
+                dst: Addr::v4(u32_at(5)),
+                first_ms,
+                last_ms: first_ms.saturating_add(u32_at(17) as u64),
+                packets: u32_at(21) as u64,
+                bytes: u32_at(25) as u64,
+                src_port: u16::from_le_bytes([b[29], b[30]]),
+                dst_port: u16::from_le_bytes([b[31], b[32]]),
+                proto: b[33],
+                flows: 1,
+                ..FlowRecord::default()
+            });
+            bytes = rest;
+            continue;
+        }
+        let len = record_len(flags);
+        if bytes.len() < len {
+            return None;
+        }
+        let (record, rest) = bytes.split_at(len);
+        bytes = rest;
+        let mut c = Cursor(&record[1..]);
         let mut addr = |v4: bool| {
             if v4 {
                 Addr::v4(c.u32())
@@ -127,18 +292,33 @@ fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
                 Addr(c.u128())
             }
         };
-        let (src, dst) = (addr(flags & 1 != 0), addr(flags & 2 != 0));
+        let (src, dst) = (
+            addr(flags & Flags::SRC_V4 != 0),
+            addr(flags & Flags::DST_V4 != 0),
+        );
+        let first_ms = c.u64();
+        let (last_ms, packets, bytes, flows) = if flags & Flags::SHORT != 0 {
+            let dur = c.u32() as u64;
+            (
+                first_ms.saturating_add(dur),
+                c.u32() as u64,
+                c.u32() as u64,
+                1,
+            )
+        } else {
+            (c.u64(), c.u64(), c.u64(), c.u32())
+        };
         out.push(FlowRecord {
             src,
             dst,
-            first_ms: c.u64(),
-            last_ms: c.u64(),
-            packets: c.u64(),
-            bytes: c.u64(),
+            first_ms,
+            last_ms,
+            packets,
+            bytes,
             src_port: c.u16(),
             dst_port: c.u16(),
             proto: c.u8(),
-            flows: c.u32(),
+            flows,
             ..FlowRecord::default()
         });
     }
@@ -164,8 +344,16 @@ impl Serialize for Packet {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(3)?;
         t.serialize_element(&self.owner)?;
-        t.serialize_element(&Bytes(&encode_records(&self.records)))?;
-        t.serialize_element(&Bytes(&encode_refs(&self.refs)))?;
+        match &self.body {
+            Body::Encoded { records, refs } => {
+                t.serialize_element(&Bytes(records))?;
+                t.serialize_element(&Bytes(refs))?;
+            }
+            Body::Moved { records, refs } => {
+                t.serialize_element(&Bytes(&encode_records(records)))?;
+                t.serialize_element(&Bytes(&encode_refs(refs)))?;
+            }
+        }
         t.end()
     }
 }
@@ -242,8 +430,7 @@ impl<'de> Deserialize<'de> for Packet {
                 }
                 Ok(Packet {
                     owner,
-                    records,
-                    refs,
+                    body: Body::Moved { records, refs },
                 })
             }
         }
@@ -255,51 +442,52 @@ impl<'de> Deserialize<'de> for Packet {
 mod tests {
     use super::*;
 
-    #[test]
-    fn packets_cross_intact() {
-        let records: Vec<FlowRecord> = (0..50u32)
-            .map(|i| FlowRecord {
-                src: if i % 3 == 0 {
-                    Addr(1 << 100 | i as u128)
-                } else {
-                    Addr::v4(i)
-                },
-                dst: Addr(u128::MAX - i as u128),
-                first_ms: 1_764_126_000_000 + i as u64,
-                last_ms: u64::MAX - i as u64,
-                packets: i as u64 * 3,
-                bytes: i as u64 * 1500,
-                src_port: i as u16,
-                dst_port: 65_535 - i as u16,
-                proto: 6,
-                tcp_flags: 0x12,
-                src_tos: 7,
-                input: 1,
-                output: 2,
-                exporter: 3,
-                sampling: 4,
-                flows: i,
+    /// Records in every form the wire has: IPv4 and IPv6 at each end, and each reason a record takes the long form.
+    fn batch() -> Vec<FlowRecord> {
+        (0..60u32)
+            .map(|i| {
+                let first_ms = 1_764_126_000_000 + i as u64;
+                FlowRecord {
+                    src: if i % 3 == 0 {
+                        Addr(1 << 100 | i as u128)
+                    } else {
+                        Addr::v4(i)
+                    },
+                    dst: if i % 4 == 0 {
+                        Addr(u128::MAX - i as u128)
+                    } else {
+                        Addr::v4(u32::MAX - i)
+                    },
+                    first_ms,
+                    last_ms: match i % 5 {
+                        0 => u64::MAX - i as u64,
+                        1 => first_ms - 1,
+                        _ => first_ms + i as u64 * 1000,
+                    },
+                    packets: if i % 7 == 0 { 1 << 40 } else { i as u64 * 3 },
+                    bytes: if i % 11 == 0 {
+                        1 << 33
+                    } else {
+                        i as u64 * 1500
+                    },
+                    src_port: i as u16,
+                    dst_port: 65_535 - i as u16,
+                    proto: 6,
+                    tcp_flags: 0x12,
+                    src_tos: 7,
+                    input: 1,
+                    output: 2,
+                    exporter: 3,
+                    sampling: 4,
+                    flows: if i % 13 == 0 { i } else { 1 },
+                }
             })
-            .collect();
-        let refs: Vec<Ref> = (0..80u32)
-            .map(|i| Ref {
-                hash: crate::hash::hash128(i as u128),
-                idx: i % 50,
-                rule: (i % 7) as u16,
-                side: (i % 2) as u8,
-                hop: (i % 3) as u8,
-            })
-            .collect();
-        let p = Packet {
-            owner: 3,
-            records,
-            refs,
-        };
-        let bytes = serde_json::to_vec(&p).unwrap();
-        let back: Packet = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(p.owner, back.owner);
-        // What owners read crosses; what only filters read (applied before routing) arrives as the default.
-        let owners_read = |r: &FlowRecord| FlowRecord {
+            .collect()
+    }
+
+    /// What owners read crosses; what only filters read (applied before routing) arrives as the default.
+    fn owners_read(r: &FlowRecord) -> FlowRecord {
+        FlowRecord {
             tcp_flags: 0,
             src_tos: 0,
             input: 0,
@@ -307,18 +495,72 @@ mod tests {
             exporter: 0,
             sampling: FlowRecord::default().sampling,
             ..*r
-        };
-        let sent: Vec<FlowRecord> = p.records.iter().map(owners_read).collect();
-        assert_eq!(sent, back.records);
-        assert_eq!(
-            p.refs
-                .iter()
-                .map(|r| (r.hash, r.idx, r.rule, r.side, r.hop))
-                .collect::<Vec<_>>(),
-            back.refs
-                .iter()
-                .map(|r| (r.hash, r.idx, r.rule, r.side, r.hop))
-                .collect::<Vec<_>>()
-        );
+        }
+    }
+
+    #[test]
+    fn packets_cross_intact() {
+        let batch = batch();
+        let v4 = |r: &FlowRecord| r.src.is_v4() && r.dst.is_v4();
+        assert!(batch.iter().any(|r| short_fields(r).is_some() && v4(r)));
+        assert!(batch.iter().any(|r| short_fields(r).is_some() && !v4(r)));
+        assert!(batch.iter().any(|r| short_fields(r).is_none() && v4(r)));
+        // Refs name records out of order and more than once.
+        let refs: Vec<Ref> = (0..80u32)
+            .map(|i| Ref {
+                hash: crate::hash::hash128(i as u128),
+                idx: i * 7 % 60,
+                rule: (i % 7) as u16,
+                side: (i % 2) as u8,
+                hop: (i % 3) as u8,
+            })
+            .collect();
+        let mut copied = Vec::new();
+        let encoded = Packet::encoded(3, &batch, &refs, &mut copied);
+        let moved = Packet::moved(3, &batch, &mut refs.clone(), &mut copied);
+        // Built either way, a packet has the same bytes on the wire.
+        let bytes = serde_json::to_vec(&encoded).unwrap();
+        assert_eq!(bytes, serde_json::to_vec(&moved).unwrap());
+        let back: Packet = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.owner, 3);
+        let (records, back_refs) = back.into_parts();
+        assert_eq!(records.len(), 60);
+        assert_eq!(back_refs.len(), refs.len());
+        for (sent, got) in refs.iter().zip(&back_refs) {
+            let fields = |r: &Ref| (r.hash, r.rule, r.side, r.hop);
+            assert_eq!(fields(sent), fields(got));
+            assert_eq!(
+                owners_read(&batch[sent.idx as usize]),
+                records[got.idx as usize]
+            );
+        }
+        let (decoded, decoded_refs) = encoded.into_parts();
+        assert_eq!(decoded, records);
+        assert_eq!(decoded_refs.len(), refs.len());
+    }
+
+    #[test]
+    fn cut_or_foreign_packets_are_refused() {
+        let batch = batch();
+        let bytes = encode_records(&batch);
+        assert_eq!(decode_records(&bytes).map(|r| r.len()), Some(60));
+        for cut in 1..bytes.len() {
+            // A cut either ends between records (and holds the records before it) or is refused.
+            if let Some(r) = decode_records(&bytes[..cut]) {
+                assert_eq!(encode_records(&r).len(), cut, "cut at {cut}");
+            }
+        }
+        assert!(decode_records(&[Flags::ALL + 1]).is_none());
+        let refs: Vec<Ref> = (0..60u32)
+            .map(|i| Ref {
+                hash: i as u64,
+                idx: i,
+                rule: 0,
+                side: 0,
+                hop: 0,
+            })
+            .collect();
+        let refs = encode_refs(&refs);
+        assert!(decode_refs(&refs[..refs.len() - 1]).is_none());
     }
 }

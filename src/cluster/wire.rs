@@ -5,11 +5,13 @@
 //!
 //! A record carries only what owners read: addresses, ports, protocol, times, packets, bytes and flows. Filters
 //! (which read the flags, ToS, interfaces, exporter and sampling) run where the record was decoded, before it is
-//! routed, so those fields arrive as their defaults. Most records take 34 bytes: IPv4 addresses in 4 bytes, the
-//! end time as a 32-bit duration, packets and bytes in 32 bits, and one flow left implicit (see [`Flags`]). A ref
-//! takes 11 bytes, its rule written once for each run of refs of one rule.
+//! routed, so those fields arrive as their defaults. Most records take 30 bytes: IPv4 addresses in 4 bytes, the
+//! start as an offset from the packet's first, the end as a duration, packets and bytes in 32 bits, and one flow
+//! left implicit (see [`Flags`]). A ref takes 3 bytes: its record and its side and hop, its rule written once for
+//! each run of refs of one rule, and its key's hash computed again by the owner from the same fields.
 
 use crate::engine::shard::Ref;
+use crate::engine::CompiledRule;
 use crate::record::{Addr, FlowRecord};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
@@ -25,13 +27,19 @@ pub struct Packet {
 
 #[derive(Clone, Debug)]
 enum Body {
-    /// For an owner in this process, or decoded at the owner: records and refs as the engine applies them.
+    /// For an owner in this process: records and refs as the engine applies them.
     Moved {
         records: Vec<FlowRecord>,
         refs: Vec<Ref>,
     },
     /// For an owner in another process: the wire's two byte strings, written as the packet was built.
     Encoded { records: Vec<u8>, refs: Vec<u8> },
+    /// Decoded at the owner, before it hashes each ref's key again: hashing is cheaper than sending 8 bytes a
+    /// ref through both kernels.
+    Received {
+        records: Vec<FlowRecord>,
+        refs: Vec<Ref>,
+    },
 }
 
 impl Packet {
@@ -68,7 +76,8 @@ impl Packet {
         );
         copied.clear();
         copied.resize(batch.len(), u32::MAX);
-        let mut records = Vec::with_capacity(refs.len() * SHORT_BYTES);
+        let base = refs.first().map_or(0, |r| batch[r.idx as usize].first_ms);
+        let mut records = RecordWriter::with_capacity(refs.len(), base);
         let mut out = RefWriter::with_capacity(refs.len());
         let mut written = 0u32;
         for r in refs {
@@ -76,29 +85,49 @@ impl Packet {
             if *at == u32::MAX {
                 *at = written;
                 written += 1;
-                encode_record(&batch[r.idx as usize], &mut records);
+                records.push(&batch[r.idx as usize]);
             }
             out.push(&Ref { idx: *at, ..*r });
         }
-        let out = out.finish();
         Packet {
             owner: owner as u32,
-            body: Body::Encoded { records, refs: out },
+            body: Body::Encoded {
+                records: records.out,
+                refs: out.finish(),
+            },
         }
     }
 
-    /// The records and refs an owner applies.
-    pub fn into_parts(self) -> (Vec<FlowRecord>, Vec<Ref>) {
-        match self.body {
-            Body::Moved { records, refs } => (records, refs),
+    /// The records and refs an owner applies, each ref with its key's hash under `rules`.
+    pub fn into_parts(self, rules: &[CompiledRule]) -> (Vec<FlowRecord>, Vec<Ref>) {
+        let (records, refs) = match self.body {
+            Body::Moved { records, refs } => return (records, refs),
+            Body::Received { records, refs } => (records, refs),
             // Timely moves packets within a process without serializing them, so an encoded one reaches its
             // owner only if a worker took a local owner for a remote one; decoding it keeps that correct.
             Body::Encoded { records, refs } => (
                 decode_records(&records).expect("this process encoded it"),
                 decode_refs(&refs).expect("this process encoded it"),
             ),
-        }
+        };
+        let refs = hashed(&records, refs, rules);
+        (records, refs)
     }
+}
+
+/// Each ref's key hash, as the worker that routed it computed it (from the same fields of the same record).
+fn hashed(records: &[FlowRecord], mut refs: Vec<Ref>, rules: &[CompiledRule]) -> Vec<Ref> {
+    for r in &mut refs {
+        let Some(rule) = rules.get(r.rule as usize) else {
+            panic!(
+                "a packet names rule {} of {}: the processes of this cluster run different definitions",
+                r.rule,
+                rules.len()
+            );
+        };
+        r.hash = rule.key_hash(&records[r.idx as usize], r.side, r.hop);
+    }
+    refs
 }
 
 /// The first byte of a record on the wire: which of its fields take the short form.
@@ -109,19 +138,22 @@ impl Flags {
     const SRC_V4: u8 = 1;
     /// The destination address is IPv4.
     const DST_V4: u8 = 2;
-    /// The end time is a 32-bit duration after the start, packets and bytes take 32 bits, and flows is 1
-    /// (omitted). Else the end time, packets and bytes take 64 bits and flows 32.
+    /// The start is a signed 32-bit offset from the packet's base time, the end a 32-bit duration after the
+    /// start, packets and bytes take 32 bits, and flows is 1 (omitted). Else the start, end, packets and bytes
+    /// take 64 bits and flows 32.
     const SHORT: u8 = 4;
     const ALL: u8 = 7;
 }
 
+/// The records' byte string opens with the packet's base time (the first record's start), 8 bytes.
+const BASE_BYTES: usize = 8;
 /// An IPv4 record in the short form: flags, two addresses, start, duration, packets, bytes, ports, protocol.
-const SHORT_BYTES: usize = 1 + 4 + 4 + 8 + 4 + 4 + 4 + 2 + 2 + 1;
+const SHORT_BYTES: usize = 1 + 4 + 4 + 4 + 4 + 4 + 4 + 2 + 2 + 1;
 /// The longest record: two IPv6 addresses, every field at full width.
 const LONG_BYTES: usize = 1 + 16 + 16 + 8 * 4 + 2 + 2 + 1 + 4;
-/// A ref: its key hash, its record's index in the packet (a packet holds at most one batch's records), and its
-/// side (bit 7) and hop. Its rule is in the header of its run (refs come grouped by rule).
-const REF_BYTES: usize = 8 + 2 + 1;
+/// A ref: its record's index in the packet (a packet holds at most one batch's records) and its side (bit 7)
+/// and hop. Its rule is in the header of its run (refs come grouped by rule); its hash is not sent.
+const REF_BYTES: usize = 2 + 1;
 /// The most records a packet holds: a ref's index has 16 bits (decoders hand over batches of 1,024).
 const MAX_RECORDS: usize = 1 << 16;
 /// A run of refs of one rule: the rule and how many refs follow.
@@ -135,77 +167,94 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-/// The short form's duration, packets and bytes, when the record fits it.
-fn short_fields(r: &FlowRecord) -> Option<(u32, u32, u32)> {
+/// The short form's start offset, duration, packets and bytes, when the record fits it.
+fn short_fields(r: &FlowRecord, base: u64) -> Option<(i32, u32, u32, u32)> {
+    let start = i32::try_from(r.first_ms.wrapping_sub(base) as i64).ok()?;
     let dur = u32::try_from(r.last_ms.checked_sub(r.first_ms)?).ok()?;
     (r.flows == 1).then_some(())?;
     Some((
+        start,
         dur,
         u32::try_from(r.packets).ok()?,
         u32::try_from(r.bytes).ok()?,
     ))
 }
 
-fn encode_record(r: &FlowRecord, out: &mut Vec<u8>) {
-    let (s4, d4, short) = (r.src.as_v4(), r.dst.as_v4(), short_fields(r));
-    if let (Some(s4), Some(d4), Some((dur, packets, bytes))) = (s4, d4, short) {
-        // Most records: every field at a fixed offset, stored in one move.
-        let mut b = [0u8; SHORT_BYTES];
-        b[0] = Flags::ALL;
-        b[1..5].copy_from_slice(&s4.to_le_bytes());
-        b[5..9].copy_from_slice(&d4.to_le_bytes());
-        b[9..17].copy_from_slice(&r.first_ms.to_le_bytes());
-        b[17..21].copy_from_slice(&dur.to_le_bytes());
-        b[21..25].copy_from_slice(&packets.to_le_bytes());
-        b[25..29].copy_from_slice(&bytes.to_le_bytes());
-        b[29..31].copy_from_slice(&r.src_port.to_le_bytes());
-        b[31..33].copy_from_slice(&r.dst_port.to_le_bytes());
-        b[33] = r.proto;
-        out.extend_from_slice(&b);
-        return;
+/// Writes a packet's records: its base time, then each record.
+struct RecordWriter {
+    out: Vec<u8>,
+    base: u64,
+}
+
+impl RecordWriter {
+    fn with_capacity(records: usize, base: u64) -> RecordWriter {
+        let mut out = Vec::with_capacity(BASE_BYTES + records * SHORT_BYTES);
+        out.extend_from_slice(&base.to_le_bytes());
+        RecordWriter { out, base }
     }
-    let mut b = [0u8; LONG_BYTES];
-    let mut at = 1;
-    let mut put = |bytes: &[u8]| {
-        b[at..at + bytes.len()].copy_from_slice(bytes);
-        at += bytes.len();
-    };
-    for (a, v4) in [(r.src, s4), (r.dst, d4)] {
-        match v4 {
-            Some(v4) => put(&v4.to_le_bytes()),
-            None => put(&a.0.to_le_bytes()),
+
+    fn push(&mut self, r: &FlowRecord) {
+        let (s4, d4, short) = (r.src.as_v4(), r.dst.as_v4(), short_fields(r, self.base));
+        if let (Some(s4), Some(d4), Some((start, dur, packets, bytes))) = (s4, d4, short) {
+            // Most records: every field at a fixed offset, stored in one move.
+            let mut b = [0u8; SHORT_BYTES];
+            b[0] = Flags::ALL;
+            b[1..5].copy_from_slice(&s4.to_le_bytes());
+            b[5..9].copy_from_slice(&d4.to_le_bytes());
+            b[9..13].copy_from_slice(&start.to_le_bytes());
+            b[13..17].copy_from_slice(&dur.to_le_bytes());
+            b[17..21].copy_from_slice(&packets.to_le_bytes());
+            b[21..25].copy_from_slice(&bytes.to_le_bytes());
+            b[25..27].copy_from_slice(&r.src_port.to_le_bytes());
+            b[27..29].copy_from_slice(&r.dst_port.to_le_bytes());
+            b[29] = r.proto;
+            self.out.extend_from_slice(&b);
+            return;
         }
-    }
-    put(&r.first_ms.to_le_bytes());
-    match short {
-        Some((dur, packets, bytes)) => {
-            for v in [dur, packets, bytes] {
-                put(&v.to_le_bytes());
+        let mut b = [0u8; LONG_BYTES];
+        let mut at = 1;
+        let mut put = |bytes: &[u8]| {
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        for (a, v4) in [(r.src, s4), (r.dst, d4)] {
+            match v4 {
+                Some(v4) => put(&v4.to_le_bytes()),
+                None => put(&a.0.to_le_bytes()),
             }
         }
-        None => {
-            for v in [r.last_ms, r.packets, r.bytes] {
-                put(&v.to_le_bytes());
+        match short {
+            Some((start, dur, packets, bytes)) => {
+                put(&start.to_le_bytes());
+                for v in [dur, packets, bytes] {
+                    put(&v.to_le_bytes());
+                }
             }
-            put(&r.flows.to_le_bytes());
+            None => {
+                for v in [r.first_ms, r.last_ms, r.packets, r.bytes] {
+                    put(&v.to_le_bytes());
+                }
+                put(&r.flows.to_le_bytes());
+            }
         }
+        put(&r.src_port.to_le_bytes());
+        put(&r.dst_port.to_le_bytes());
+        put(&[r.proto]);
+        let bit = |set: bool, flag: u8| if set { flag } else { 0 };
+        b[0] = bit(s4.is_some(), Flags::SRC_V4)
+            | bit(d4.is_some(), Flags::DST_V4)
+            | bit(short.is_some(), Flags::SHORT);
+        self.out.extend_from_slice(&b[..at]);
     }
-    put(&r.src_port.to_le_bytes());
-    put(&r.dst_port.to_le_bytes());
-    put(&[r.proto]);
-    let bit = |set: bool, flag: u8| if set { flag } else { 0 };
-    b[0] = bit(s4.is_some(), Flags::SRC_V4)
-        | bit(d4.is_some(), Flags::DST_V4)
-        | bit(short.is_some(), Flags::SHORT);
-    out.extend_from_slice(&b[..at]);
 }
 
 fn encode_records(records: &[FlowRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * SHORT_BYTES);
+    let mut out =
+        RecordWriter::with_capacity(records.len(), records.first().map_or(0, |r| r.first_ms));
     for r in records {
-        encode_record(r, &mut out);
+        out.push(r);
     }
-    out
+    out.out
 }
 
 /// Writes refs as runs of one rule each.
@@ -233,12 +282,9 @@ impl RefWriter {
             }
         }
         debug_assert!(r.side < 2 && r.hop < 128 && (r.idx as usize) < MAX_RECORDS);
-        // Built in registers, stored in one move: a copy per field cost 2 % of a cluster scan's CPU.
-        let mut b = [0u8; REF_BYTES];
-        b[..8].copy_from_slice(&r.hash.to_le_bytes());
-        b[8..10].copy_from_slice(&(r.idx as u16).to_le_bytes());
-        b[10] = r.side << 7 | r.hop;
-        self.out.extend_from_slice(&b);
+        let idx = (r.idx as u16).to_le_bytes();
+        self.out
+            .extend_from_slice(&[idx[0], idx[1], r.side << 7 | r.hop]);
     }
 
     fn close_run(&mut self) {
@@ -291,15 +337,23 @@ impl Cursor<'_> {
 /// The length of a record that starts with `flags`.
 fn record_len(flags: u8) -> usize {
     let addr = |v4: bool| if v4 { 4 } else { 16 };
-    let rest = if flags & Flags::SHORT != 0 {
-        4 * 3
+    let times_and_sizes = if flags & Flags::SHORT != 0 {
+        4 * 4
     } else {
-        8 * 3 + 4
+        8 * 4 + 4
     };
-    1 + addr(flags & Flags::SRC_V4 != 0) + addr(flags & Flags::DST_V4 != 0) + 8 + rest + 2 + 2 + 1
+    1 + addr(flags & Flags::SRC_V4 != 0)
+        + addr(flags & Flags::DST_V4 != 0)
+        + times_and_sizes
+        + 2
+        + 2
+        + 1
 }
 
-fn decode_records(mut bytes: &[u8]) -> Option<Vec<FlowRecord>> {
+fn decode_records(bytes: &[u8]) -> Option<Vec<FlowRecord>> {
+    let (base, mut bytes) = bytes.split_first_chunk::<BASE_BYTES>()?;
+    let base = u64::from_le_bytes(*base);
+    let start = |offset: i32| base.wrapping_add(offset as i64 as u64);
     let mut out = Vec::with_capacity(bytes.len() / SHORT_BYTES);
     while let Some(&flags) = bytes.first() {
         if flags > Flags::ALL {
@@ -308,17 +362,17 @@ fn decode_records(mut bytes: &[u8]) -> Option<Vec<FlowRecord>> {
         if let (Flags::ALL, Some((b, rest))) = (flags, bytes.split_first_chunk::<SHORT_BYTES>()) {
             // Most records: fixed offsets, no cursor.
             let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-            let first_ms = u64::from_le_bytes(b[9..17].try_into().expect("8 bytes"));
+            let first_ms = start(u32_at(9) as i32);
             out.push(FlowRecord {
                 src: Addr::v4(u32_at(1)),
                 dst: Addr::v4(u32_at(5)),
                 first_ms,
-                last_ms: first_ms.saturating_add(u32_at(17) as u64),
-                packets: u32_at(21) as u64,
-                bytes: u32_at(25) as u64,
-                src_port: u16::from_le_bytes([b[29], b[30]]),
-                dst_port: u16::from_le_bytes([b[31], b[32]]),
-                proto: b[33],
+                last_ms: first_ms.saturating_add(u32_at(13) as u64),
+                packets: u32_at(17) as u64,
+                bytes: u32_at(21) as u64,
+                src_port: u16::from_le_bytes([b[25], b[26]]),
+                dst_port: u16::from_le_bytes([b[27], b[28]]),
+                proto: b[29],
                 flows: 1,
                 ..FlowRecord::default()
             });
@@ -343,17 +397,18 @@ fn decode_records(mut bytes: &[u8]) -> Option<Vec<FlowRecord>> {
             addr(flags & Flags::SRC_V4 != 0),
             addr(flags & Flags::DST_V4 != 0),
         );
-        let first_ms = c.u64();
-        let (last_ms, packets, bytes, flows) = if flags & Flags::SHORT != 0 {
+        let (first_ms, last_ms, packets, bytes, flows) = if flags & Flags::SHORT != 0 {
+            let first_ms = start(c.u32() as i32);
             let dur = c.u32() as u64;
             (
+                first_ms,
                 first_ms.saturating_add(dur),
                 c.u32() as u64,
                 c.u32() as u64,
                 1,
             )
         } else {
-            (c.u64(), c.u64(), c.u64(), c.u32())
+            (c.u64(), c.u64(), c.u64(), c.u64(), c.u32())
         };
         out.push(FlowRecord {
             src,
@@ -372,6 +427,7 @@ fn decode_records(mut bytes: &[u8]) -> Option<Vec<FlowRecord>> {
     Some(out)
 }
 
+/// Refs without their hashes (the owner hashes their keys again: [`Packet::into_parts`]).
 fn decode_refs(mut bytes: &[u8]) -> Option<Vec<Ref>> {
     let mut out = Vec::with_capacity(bytes.len() / REF_BYTES);
     while let Some((head, rest)) = bytes.split_first_chunk::<RUN_BYTES>() {
@@ -380,11 +436,11 @@ fn decode_refs(mut bytes: &[u8]) -> Option<Vec<Ref>> {
         let (run, rest) = rest.split_at_checked(n * REF_BYTES)?;
         let (refs, _) = run.as_chunks::<REF_BYTES>();
         out.extend(refs.iter().map(|b| Ref {
-            hash: u64::from_le_bytes(b[..8].try_into().expect("8 of 11 bytes")),
-            idx: u16::from_le_bytes([b[8], b[9]]) as u32,
+            hash: 0,
+            idx: u16::from_le_bytes([b[0], b[1]]) as u32,
             rule,
-            side: b[10] >> 7,
-            hop: b[10] & 0x7f,
+            side: b[2] >> 7,
+            hop: b[2] & 0x7f,
         }));
         bytes = rest;
     }
@@ -400,7 +456,7 @@ impl Serialize for Packet {
                 t.serialize_element(&Bytes(records))?;
                 t.serialize_element(&Bytes(refs))?;
             }
-            Body::Moved { records, refs } => {
+            Body::Moved { records, refs } | Body::Received { records, refs } => {
                 assert!(
                     records.len() <= MAX_RECORDS,
                     "a packet of at most {MAX_RECORDS} records"
@@ -485,7 +541,7 @@ impl<'de> Deserialize<'de> for Packet {
                 }
                 Ok(Packet {
                     owner,
-                    body: Body::Moved { records, refs },
+                    body: Body::Received { records, refs },
                 })
             }
         }
@@ -553,22 +609,47 @@ mod tests {
         }
     }
 
+    /// The built-in rules, compiled.
+    fn rules() -> Vec<CompiledRule> {
+        crate::rules::Definitions::builtin()
+            .rules
+            .iter()
+            .map(CompiledRule::new)
+            .collect()
+    }
+
     #[test]
     fn packets_cross_intact() {
         let batch = batch();
+        let rules = rules();
         let v4 = |r: &FlowRecord| r.src.is_v4() && r.dst.is_v4();
-        assert!(batch.iter().any(|r| short_fields(r).is_some() && v4(r)));
-        assert!(batch.iter().any(|r| short_fields(r).is_some() && !v4(r)));
-        assert!(batch.iter().any(|r| short_fields(r).is_none() && v4(r)));
-        // Refs name records out of order and more than once.
+        let base = batch[0].first_ms;
+        assert!(batch
+            .iter()
+            .any(|r| short_fields(r, base).is_some() && v4(r)));
+        assert!(batch
+            .iter()
+            .any(|r| short_fields(r, base).is_some() && !v4(r)));
+        assert!(batch
+            .iter()
+            .any(|r| short_fields(r, base).is_none() && v4(r)));
+        // Refs name records out of order and more than once, in runs of one rule and a rule that comes back,
+        // each with its key's hash as the router computes it.
         let refs: Vec<Ref> = (0..80u32)
-            .map(|i| Ref {
-                hash: crate::hash::hash128(i as u128),
-                idx: i * 7 % 60,
-                // Runs of one rule, and a rule that comes back.
-                rule: (i / 9 % 7) as u16,
-                side: (i % 2) as u8,
-                hop: (i * 5 % 64) as u8,
+            .map(|i| {
+                let idx = i * 7 % 60;
+                let rule = (i / 9) as usize % rules.len();
+                let c = &rules[rule];
+                let rec = &batch[idx as usize];
+                let side = (i as u8) % c.sides();
+                let hop = (i as u8) % c.hops(rec);
+                Ref {
+                    hash: c.key_hash(rec, side, hop),
+                    idx,
+                    rule: rule as u16,
+                    side,
+                    hop,
+                }
             })
             .collect();
         let mut copied = Vec::new();
@@ -579,20 +660,38 @@ mod tests {
         assert_eq!(bytes, serde_json::to_vec(&moved).unwrap());
         let back: Packet = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.owner, 3);
-        let (records, back_refs) = back.into_parts();
+        let (records, back_refs) = back.into_parts(&rules);
         assert_eq!(records.len(), 60);
         assert_eq!(back_refs.len(), refs.len());
+        let fields = |r: &Ref| (r.hash, r.rule, r.side, r.hop);
         for (sent, got) in refs.iter().zip(&back_refs) {
-            let fields = |r: &Ref| (r.hash, r.rule, r.side, r.hop);
             assert_eq!(fields(sent), fields(got));
             assert_eq!(
                 owners_read(&batch[sent.idx as usize]),
                 records[got.idx as usize]
             );
         }
-        let (decoded, decoded_refs) = encoded.into_parts();
+        // An encoded packet that stays in its process is applied the same.
+        let (decoded, decoded_refs) = encoded.into_parts(&rules);
         assert_eq!(decoded, records);
-        assert_eq!(decoded_refs.len(), refs.len());
+        assert!(decoded_refs.iter().map(fields).eq(refs.iter().map(fields)));
+    }
+
+    #[test]
+    #[should_panic(expected = "different definitions")]
+    fn a_rule_this_process_does_not_have_is_refused() {
+        let batch = batch();
+        let refs = [Ref {
+            hash: 0,
+            idx: 0,
+            rule: 500,
+            side: 0,
+            hop: 0,
+        }];
+        let bytes =
+            serde_json::to_vec(&Packet::encoded(0, &batch, &refs, &mut Vec::new())).unwrap();
+        let back: Packet = serde_json::from_slice(&bytes).unwrap();
+        back.into_parts(&rules());
     }
 
     #[test]
@@ -619,6 +718,7 @@ mod tests {
         let refs = encode_refs(&refs);
         assert!(decode_refs(&refs[..refs.len() - 1]).is_none());
         assert!(decode_refs(&refs[..2]).is_none());
+        assert!(decode_records(&[0; BASE_BYTES - 1]).is_none());
     }
 
     #[test]
@@ -633,7 +733,7 @@ mod tests {
             })
             .collect();
         let back = decode_refs(&encode_refs(&refs)).unwrap();
-        let fields = |r: &Ref| (r.hash, r.idx, r.rule, r.side, r.hop);
+        let fields = |r: &Ref| (r.idx, r.rule, r.side, r.hop);
         assert!(refs.iter().map(fields).eq(back.iter().map(fields)));
     }
 }

@@ -9,7 +9,10 @@
 # throughput in M flows/s, then the ratios the issue sets targets for. The built-in rules, verify pass on.
 #
 #   benches/cluster.sh                      # N=2, RUNS=5, BASE=cc32b6f
-#   N=2 RUNS=7 BASE=cc32b6f benches/cluster.sh
+#   N=2 RUNS=7 BASE=1e177d7 benches/cluster.sh
+#
+# `flowsketch cluster` gives each of its N processes 1/N of --memory (they share the machine), so both sides of
+# the N x 1 / 1 x N ratio size their sketches and tables alike.
 #
 # The base is built once from `git archive BASE` in /tmp/flowsketch-bench/base-BASE (its own target folder).
 # Never run in CI.
@@ -44,10 +47,14 @@ for r in $(seq "$RUNS"); do
   for v in 0 1 2 3; do
     /usr/bin/time -f '%e %U %S' -a -o "$tmp/t$v" bash -c "$(declare -f run); tmp=$tmp N=$N FILE=$FILE run $v" > "$tmp/out$v" 2>/dev/null || true
   done
-  # Every variant reports the same findings.
-  for v in 1 2 3; do
-    cmp -s <(grep '"type":"finding"' "$tmp/out0") <(grep '"type":"finding"' "$tmp/out$v") || echo "round $r: ${variants[$v]} findings differ from ${variants[0]}" >&2
+  # This build reports the same findings in one process, on Timely and across processes. (The base may differ
+  # where the build changed what findings carry: say so once, it is not a cluster fault.)
+  for v in 2 3; do
+    cmp -s <(grep '"type":"finding"' "$tmp/out1") <(grep '"type":"finding"' "$tmp/out$v") || echo "round $r: ${variants[$v]} findings differ from ${variants[1]}" >&2
   done
+  if [ "$r" = 1 ] && ! cmp -s <(grep '"type":"finding"' "$tmp/out0") <(grep '"type":"finding"' "$tmp/out1"); then
+    echo "note: the base's finding records differ from this build's (what findings carry changed since $BASE)" >&2
+  fi
 done
 for v in 0 1 2 3; do
   grep -v '^Command' "$tmp/t$v" | awk '{ print $1, $2 + $3 }' > "$tmp/s$v"

@@ -232,7 +232,14 @@ fn hostfile(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
     (path, addresses)
 }
 
-fn scan_process(hosts: &Path, n: usize, p: usize, timeout: &str, paths: &[&Path]) -> Child {
+fn scan_process(
+    hosts: &Path,
+    n: usize,
+    p: usize,
+    timeout: &str,
+    flags: &[&str],
+    paths: &[&Path],
+) -> Child {
     bin()
         .args([
             "scan",
@@ -247,6 +254,7 @@ fn scan_process(hosts: &Path, n: usize, p: usize, timeout: &str, paths: &[&Path]
         .arg("-h")
         .arg(hosts)
         .args(["--connect-timeout", timeout])
+        .args(flags)
         .args(paths)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -273,7 +281,7 @@ fn an_unreachable_process_fails_the_scan_naming_it_within_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let (hosts, addresses) = hostfile(tmp.path(), 3);
     // Process 0 alone: processes 1 and 2 never connect.
-    let child = scan_process(&hosts, 3, 0, "2", &[&cap]);
+    let child = scan_process(&hosts, 3, 0, "2", &[], &[&cap]);
     let (out, took) = finish(child, Duration::from_secs(20), "process 0");
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -287,7 +295,7 @@ fn an_unreachable_process_fails_the_scan_naming_it_within_the_timeout() {
     );
     assert!(took < Duration::from_secs(15), "{took:?}");
     // Process 2 alone: it cannot reach process 0.
-    let child = scan_process(&hosts, 3, 2, "1", &[&cap]);
+    let child = scan_process(&hosts, 3, 2, "1", &[], &[&cap]);
     let (out, _) = finish(child, Duration::from_secs(20), "process 2");
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -302,8 +310,8 @@ fn a_process_that_dies_fails_the_scan_naming_it_without_findings() {
     let cap = capture(1_000_000);
     let tmp = tempfile::tempdir().unwrap();
     let (hosts, addresses) = hostfile(tmp.path(), 2);
-    let p0 = scan_process(&hosts, 2, 0, "5", &[&cap]);
-    let mut p1 = scan_process(&hosts, 2, 1, "5", &[&cap]);
+    let p0 = scan_process(&hosts, 2, 0, "5", &[], &[&cap]);
+    let mut p1 = scan_process(&hosts, 2, 1, "5", &[], &[&cap]);
     std::thread::sleep(Duration::from_millis(400));
     p1.kill().unwrap();
     let _ = p1.wait();
@@ -323,6 +331,51 @@ fn a_process_that_dies_fails_the_scan_naming_it_without_findings() {
         err.contains(&format!("process 1 at {}", addresses[1])),
         "{err}"
     );
+}
+
+#[test]
+fn processes_with_other_definitions_or_flags_are_refused_naming_them() {
+    let cap = capture(200_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("site.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nid = \"S1\"\nkey = \"src\"\ncount = \"distinct dst\"\nabove = 50\n",
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    for other in [&["-r", rules][..], &["--admit", "0.2"], &["--no-verify"]] {
+        let (hosts, addresses) = hostfile(tmp.path(), 2);
+        let p0 = scan_process(&hosts, 2, 0, "10", &[], &[&cap]);
+        let p1 = scan_process(&hosts, 2, 1, "10", other, &[&cap]);
+        let (out, _) = finish(p0, Duration::from_secs(30), "process 0");
+        let _ = finish(p1, Duration::from_secs(30), "process 1");
+        assert_eq!(out.status.code(), Some(2), "{other:?}");
+        assert!(out.stdout.is_empty(), "no findings from a refused cluster");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("process 1 at {}", addresses[1]))
+                && err.contains("other definitions or flags"),
+            "{other:?}: {err}"
+        );
+    }
+    // The same definitions and flags (--memory is each machine's own) connect.
+    let (hosts, _) = hostfile(tmp.path(), 2);
+    let p0 = scan_process(&hosts, 2, 0, "10", &["-r", rules], &[&cap]);
+    let p1 = scan_process(
+        &hosts,
+        2,
+        1,
+        "10",
+        &["-r", rules, "--memory", "64M"],
+        &[&cap],
+    );
+    let (out, _) = finish(p0, Duration::from_secs(60), "process 0");
+    assert!(finish(p1, Duration::from_secs(60), "process 1")
+        .0
+        .status
+        .success());
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
 }
 
 /// The index (`-p`) a child process of `launcher` was started with, for each child.

@@ -66,7 +66,9 @@ fn share_memory(command: &[String], n: usize) -> Result<Vec<String>, String> {
                 continue;
             }
         };
-        total = Some(parse_size(&value)?);
+        if total.replace(parse_size(&value)?).is_some() {
+            return Err("--memory is given more than once".into());
+        }
     }
     let total = total.unwrap_or(flowsketch::engine::DEFAULT_MEMORY);
     let each = total / n;
@@ -75,7 +77,7 @@ fn share_memory(command: &[String], n: usize) -> Result<Vec<String>, String> {
             "--memory of {total} bytes over {n} processes leaves less than 1M each"
         ));
     }
-    // After the subcommand, before any `--` that ends the flags.
+    // After the other flags, before any `--` that ends them.
     let at = out
         .iter()
         .position(|a| a == "--")
@@ -112,5 +114,16 @@ mod tests {
             .contains("less than 1M each"));
         assert!(share_memory(&args("scan --memory 2Q a.nf"), 1).is_err());
         assert!(share_memory(&args("scan a.nf --memory"), 1).is_err());
+        assert!(share_memory(&args("scan --memory 1G --memory=2G a.nf"), 2).is_err());
+    }
+
+    #[test]
+    fn the_shared_default_is_scans_default() {
+        use super::super::args::{Cli, Command};
+        use clap::Parser;
+        let Command::Scan(scan) = Cli::parse_from(["flowsketch", "scan", "a.nf"]).command else {
+            panic!("a scan");
+        };
+        assert_eq!(scan.memory, flowsketch::engine::DEFAULT_MEMORY);
     }
 }

@@ -226,6 +226,8 @@ impl Opened {
 
 /// What every worker of a process shares.
 pub struct Ctx {
+    /// What every process must agree on, checked when they connect.
+    fingerprint: u64,
     rules: Vec<Rule>,
     compiled: Vec<CompiledRule>,
     sizing: Sizing,
@@ -356,6 +358,7 @@ pub(crate) fn scan<C: DistinctCounter>(
     let rules = defs.rules.clone();
     let compiled: Vec<CompiledRule> = rules.iter().map(CompiledRule::new).collect();
     let ctx = Arc::new(Ctx {
+        fingerprint: fingerprint::<C>(defs, config, cluster),
         sizing: Sizing::plan(
             &compiled,
             cluster.workers,
@@ -391,6 +394,31 @@ pub(crate) fn scan<C: DistinctCounter>(
     }
 }
 
+/// What every process of a cluster must share: the definitions, the counter, the workers per process and the flags
+/// that change what is counted or reported (not `--memory` or the inputs, which are each machine's own). Processes
+/// that disagree would count each other's updates under other rules, so they refuse to connect.
+fn fingerprint<C>(defs: &Definitions, config: &ScanConfig, cluster: &ClusterConfig) -> u64 {
+    let scan = format!(
+        "{:?} {} {} {} {} {} {} {} {}",
+        defs.rules,
+        std::any::type_name::<C>(),
+        config.verify,
+        config.evidence,
+        config.export_sketches,
+        config.stats,
+        config.admit,
+        cluster.local_inputs,
+        cluster.workers,
+    );
+    scan.as_bytes()
+        .chunks(8)
+        .fold(crate::hash::SEED, |h, chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            crate::hash::combine(h, crate::hash::hash64(u64::from_le_bytes(word)))
+        })
+}
+
 /// Start the workers of this process on Timely, connected to the other processes, and wait for them.
 fn execute(
     cluster: &ClusterConfig,
@@ -409,8 +437,12 @@ fn execute(
                 Box::new(()),
             )
         } else {
-            let sockets =
-                net::connect_all(&cluster.addresses, cluster.process, cluster.connect_timeout)?;
+            let sockets = net::connect_all(
+                &cluster.addresses,
+                cluster.process,
+                cluster.connect_timeout,
+                ctx.fingerprint,
+            )?;
             die_on_lost_peers(cluster.addresses.clone(), cluster.process);
             let local = ProcessBuilder::new_typed_vector(
                 cluster.workers,
@@ -607,7 +639,7 @@ mod tests {
     #[test]
     fn connections_time_out_naming_the_process() {
         let addresses = launcher::free_addresses(2).unwrap();
-        let err = net::connect_all(&addresses, 1, Duration::from_millis(300)).unwrap_err();
+        let err = net::connect_all(&addresses, 1, Duration::from_millis(300), 7).unwrap_err();
         match err {
             ClusterError::Unreachable {
                 process, address, ..
@@ -616,7 +648,7 @@ mod tests {
             }
             e => panic!("{e}"),
         }
-        let err = net::connect_all(&addresses, 0, Duration::from_millis(300)).unwrap_err();
+        let err = net::connect_all(&addresses, 0, Duration::from_millis(300), 7).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("cluster: process 1 at {}", addresses[1])),

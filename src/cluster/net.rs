@@ -2,16 +2,18 @@
 //! address, connects to each process before it and accepts each process after it, within a deadline. Timely's own
 //! setup retries forever (and says so on standard output); this one names the process that could not be reached.
 //!
-//! Each connection starts with a greeting, so a process of another program, another run or another cluster size is
-//! refused at once rather than mistaken for a peer: `FLOWSKETCH_MAGIC`, the process count and the sender's index,
-//! as three little-endian u64.
+//! Each connection starts with a greeting, so a process of another program, another run, another cluster size or
+//! other definitions is refused at once rather than mistaken for a peer: `MAGIC`, the process count, the sender's
+//! index and the fingerprint of its scan (the definitions and the flags every process must share), as four
+//! little-endian u64.
 
 use super::ClusterError;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"fsketch1");
+const MAGIC: u64 = u64::from_le_bytes(*b"fsketch2");
+const HELLO_BYTES: usize = 4 * 8;
 /// How long to wait between attempts to reach a process that is not listening yet.
 const RETRY: Duration = Duration::from_millis(100);
 
@@ -21,6 +23,7 @@ pub fn connect_all(
     addresses: &[String],
     me: usize,
     timeout: Duration,
+    fingerprint: u64,
 ) -> Result<Vec<Option<TcpStream>>, ClusterError> {
     let n = addresses.len();
     let deadline = Instant::now() + timeout;
@@ -30,7 +33,13 @@ pub fn connect_all(
     })?;
     let mut sockets: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
     for (to, address) in addresses.iter().enumerate().take(me) {
-        sockets[to] = Some(connect(to, address, n, me, deadline, timeout)?);
+        sockets[to] = Some(connect(
+            to,
+            address,
+            [n as u64, me as u64, fingerprint],
+            deadline,
+            timeout,
+        )?);
     }
     listener
         .set_nonblocking(true)
@@ -49,7 +58,7 @@ pub fn connect_all(
                             .max(RETRY),
                     ))
                     .ok();
-                let mut hello = [0u8; 24];
+                let mut hello = [0u8; HELLO_BYTES];
                 // Something that connects and says nothing sensible is not a peer: wait on for the real one.
                 if stream.read_exact(&mut hello).is_err() {
                     continue;
@@ -68,6 +77,15 @@ pub fn connect_all(
                         message: format!(
                             "it says it is process {from} of {count}; this is process {me} of {n}"
                         ),
+                    });
+                }
+                if word(3) != fingerprint {
+                    return Err(ClusterError::Peer {
+                        process: from,
+                        address: addresses[from].clone(),
+                        message: "it scans with other definitions or flags than this process: give every \
+                                  process the same --rules file and the same scan flags"
+                            .into(),
                     });
                 }
                 stream.set_read_timeout(None).ok();
@@ -99,12 +117,12 @@ pub fn connect_all(
     Ok(sockets)
 }
 
-/// Connect to process `to` at `address`, retrying until `deadline`, and greet it.
+/// Connect to process `to` at `address`, retrying until `deadline`, and greet it with the process count, this
+/// process's index and its scan's fingerprint.
 fn connect(
     to: usize,
     address: &str,
-    n: usize,
-    me: usize,
+    greeting: [u64; 3],
     deadline: Instant,
     timeout: Duration,
 ) -> Result<TcpStream, ClusterError> {
@@ -128,8 +146,8 @@ fn connect(
             });
         match attempt {
             Ok(mut stream) => {
-                let mut hello = Vec::with_capacity(24);
-                for w in [MAGIC, n as u64, me as u64] {
+                let mut hello = Vec::with_capacity(HELLO_BYTES);
+                for w in [MAGIC].iter().chain(&greeting) {
                     hello.extend_from_slice(&w.to_le_bytes());
                 }
                 stream

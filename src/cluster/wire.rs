@@ -158,6 +158,8 @@ const REF_BYTES: usize = 2 + 1;
 const MAX_RECORDS: usize = 1 << 16;
 /// A run of refs of one rule: the rule and how many refs follow.
 const RUN_BYTES: usize = 2 + 2;
+// A hop takes 7 bits of a ref's last byte, its side (0 or 1) the eighth.
+const _: () = assert!(crate::rules::rule::MAX_HOPS < 128);
 
 struct Bytes<'a>(&'a [u8]);
 
@@ -557,7 +559,12 @@ mod tests {
     fn batch() -> Vec<FlowRecord> {
         (0..60u32)
             .map(|i| {
-                let first_ms = 1_764_126_000_000 + i as u64;
+                // Starts after and before the first record's, and some beyond 2^31 ms from it.
+                let first_ms = match i % 17 {
+                    16 => 1_764_126_000_000 + (3 << 31),
+                    15 => 1_764_126_000_000 - (3 << 31),
+                    _ => 1_764_126_000_000 + i as u64 * 997 % 5000 - 2500,
+                };
                 FlowRecord {
                     src: if i % 3 == 0 {
                         Addr(1 << 100 | i as u128)
@@ -583,7 +590,7 @@ mod tests {
                     },
                     src_port: i as u16,
                     dst_port: 65_535 - i as u16,
-                    proto: 6,
+                    proto: if i % 6 == 5 { 1 } else { 6 },
                     tcp_flags: 0x12,
                     src_tos: 7,
                     input: 1,
@@ -609,11 +616,21 @@ mod tests {
         }
     }
 
-    /// The built-in rules, compiled.
+    /// The built-in rules and rules of every other key form (`host` keys with two sides, prefixes, hopping
+    /// windows), compiled.
     fn rules() -> Vec<CompiledRule> {
+        let more = crate::rules::Definitions::parse(
+            "[[rule]]\nid = \"H\"\nkey = \"host\"\ncount = \"distinct dport\"\nabove = 5\n\
+             [[rule]]\nid = \"P\"\nkey = \"src/24/64,dport\"\ncount = \"distinct dst\"\nabove = 5\n\
+             [[rule]]\nid = \"W\"\nkey = \"dst\"\ncount = \"bytes\"\nabove = 5\nwindow = \"1m\"\nstep = \"10s\"\n",
+            "t",
+            None,
+        )
+        .unwrap();
         crate::rules::Definitions::builtin()
             .rules
             .iter()
+            .chain(&more.rules)
             .map(CompiledRule::new)
             .collect()
     }
@@ -635,7 +652,7 @@ mod tests {
             .any(|r| short_fields(r, base).is_none() && v4(r)));
         // Refs name records out of order and more than once, in runs of one rule and a rule that comes back,
         // each with its key's hash as the router computes it.
-        let refs: Vec<Ref> = (0..80u32)
+        let refs: Vec<Ref> = (0..200u32)
             .map(|i| {
                 let idx = i * 7 % 60;
                 let rule = (i / 9) as usize % rules.len();
@@ -663,6 +680,7 @@ mod tests {
         let (records, back_refs) = back.into_parts(&rules);
         assert_eq!(records.len(), 60);
         assert_eq!(back_refs.len(), refs.len());
+        assert!(refs.iter().any(|r| r.side == 1) && refs.iter().any(|r| r.hop > 1));
         let fields = |r: &Ref| (r.hash, r.rule, r.side, r.hop);
         for (sent, got) in refs.iter().zip(&back_refs) {
             assert_eq!(fields(sent), fields(got));
@@ -675,6 +693,29 @@ mod tests {
         let (decoded, decoded_refs) = encoded.into_parts(&rules);
         assert_eq!(decoded, records);
         assert!(decoded_refs.iter().map(fields).eq(refs.iter().map(fields)));
+    }
+
+    #[test]
+    fn refs_past_the_records_are_refused() {
+        let batch = batch();
+        let refs: Vec<Ref> = (0..3u32)
+            .map(|i| Ref {
+                hash: 0,
+                idx: i,
+                rule: 0,
+                side: 0,
+                hop: 0,
+            })
+            .collect();
+        let records = encode_records(&batch[..2]);
+        let json = |refs: &[Ref]| {
+            serde_json::to_vec(&(7u32, Bytes(&records), Bytes(&encode_refs(refs)))).unwrap()
+        };
+        assert!(serde_json::from_slice::<Packet>(&json(&refs[..2])).is_ok());
+        let err = serde_json::from_slice::<Packet>(&json(&refs))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 
     #[test]
@@ -698,14 +739,20 @@ mod tests {
     fn cut_or_foreign_packets_are_refused() {
         let batch = batch();
         let bytes = encode_records(&batch);
-        assert_eq!(decode_records(&bytes).map(|r| r.len()), Some(60));
+        let whole = decode_records(&bytes).unwrap();
+        assert_eq!(whole.len(), 60);
         for cut in 1..bytes.len() {
             // A cut either ends between records (and holds the records before it) or is refused.
             if let Some(r) = decode_records(&bytes[..cut]) {
                 assert_eq!(encode_records(&r).len(), cut, "cut at {cut}");
+                assert_eq!(r, whole[..r.len()], "cut at {cut}");
             }
         }
-        assert!(decode_records(&[Flags::ALL + 1]).is_none());
+        let first = BASE_BYTES + record_len(bytes[BASE_BYTES]);
+        let mut foreign = bytes[..first].to_vec();
+        assert!(decode_records(&foreign).is_some());
+        foreign[BASE_BYTES] = Flags::ALL + 1;
+        assert!(decode_records(&foreign).is_none());
         let refs: Vec<Ref> = (0..60u32)
             .map(|i| Ref {
                 hash: i as u64,

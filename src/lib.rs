@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod compare;
 pub mod engine;
 pub mod formats;
+pub mod fuzz;
 pub mod gen;
 pub mod hash;
 pub mod input;

@@ -9,7 +9,8 @@ mod crafted;
 use common::{bin, stderr};
 use crafted::*;
 use flowsketch::formats::nfcapd::{Compression, NfcapdFile};
-use flowsketch::formats::{bytes_from_vec, decode_all, fuzz};
+use flowsketch::formats::{bytes_from_vec, decode_all};
+use flowsketch::fuzz;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -752,6 +753,14 @@ fn fuzz_regressions_filter() {
 #[test]
 fn fuzz_regressions_definitions() {
     replay("definitions");
+}
+#[test]
+fn fuzz_regressions_state() {
+    replay("state");
+}
+#[test]
+fn fuzz_regressions_wire() {
+    replay("wire");
 }
 
 /// Write the reproducers of the cases above into fuzz/regressions (run by hand when they change:

@@ -516,3 +516,41 @@ fn real_captures_merged_equal_one_scan() {
     assert_eq!(summary["guarantee"], "verified", "{}", stderr(&merged));
     assert_eq!(got, want);
 }
+
+/// Write the seed inputs of the `state` fuzz target into fuzz/regressions/state (run by hand when the format
+/// changes: `cargo test --release --test state write_fuzz_regressions -- --ignored`): states of the built-in
+/// definitions under each counter that saves, and one whose section claims a terabyte (the reader asked the
+/// allocator for the claimed size up front, which fails where overcommit is strict).
+#[test]
+#[ignore]
+fn write_fuzz_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = Definitions::builtin();
+    let parts = [flows(&mut Rng::new(7), 300)];
+    for (name, counter) in [
+        ("compact", CounterKind::Compact),
+        ("exact", CounterKind::Exact),
+    ] {
+        let config = ScanConfig {
+            counter,
+            ..ScanConfig::default()
+        };
+        let bytes = part_states(tmp.path(), &defs, &parts, &config).remove(0);
+        std::fs::write(dir.join(format!("builtin-{name}")), &bytes).unwrap();
+        if name == "compact" {
+            // The first section's decompressed length, 2^40; its header's checksum made right.
+            let mut huge = bytes.clone();
+            let at = state::format::HEADER;
+            huge[at + 16..at + 24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+            state::format::refresh_checksums(&mut huge, state::fingerprint(&defs));
+            assert!(State::<Compact>::from_bytes(&huge, "huge", &defs)
+                .err()
+                .unwrap()
+                .what
+                .contains("decompresses to"));
+            std::fs::write(dir.join("section-claims-a-terabyte"), &huge).unwrap();
+        }
+    }
+}

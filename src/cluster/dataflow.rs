@@ -82,7 +82,9 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
                             let mut shard = sh.borrow_mut();
                             let shard = shard.as_mut().expect("the shard lives until pass 1 ends");
                             for p in packets.drain(..) {
-                                let (records, refs) = p.into_parts(&rules);
+                                let (records, refs) = p
+                                    .into_parts(&rules)
+                                    .unwrap_or_else(|e| panic!("cluster: {e}"));
                                 shard.apply(&rules, &records, &refs);
                             }
                         })
@@ -121,7 +123,9 @@ pub fn work<C: DistinctCounter, M: Meta>(worker: &mut Worker, ctx: &Ctx) -> Opti
                             let (cands, tallies) =
                                 t.as_mut().expect("candidates are set before any is sent");
                             for p in packets.drain(..) {
-                                let (records, refs) = p.into_parts(&rules);
+                                let (records, refs) = p
+                                    .into_parts(&rules)
+                                    .unwrap_or_else(|e| panic!("cluster: {e}"));
                                 tally(&rules, cands, tallies, &records, &refs);
                             }
                         })

@@ -19,7 +19,7 @@
 mod dataflow;
 pub mod launcher;
 mod net;
-mod wire;
+pub(crate) mod wire;
 
 use crate::engine::verify::{self, Reread};
 use crate::engine::{CompiledRule, ErrorLog, Input, InputError, NoSeen, ScanStats, Seen, Sizing};

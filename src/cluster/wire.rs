@@ -98,10 +98,11 @@ impl Packet {
         }
     }
 
-    /// The records and refs an owner applies, each ref with its key's hash under `rules`.
-    pub fn into_parts(self, rules: &[CompiledRule]) -> (Vec<FlowRecord>, Vec<Ref>) {
+    /// The records and refs an owner applies, each ref with its key's hash under `rules`; an error when a ref
+    /// names a rule `rules` does not have (a peer with other definitions, which the greeting refuses).
+    pub fn into_parts(self, rules: &[CompiledRule]) -> Result<(Vec<FlowRecord>, Vec<Ref>), String> {
         let (records, refs) = match self.body {
-            Body::Moved { records, refs } => return (records, refs),
+            Body::Moved { records, refs } => return Ok((records, refs)),
             Body::Received { records, refs } => (records, refs),
             // Timely moves packets within a process without serializing them, so an encoded one reaches its
             // owner only if a worker took a local owner for a remote one; decoding it keeps that correct.
@@ -110,24 +111,40 @@ impl Packet {
                 decode_refs(&refs).expect("this process encoded it"),
             ),
         };
-        let refs = hashed(&records, refs, rules);
-        (records, refs)
+        let refs = hashed(&records, refs, rules)?;
+        Ok((records, refs))
     }
 }
 
 /// Each ref's key hash, as the worker that routed it computed it (from the same fields of the same record).
-fn hashed(records: &[FlowRecord], mut refs: Vec<Ref>, rules: &[CompiledRule]) -> Vec<Ref> {
+fn hashed(
+    records: &[FlowRecord],
+    mut refs: Vec<Ref>,
+    rules: &[CompiledRule],
+) -> Result<Vec<Ref>, String> {
     for r in &mut refs {
         let Some(rule) = rules.get(r.rule as usize) else {
-            panic!(
+            return Err(format!(
                 "a packet names rule {} of {}: the processes of this cluster run different definitions",
                 r.rule,
                 rules.len()
-            );
+            ));
         };
-        r.hash = rule.key_hash(&records[r.idx as usize], r.side, r.hop);
+        let rec = &records[r.idx as usize];
+        // What the router could have sent: a side the rule's key has, a window the flow falls in.
+        if r.side >= rule.sides() || r.hop >= rule.hops(rec) {
+            return Err(format!(
+                "a packet names side {} and window {} of rule {}, which has {} and {} for its record",
+                r.side,
+                r.hop,
+                r.rule,
+                rule.sides(),
+                rule.hops(rec)
+            ));
+        }
+        r.hash = rule.key_hash(rec, r.side, r.hop);
     }
-    refs
+    Ok(refs)
 }
 
 /// The first byte of a record on the wire: which of its fields take the short form.
@@ -551,6 +568,28 @@ impl<'de> Deserialize<'de> for Packet {
     }
 }
 
+/// The fuzz target `wire`'s body (`crate::fuzz`): any bytes as a message of packets as Timely hands it over
+/// (bincode of a `Vec<Packet>`), applied under the built-in rules. Errors are fine, panics are not; returns the
+/// records received.
+pub fn fuzz(data: &[u8]) -> usize {
+    static RULES: std::sync::OnceLock<Vec<CompiledRule>> = std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        crate::rules::Definitions::builtin()
+            .rules
+            .iter()
+            .map(CompiledRule::new)
+            .collect()
+    });
+    let Ok(packets) = bincode::deserialize::<Vec<Packet>>(data) else {
+        return 0;
+    };
+    packets
+        .into_iter()
+        .filter_map(|p| p.into_parts(rules).ok())
+        .map(|(records, _)| records.len())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,7 +716,7 @@ mod tests {
         assert_eq!(bytes, serde_json::to_vec(&moved).unwrap());
         let back: Packet = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.owner, 3);
-        let (records, back_refs) = back.into_parts(&rules);
+        let (records, back_refs) = back.into_parts(&rules).unwrap();
         assert_eq!(records.len(), 60);
         assert_eq!(back_refs.len(), refs.len());
         assert!(refs.iter().any(|r| r.side == 1) && refs.iter().any(|r| r.hop > 1));
@@ -690,7 +729,7 @@ mod tests {
             );
         }
         // An encoded packet that stays in its process is applied the same.
-        let (decoded, decoded_refs) = encoded.into_parts(&rules);
+        let (decoded, decoded_refs) = encoded.into_parts(&rules).unwrap();
         assert_eq!(decoded, records);
         assert!(decoded_refs.iter().map(fields).eq(refs.iter().map(fields)));
     }
@@ -719,7 +758,45 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "different definitions")]
+    fn refs_the_router_could_not_have_sent_are_refused() {
+        let rules = rules();
+        let w = rules.iter().position(|c| {
+            c.hops(&FlowRecord {
+                first_ms: 1 << 40,
+                ..FlowRecord::default()
+            }) > 1
+        });
+        let w = w.expect("a rule with hopping windows") as u16;
+        let src = rules
+            .iter()
+            .position(|c| c.sides() == 1)
+            .expect("a one-sided key") as u16;
+        // A flow in the first window after time 0 falls in one window only; a `src` key has one side.
+        let batch = [FlowRecord {
+            first_ms: 5_000,
+            last_ms: 5_000,
+            ..FlowRecord::default()
+        }];
+        let at = |rule: u16, side: u8, hop: u8| {
+            let refs = [Ref {
+                hash: 0,
+                idx: 0,
+                rule,
+                side,
+                hop,
+            }];
+            let bytes =
+                serde_json::to_vec(&Packet::encoded(0, &batch, &refs, &mut Vec::new())).unwrap();
+            serde_json::from_slice::<Packet>(&bytes)
+                .unwrap()
+                .into_parts(&rules)
+        };
+        assert!(at(w, 0, 0).is_ok() && at(src, 0, 0).is_ok());
+        assert!(at(w, 0, 3).unwrap_err().contains("window 3"));
+        assert!(at(src, 1, 0).unwrap_err().contains("side 1"));
+    }
+
+    #[test]
     fn a_rule_this_process_does_not_have_is_refused() {
         let batch = batch();
         let refs = [Ref {
@@ -732,7 +809,11 @@ mod tests {
         let bytes =
             serde_json::to_vec(&Packet::encoded(0, &batch, &refs, &mut Vec::new())).unwrap();
         let back: Packet = serde_json::from_slice(&bytes).unwrap();
-        back.into_parts(&rules());
+        let err = back.into_parts(&rules()).unwrap_err();
+        assert!(
+            err.contains("rule 500 of") && err.contains("different definitions"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -782,5 +863,53 @@ mod tests {
         let back = decode_refs(&encode_refs(&refs)).unwrap();
         let fields = |r: &Ref| (r.idx, r.rule, r.side, r.hop);
         assert!(refs.iter().map(fields).eq(back.iter().map(fields)));
+    }
+
+    /// Write the seed inputs of the `wire` fuzz target into fuzz/regressions/wire (run by hand when the wire
+    /// changes: `cargo test --release --lib write_wire_fuzz_regressions -- --ignored`): messages as Timely
+    /// hands them over, whole, cut, and naming a rule the built-in definitions do not have.
+    #[test]
+    #[ignore]
+    fn write_wire_fuzz_regressions() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/wire");
+        std::fs::create_dir_all(&dir).unwrap();
+        let batch = batch();
+        let rules = rules();
+        let builtin = crate::rules::Definitions::builtin().rules.len();
+        let refs: Vec<Ref> = (0..120u32)
+            .map(|i| {
+                let rule = (i / 7) as usize % builtin;
+                Ref {
+                    hash: 0,
+                    idx: i * 7 % 60,
+                    rule: rule as u16,
+                    side: (i as u8) % rules[rule].sides(),
+                    hop: 0,
+                }
+            })
+            .collect();
+        let mut copied = Vec::new();
+        let mut message = |refs: &[Ref]| {
+            let (a, b) = refs.split_at(refs.len() / 2);
+            bincode::serialize(&vec![
+                Packet::encoded(1, &batch, a, &mut copied),
+                Packet::encoded(1, &batch, b, &mut copied),
+            ])
+            .unwrap()
+        };
+        let whole = message(&refs);
+        assert!(fuzz(&whole) > 60);
+        let foreign = message(&[Ref {
+            rule: 500,
+            ..refs[0]
+        }]);
+        assert_eq!(fuzz(&foreign), 0);
+        for (name, bytes) in [
+            ("two-packets", whole.clone()),
+            ("cut", whole[..whole.len() / 2].to_vec()),
+            ("foreign-rule", foreign),
+        ] {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
     }
 }

@@ -1,25 +1,10 @@
-//! The bodies of the fuzz targets (`fuzz/fuzz_targets/*.rs`), here so that `cargo test` replays the committed
-//! regression inputs (`fuzz/regressions/<target>/`) through exactly what the fuzzer ran. Each takes any bytes and
-//! must return: errors are fine, panics are not. Each returns the flows decoded, for tests that want some.
+//! The bodies of the readers' fuzz targets (`fuzz/fuzz_targets/*.rs`; all targets are listed in `crate::fuzz`).
+//! Each takes any bytes and must return: errors are fine, panics are not. Each returns the flows decoded, for
+//! tests that want some.
 
 use super::nfcapd::{v3_fast_path_agrees_near_shape, NfcapdFile, NfcapdStream};
 use super::{bytes_from_vec, open_stream, Decoder, Opener};
 use std::cell::RefCell;
-
-/// A target's body: any bytes in, the flows decoded out.
-pub type Body = fn(&[u8]) -> usize;
-
-/// Every target, by the name of its file under `fuzz/fuzz_targets` and `fuzz/regressions`.
-pub const TARGETS: &[(&str, Body)] = &[
-    ("nfcapd", nfcapd),
-    ("flowtools", flowtools),
-    ("netflow", netflow),
-    ("pcap", pcap),
-    ("csv", csv),
-    ("detect", detect),
-    ("filter", filter),
-    ("definitions", definitions),
-];
 
 thread_local! {
     // The decompression buffer a worker keeps for all its blocks. A fresh one per input cost a 5 MiB clear per

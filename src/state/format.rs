@@ -184,8 +184,10 @@ pub fn read(bytes: &[u8], file: &str) -> Result<(Header, Vec<Section>), StateErr
                 "corrupt: {name} (bytes {body}..{end}) fails its checksum"
             )));
         }
-        // The header said how long the payload is; zstd is asked for no more (a crafted frame cannot balloon).
-        let payload = zstd::bulk::decompress(data, raw.min(1 << 40) as usize)
+        // The header says how long the payload is; zstd is asked for no more, and memory follows what the frame
+        // really holds, not what the header claims (a buffer of the claimed size up front let 32 bytes of a
+        // header ask the allocator for a terabyte).
+        let payload = decompress(data, raw)
             .map_err(|e| err(format!("corrupt: {name} does not decompress: {e}")))?;
         if payload.len() as u64 != raw {
             return Err(err(format!(
@@ -203,6 +205,42 @@ pub fn read(bytes: &[u8], file: &str) -> Result<(Header, Vec<Section>), StateErr
         )));
     }
     Ok((header, sections))
+}
+
+/// At most `limit` bytes of the zstd frame `data`, grown as they come (one more byte shows a frame too long).
+fn decompress(data: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(
+        (limit as usize)
+            .min(data.len().saturating_mul(4))
+            .min(1 << 26),
+    );
+    zstd::stream::read::Decoder::with_buffer(data)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Make every checksum of `bytes` right (the header's, and each section's as far as the lengths lead), and give
+/// it the definitions fingerprint `fingerprint`: so that a fuzzer's changes reach what the checksums guard.
+pub fn refresh_checksums(bytes: &mut [u8], fingerprint: u64) {
+    if bytes.len() < HEADER {
+        return;
+    }
+    bytes[16..24].copy_from_slice(&fingerprint.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..24]);
+    bytes[24..28].copy_from_slice(&crc.to_le_bytes());
+    let mut at = HEADER;
+    while at + SECTION_HEADER <= bytes.len() {
+        let stored = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes"));
+        let body = at + SECTION_HEADER;
+        let end = (body as u64).saturating_add(stored).min(bytes.len() as u64) as usize;
+        let crc = crc32fast::hash(&bytes[body..end]);
+        bytes[at + 24..at + 28].copy_from_slice(&crc.to_le_bytes());
+        let hcrc = crc32fast::hash(&bytes[at..at + 28]);
+        bytes[at + 28..at + 32].copy_from_slice(&hcrc.to_le_bytes());
+        at = end;
+    }
 }
 
 fn printable(b: &[u8]) -> String {

@@ -860,3 +860,20 @@ impl<C: SavedCounter> State<C> {
         Ok(())
     }
 }
+
+/// The fuzz target `state`'s body (`crate::fuzz`): any bytes as a saved state of the built-in definitions, under
+/// every counter, as they are and with their checksums made right (so that changes reach decompression and the
+/// sections' decoders). Errors are fine, panics are not; returns the states that decoded.
+pub fn fuzz(data: &[u8]) -> usize {
+    static DEFS: std::sync::OnceLock<Definitions> = std::sync::OnceLock::new();
+    let defs = DEFS.get_or_init(Definitions::builtin);
+    let mut fixed = data.to_vec();
+    format::refresh_checksums(&mut fixed, fingerprint(defs));
+    let mut decoded = 0;
+    for bytes in [data, &fixed[..]] {
+        decoded += State::<Compact>::from_bytes(bytes, "fuzz", defs).is_ok() as usize
+            + State::<Exact>::from_bytes(bytes, "fuzz", defs).is_ok() as usize
+            + State::<Hllpp>::from_bytes(bytes, "fuzz", defs).is_ok() as usize;
+    }
+    decoded
+}

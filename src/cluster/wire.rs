@@ -8,7 +8,9 @@
 //! routed, so those fields arrive as their defaults. Most records take 30 bytes: IPv4 addresses in 4 bytes, the
 //! start as an offset from the packet's first, the end as a duration, packets and bytes in 32 bits, and one flow
 //! left implicit (see [`Flags`]). A ref takes 3 bytes: its record and its side and hop, its rule written once for
-//! each run of refs of one rule, and its key's hash computed again by the owner from the same fields.
+//! each run of refs of one rule, and its key's hash computed again by the owner from the same fields. An owner
+//! refuses a packet with a ref the router could not have sent (past its records, or a rule, side or window its
+//! record does not have); `fuzz/fuzz_targets/wire.rs` feeds it any bytes.
 
 use crate::engine::shard::Ref;
 use crate::engine::CompiledRule;

@@ -247,7 +247,8 @@ pub struct ClusterArgs {
     pub timeout: Option<f64>,
 
     /// The command each process runs: `scan` and its flags and paths (after `--`); the launcher adds -n, -p, -h
-    /// and -w, and replaces `{p}` in any argument with the process's index (with --local-inputs: `part{p}`).
+    /// and -w, gives each process 1/N of the scan's --memory (they share this machine), and replaces `{p}` in any
+    /// argument with the process's index (with --local-inputs: `part{p}`).
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }

@@ -398,25 +398,22 @@ pub(crate) fn scan<C: DistinctCounter>(
 /// that change what is counted or reported (not `--memory` or the inputs, which are each machine's own). Processes
 /// that disagree would count each other's updates under other rules, so they refuse to connect.
 fn fingerprint<C>(defs: &Definitions, config: &ScanConfig, cluster: &ClusterConfig) -> u64 {
-    let scan = format!(
-        "{:?} {} {} {} {} {} {} {} {}",
-        defs.rules,
-        std::any::type_name::<C>(),
-        config.verify,
-        config.evidence,
-        config.export_sketches,
-        config.stats,
-        config.admit,
-        cluster.local_inputs,
-        cluster.workers,
+    let mut h = crate::hash::Fingerprint(crate::state::fingerprint(defs));
+    let _ = std::fmt::write(
+        &mut h,
+        format_args!(
+            "{} {} {} {} {} {} {} {}",
+            std::any::type_name::<C>(),
+            config.verify,
+            config.evidence,
+            config.export_sketches,
+            config.stats,
+            config.admit,
+            cluster.local_inputs,
+            cluster.workers,
+        ),
     );
-    scan.as_bytes()
-        .chunks(8)
-        .fold(crate::hash::SEED, |h, chunk| {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            crate::hash::combine(h, crate::hash::hash64(u64::from_le_bytes(word)))
-        })
+    h.0
 }
 
 /// Start the workers of this process on Timely, connected to the other processes, and wait for them.

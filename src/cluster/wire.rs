@@ -65,37 +65,25 @@ impl Packet {
     }
 
     /// The same packet for an owner in another process, encoded straight from the batch: each record a ref names
-    /// is written once, and the refs point at the records in the order written.
+    /// is written once, and the refs (renumbered in place) point at the records in the order written.
     pub fn encoded(
         owner: usize,
         batch: &[FlowRecord],
-        refs: &[Ref],
+        refs: &mut [Ref],
         copied: &mut Vec<u32>,
     ) -> Packet {
         assert!(
             batch.len() <= MAX_RECORDS,
             "a batch of at most {MAX_RECORDS} records"
         );
-        copied.clear();
-        copied.resize(batch.len(), u32::MAX);
         let base = refs.first().map_or(0, |r| batch[r.idx as usize].first_ms);
         let mut records = RecordWriter::with_capacity(refs.len(), base);
-        let mut out = RefWriter::with_capacity(refs.len());
-        let mut written = 0u32;
-        for r in refs {
-            let at = &mut copied[r.idx as usize];
-            if *at == u32::MAX {
-                *at = written;
-                written += 1;
-                records.push(&batch[r.idx as usize]);
-            }
-            out.push(&Ref { idx: *at, ..*r });
-        }
+        crate::engine::name_records(batch, refs, copied, |r| records.push(r));
         Packet {
             owner: owner as u32,
             body: Body::Encoded {
                 records: records.out,
-                refs: out.finish(),
+                refs: encode_refs(refs),
             },
         }
     }
@@ -711,7 +699,7 @@ mod tests {
             })
             .collect();
         let mut copied = Vec::new();
-        let encoded = Packet::encoded(3, &batch, &refs, &mut copied);
+        let encoded = Packet::encoded(3, &batch, &mut refs.clone(), &mut copied);
         let moved = Packet::moved(3, &batch, &mut refs.clone(), &mut copied);
         // Built either way, a packet has the same bytes on the wire.
         let bytes = serde_json::to_vec(&encoded).unwrap();
@@ -787,8 +775,13 @@ mod tests {
                 side,
                 hop,
             }];
-            let bytes =
-                serde_json::to_vec(&Packet::encoded(0, &batch, &refs, &mut Vec::new())).unwrap();
+            let bytes = serde_json::to_vec(&Packet::encoded(
+                0,
+                &batch,
+                &mut refs.clone(),
+                &mut Vec::new(),
+            ))
+            .unwrap();
             serde_json::from_slice::<Packet>(&bytes)
                 .unwrap()
                 .into_parts(&rules)
@@ -808,8 +801,13 @@ mod tests {
             side: 0,
             hop: 0,
         }];
-        let bytes =
-            serde_json::to_vec(&Packet::encoded(0, &batch, &refs, &mut Vec::new())).unwrap();
+        let bytes = serde_json::to_vec(&Packet::encoded(
+            0,
+            &batch,
+            &mut refs.clone(),
+            &mut Vec::new(),
+        ))
+        .unwrap();
         let back: Packet = serde_json::from_slice(&bytes).unwrap();
         let err = back.into_parts(&rules()).unwrap_err();
         assert!(
@@ -894,8 +892,8 @@ mod tests {
         let mut message = |refs: &[Ref]| {
             let (a, b) = refs.split_at(refs.len() / 2);
             bincode::serialize(&vec![
-                Packet::encoded(1, &batch, a, &mut copied),
-                Packet::encoded(1, &batch, b, &mut copied),
+                Packet::encoded(1, &batch, &mut a.to_vec(), &mut copied),
+                Packet::encoded(1, &batch, &mut b.to_vec(), &mut copied),
             ])
             .unwrap()
         };

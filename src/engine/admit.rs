@@ -409,17 +409,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let refs: Vec<Ref> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Ref {
-                hash: rule.key_hash(r, 0, 0),
-                idx: i as u32,
-                rule: 0,
-                side: 0,
-                hop: 0,
-            })
-            .collect();
+        let refs = Ref::each_record(rule, &records);
         let (mut admitted, mut recheck) = (Vec::new(), Vec::new());
         for chunk in refs.chunks(700) {
             a.admit(rule, &records, chunk, &mut admitted, &mut recheck);

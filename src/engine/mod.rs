@@ -28,7 +28,7 @@ pub use errors::MAX_ERRORS_PER_INPUT;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-pub use worker::{copy_named, Job, Router};
+pub use worker::{copy_named, name_records, Job, Router};
 use worker::{Msg, Returned, Wiring};
 
 /// An opened input: its name for messages, and the decoder over its bytes.

@@ -16,6 +16,22 @@ pub struct Ref {
     pub hop: u8,
 }
 
+impl Ref {
+    /// For tests: a ref of rule 0's one key (side 0, no windows) for every record of `records`.
+    #[cfg(test)]
+    pub(crate) fn each_record(rule: &CompiledRule, records: &[FlowRecord]) -> Vec<Ref> {
+        (records.iter().enumerate())
+            .map(|(i, r)| Ref {
+                hash: rule.key_hash(r, 0, 0),
+                idx: i as u32,
+                rule: 0,
+                side: 0,
+                hop: 0,
+            })
+            .collect()
+    }
+}
+
 /// Which of `n` shards owns a key hash. Uses bits the tables do not use for buckets (low) or tags (top 7).
 #[inline]
 pub fn shard_of(hash: u64, n: usize) -> usize {
@@ -578,17 +594,7 @@ mod eviction_tests {
             table_budget: 60_000,
         };
         let mut shard = Shard::<Compact>::sized(&rules, &sizing);
-        let refs_of = |recs: &[FlowRecord]| -> Vec<Ref> {
-            (recs.iter().enumerate())
-                .map(|(i, r)| Ref {
-                    hash: rule.key_hash(r, 0, 0),
-                    idx: i as u32,
-                    rule: 0,
-                    side: 0,
-                    hop: 0,
-                })
-                .collect()
-        };
+        let refs_of = |recs: &[FlowRecord]| Ref::each_record(&rule, recs);
         let v6 = Addr(0x2001_0db8_0000_0000_0000_0000_0000_0001);
         for _ in 0..120 {
             let all: Vec<FlowRecord> = (0..870u32)

@@ -280,7 +280,7 @@ mod tests {
     use crate::rules::KeySpec;
     use std::collections::HashMap;
 
-    fn key(i: u32) -> AddrKey {
+    pub(super) fn key(i: u32) -> AddrKey {
         let r = FlowRecord {
             src: Addr::v4(i),
             ..Default::default()
@@ -432,20 +432,11 @@ mod epoch_tests {
 /// `retain` against a model, in small tables whose clusters wrap past the end (from a review of the change).
 #[cfg(test)]
 mod retain_model_tests {
+    use super::tests::key;
     use super::*;
     use crate::engine::key::{AddrKey, TableKey};
     use crate::gen::rng::Rng;
-    use crate::record::{Addr, FlowRecord};
-    use crate::rules::KeySpec;
     use std::collections::{HashMap, HashSet};
-
-    fn key(i: u32) -> AddrKey {
-        let r = FlowRecord {
-            src: Addr::v4(i),
-            ..Default::default()
-        };
-        AddrKey::extract(KeySpec::SRC, &r, 0, 0)
-    }
 
     /// Every entry's home and the slots up to it are occupied (linear probing's invariant), and `len` is right.
     fn check_invariant(t: &SlotTable<AddrKey, u64>) {

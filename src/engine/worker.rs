@@ -233,13 +233,27 @@ pub fn copy_named(
     records: &mut Vec<FlowRecord>,
     copied: &mut Vec<u32>,
 ) {
+    name_records(batch, refs, copied, |r| records.push(*r));
+}
+
+/// Hand each record of `batch` that `refs` name to `each`, once and in the order the refs first name them, and
+/// renumber the refs to that order. `copied` is working space.
+#[inline]
+pub fn name_records(
+    batch: &[FlowRecord],
+    refs: &mut [Ref],
+    copied: &mut Vec<u32>,
+    mut each: impl FnMut(&FlowRecord),
+) {
     copied.clear();
     copied.resize(batch.len(), u32::MAX);
+    let mut named = 0;
     for r in refs {
         let at = &mut copied[r.idx as usize];
         if *at == u32::MAX {
-            *at = records.len() as u32;
-            records.push(batch[r.idx as usize]);
+            *at = named;
+            named += 1;
+            each(&batch[r.idx as usize]);
         }
         r.idx = *at;
     }

@@ -146,17 +146,7 @@ pub fn counter_name(kind: u8) -> Option<&'static str> {
 /// rule's full description (id, filter, key, count, thresholds, lists, window), so any change to a rule, its
 /// lists or the build's reading of them gives another fingerprint.
 pub fn fingerprint(defs: &Definitions) -> u64 {
-    struct Fnv(u64);
-    impl std::fmt::Write for Fnv {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            for &b in s.as_bytes() {
-                self.0 ^= b as u64;
-                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            Ok(())
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = crate::hash::Fingerprint::default();
     for r in &defs.rules {
         let _ = std::fmt::write(&mut h, format_args!("{r:?}\n"));
     }
